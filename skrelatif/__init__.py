@@ -1,0 +1,13 @@
+"""skrelatif: explain scikit-learn predictions with training examples.
+
+Influence functions (Koh & Liang, 2017) and RelatIF (Barshan, Brunet &
+Dziugaite, 2020) for logistic regression, kernel SVMs and pipelines ending in
+them.
+"""
+
+from ._explainer import InfluenceExplainer
+from ._scoring import Explanation
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["Explanation", "InfluenceExplainer", "__version__"]

@@ -1,0 +1,149 @@
+"""Adapter for :class:`sklearn.linear_model.LogisticRegression` (L2 or no penalty).
+
+Objective (scikit-learn's own, with ``s_i`` = sample weight x class weight)::
+
+    F(theta) = C sum_i s_i l(y_i, f_i) + 1/2 ||W||^2,   f_i = W x_i + b
+
+Binary models have one output ``f`` and ``l = log(1 + exp(f)) - y f`` with
+``y`` in {0, 1}; multiclass models are multinomial (softmax over K outputs) and
+``l = -log p_y``. The liblinear solver also penalises the intercept, through a
+constant feature ``intercept_scaling``: ``1/2 (b / intercept_scaling)^2``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+from scipy.special import expit, logsumexp
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.class_weight import compute_class_weight
+
+from ._linear import LinearModelAdapter
+
+
+class LogisticRegressionAdapter(LinearModelAdapter):
+    estimator_types = (LogisticRegression,)
+
+    def check_estimator(self) -> None:
+        est = self.estimator
+        n_classes = len(est.classes_)
+        penalty = getattr(est, "penalty", "deprecated")
+        l1_ratio = getattr(est, "l1_ratio", None)
+        if np.isinf(est.C) or penalty is None:
+            return  # no penalty at all
+        smooth = (
+            (penalty == "deprecated" and l1_ratio in (None, 0))
+            or penalty == "l2"
+            or (penalty == "elasticnet" and l1_ratio == 0)
+        )
+        if not smooth:
+            shown = f"penalty={penalty!r}, " if penalty != "deprecated" else ""
+            raise ValueError(
+                f"LogisticRegression with {shown}l1_ratio={l1_ratio!r} has an L1 "
+                "(or elastic-net) penalty, which is not twice differentiable, so "
+                "influence functions are not defined for it. Only the L2 penalty "
+                "(l1_ratio=0) or no penalty (C=np.inf) is supported."
+            )
+        multi_class = getattr(est, "multi_class", "deprecated")  # scikit-learn < 1.8
+        ovr = multi_class == "ovr" or (
+            multi_class in ("auto", "deprecated") and est.solver == "liblinear"
+        )
+        if n_classes > 2 and ovr:
+            raise ValueError(
+                "One-vs-rest multiclass LogisticRegression is not supported; "
+                "refit it as a multinomial model (the default with solver='lbfgs')."
+            )
+        if n_classes == 2 and multi_class == "multinomial":
+            raise ValueError(
+                "A binary LogisticRegression fitted with multi_class='multinomial' "
+                "is not supported; refit it with the default multi_class."
+            )
+
+    # -- parameters ------------------------------------------------------------------
+    @property
+    def coef(self):
+        return np.asarray(self.estimator.coef_, dtype=float)
+
+    @property
+    def intercept(self):
+        return np.asarray(self.estimator.intercept_, dtype=float)
+
+    @property
+    def fit_intercept(self):
+        return bool(self.estimator.fit_intercept)
+
+    @property
+    def inverse_penalty(self):
+        est = self.estimator
+        return np.inf if getattr(est, "penalty", "l2") is None else float(est.C)
+
+    @property
+    def intercept_penalty(self):
+        est = self.estimator
+        if est.solver == "liblinear":
+            return 1.0 / est.intercept_scaling**2
+        return 0.0
+
+    @property
+    def shift_invariant(self):
+        return self.n_outputs > 1
+
+    def sample_weights(self, y_encoded, sample_weight):
+        """``s_i``: sample weight times the class weight of example i's class."""
+        est = self.estimator
+        weights = (
+            np.ones(len(y_encoded)) if sample_weight is None else sample_weight.copy()
+        )
+        if est.class_weight is not None:
+            y = self.classes_[y_encoded]
+            kwargs = {}
+            if "sample_weight" in inspect.signature(compute_class_weight).parameters:
+                kwargs["sample_weight"] = sample_weight
+            class_weight = compute_class_weight(
+                est.class_weight, classes=self.classes_, y=y, **kwargs
+            )
+            weights *= class_weight[y_encoded]
+        return weights
+
+    def fit(self, X, y_encoded, sample_weight, **kwargs):
+        return super().fit(
+            X, y_encoded, self.sample_weights(y_encoded, sample_weight), **kwargs
+        )
+
+    # -- the loss ----------------------------------------------------------------------
+    def residuals(self, F, y):
+        if self.n_outputs == 1:
+            # r = expit(f) - y: +expit(f) for y = 0 and -expit(-f) for y = 1.
+            f = F[:, 0]
+            positive = y == 1
+            direction = np.where(positive, -1.0, 1.0)[:, None]
+            return direction, expit(np.where(positive, -f, f))
+        # r = p - e_y: p_k for k != y and -(sum of the other p_k) for the true class,
+        # computed relative to the largest other log-probability so that neither
+        # the direction nor the norm underflows or cancels.
+        rows = np.arange(len(y))
+        log_proba = F - logsumexp(F, axis=1, keepdims=True)
+        log_proba[rows, y] = -np.inf
+        top = log_proba.max(axis=1, keepdims=True)
+        scaled = np.exp(log_proba - top)
+        scaled[rows, y] = -scaled.sum(axis=1)
+        size = np.linalg.norm(scaled, axis=1)
+        return scaled / size[:, None], np.exp(top[:, 0]) * size
+
+    def curvature(self, F):
+        if self.n_outputs == 1:
+            return (expit(F) * expit(-F)), None
+        proba = np.exp(F - logsumexp(F, axis=1, keepdims=True))
+        return proba, proba  # diag(p) - p p^T
+
+    def losses(self, F, y):
+        if self.n_outputs == 1:
+            f = F[:, 0]
+            return np.logaddexp(0.0, np.where(y == 1, -f, f))
+        return logsumexp(F, axis=1) - F[np.arange(len(y)), y]
+
+    def predict_from_decision(self, F):
+        if self.n_outputs == 1:
+            return (F[:, 0] > 0).astype(np.intp)
+        return F.argmax(axis=1)

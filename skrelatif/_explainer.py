@@ -1,0 +1,363 @@
+"""The :class:`InfluenceExplainer` estimator."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._adapters import METHODS, ModelAdapter, find_adapter
+from ._scoring import Explanation, score_matrix, top_k
+
+try:  # scikit-learn >= 1.6
+    from sklearn.frozen import FrozenEstimator
+except ImportError:  # pragma: no cover
+    FrozenEstimator = ()
+
+
+def _unfreeze(estimator: Any) -> Any:
+    while isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
+    return estimator
+
+
+def _final_step(model: Any) -> Any:
+    model = _unfreeze(model)
+    if isinstance(model, Pipeline):
+        return _final_step(model.steps[-1][1])
+    return model
+
+
+def _is_fitted(model: Any) -> bool:
+    try:
+        check_is_fitted(_unfreeze(model))
+    except NotFittedError:
+        return False
+    return True
+
+
+class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Explain a classifier's predictions with the training examples behind them.
+
+    For a test point ``t`` and a training example ``i``, the score says how
+    much ``i`` supports the label explained for ``t`` (the prediction, unless
+    labels are given): positive scores are *proponents* (removing ``i`` would
+    raise the test loss), negative scores *opponents*. With ``g`` the gradient
+    of an example's loss at the fitted parameters, ``H`` the Hessian of the
+    training objective ``F = C sum_i s_i l_i + 1/2 ||w||^2`` (plus
+    ``damping * I``) and ``s_i`` the example's sample x class weight:
+
+    - ``"if"`` (influence function, Koh & Liang 2017):
+      ``C s_i g_t^T H^-1 g_i``, the first-order change of the test loss when
+      ``i`` is removed and the model refitted;
+    - ``"theta-relatif"``: ``g_t^T H^-1 g_i / ||H^-1 g_i||``, that change per
+      unit of parameter change (Barshan et al. 2020);
+    - ``"l-relatif"``: ``g_t^T H^-1 g_i / sqrt(g_i^T H^-1 g_i)``, that change
+      relative to the example's effect on all training losses.
+
+    RelatIF scores discount examples with a large global influence (outliers,
+    mislabelled points), so they favour typical examples of the explained class.
+    They depend on ``g_i`` only through its direction, which is computed without
+    underflow: an example the model fits with near certainty still gets a
+    finite score, and only an example whose gradient direction is exactly zero
+    (all-zero features and no intercept) scores 0.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    model : estimator
+        A :class:`~sklearn.linear_model.LogisticRegression` (L2 or no
+        penalty; binary or multinomial), or a
+        :class:`~sklearn.pipeline.Pipeline` whose last step is one (its earlier
+        steps transform X first), or a
+        :class:`~sklearn.frozen.FrozenEstimator` of either. A fitted model is
+        used as is and never modified or refitted; an unfitted one is cloned
+        and fitted in :meth:`fit`.
+    method : {"if", "theta-relatif", "l-relatif"}, default="l-relatif"
+        The score.
+    hessian : {"exact", "identity"}, default="exact"
+        ``"exact"``: the closed-form Hessian of the training objective,
+        factorised once (Cholesky). ``"identity"``: ``H = I``, plain gradient
+        similarity (the baseline of Barshan et al., Fig. 6).
+    damping : float, default=0.0
+        ``lambda >= 0`` added to the Hessian's diagonal, ``H + lambda I``.
+        Needed when the Hessian is singular (e.g. ``C=np.inf`` with collinear
+        features).
+    n_jobs : int, default=None
+        Number of joblib jobs over chunks of training examples. ``None`` means
+        1 unless in a :func:`joblib.parallel_config` context. Chunks are sized
+        by scikit-learn's ``working_memory``; results do not depend on either.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted model that is explained (``model`` itself when it was fitted).
+    self_influence_ : ndarray of shape (n_train,)
+        ``C s_i g_i^T H^-1 g_i``: the predicted rise of example ``i``'s own
+        loss when it is removed; large for outliers and mislabelled examples.
+    classes_ : ndarray of shape (n_classes,)
+        The model's classes.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when X has feature names that are all strings.
+
+    See Also
+    --------
+    skrelatif.Explanation : The result of :meth:`explain`.
+
+    References
+    ----------
+    .. [1] P. W. Koh and P. Liang. Understanding black-box predictions via
+       influence functions. ICML 2017.
+    .. [2] E. Barshan, M.-E. Brunet and G. K. Dziugaite. RelatIF: Identifying
+       explanatory training examples via relative influence. AISTATS 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skrelatif import InfluenceExplainer
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8))
+    >>> model = model.fit(X[:400], y[:400])
+    >>> explainer = InfluenceExplainer(model, method="l-relatif").fit(X[:400], y[:400])
+    >>> scores = explainer.transform(X[400:403])
+    >>> scores.shape
+    (3, 400)
+    >>> e = explainer.explain(X[400:403], k=2)
+    >>> e.proponents.shape, e.target.shape
+    ((3, 2), (3,))
+    >>> bool((e.proponent_scores[:, 0] == scores.max(axis=1)).all())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "model": [HasMethods(["fit"])],
+        "method": [StrOptions(set(METHODS))],
+        "hessian": [StrOptions({"exact", "identity"})],
+        "damping": [Interval(Real, 0, None, closed="left")],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        method: str = "l-relatif",
+        hessian: str = "exact",
+        damping: float = 0.0,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.model = model
+        self.method = method
+        self.hessian = hessian
+        self.damping = damping
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> InfluenceExplainer:
+        """Prepare the explanations of ``model`` trained on ``X, y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The training data of the model (raw input for a pipeline).
+        y : array-like of shape (n_samples,)
+            The training labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The sample weights the model was (or is to be) trained with.
+
+        Returns
+        -------
+        self : InfluenceExplainer
+            The fitted explainer.
+        """
+        self._validate_params()
+        adapter_class = find_adapter(_final_step(self.model))
+        is_pipeline = isinstance(_unfreeze(self.model), Pipeline)
+        if is_pipeline:
+            validate_data(self, X, skip_check_array=True)
+            y = column_or_1d(y, warn=True)
+            check_consistent_length(X, y)
+        else:
+            X, y = self._check_X(X, y=y, reset=True)
+        if y.shape[0] == 0:
+            raise ValueError("Found an empty y: fit needs at least one sample.")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+
+        if _is_fitted(self.model):
+            estimator = self.model
+        else:
+            estimator = clone(self.model)
+            fit_params = {}
+            if sample_weight is not None:
+                key = f"{estimator.steps[-1][0]}__sample_weight" if is_pipeline else "sample_weight"
+                fit_params[key] = sample_weight
+            estimator.fit(X, y, **fit_params)
+        final = _final_step(estimator)
+        adapter = adapter_class(final)
+        if adapter.hessian_options is not None and self.hessian not in adapter.hessian_options:
+            raise ValueError(
+                f"hessian={self.hessian!r} is not available for "
+                f"{type(final).__name__}; use one of {list(adapter.hessian_options)}."
+            )
+        Xt = self._model_input(X, estimator, final)
+        y_encoded = adapter.encode_labels(y, what="y")
+        adapter.fit(
+            Xt,
+            y_encoded,
+            sample_weight,
+            method=self.method,
+            hessian=self.hessian,
+            damping=float(self.damping),
+            n_jobs=self.n_jobs,
+            verbose=0,
+        )
+        self.estimator_ = estimator
+        self._adapter: ModelAdapter = adapter
+        self._train_target = np.asarray(y)
+        self.classes_ = adapter.classes_
+        self.self_influence_ = adapter.self_influence_
+        self._n_features_out = adapter.n_train_
+        return self
+
+    def _check_X(self, X, *, y=None, reset):
+        check_params = dict(
+            accept_sparse=("csr", "csc"),
+            dtype=np.float64,
+            ensure_all_finite=True,
+        )
+        if y is None:
+            return validate_data(self, X, reset=reset, **check_params)
+        return validate_data(self, X, y, reset=reset, **check_params)
+
+    def _model_input(self, X, estimator, final):
+        """The final estimator's input: X through the pipeline's earlier steps."""
+        estimator = _unfreeze(estimator)
+        if isinstance(estimator, Pipeline):
+            X = estimator[:-1].transform(X)
+        Xt = check_array(
+            X,
+            accept_sparse="csr",
+            dtype=np.float64,
+            ensure_all_finite=True,
+        )
+        expected = getattr(final, "n_features_in_", Xt.shape[1])
+        if Xt.shape[1] != expected:
+            raise ValueError(
+                f"X has {Xt.shape[1]} features after the pipeline's transforms, but "
+                f"{type(final).__name__} was fitted on {expected} features."
+            )
+        return Xt
+
+    # -- explaining --------------------------------------------------------------------
+    def _test_input(self, X, y):
+        check_is_fitted(self)
+        if isinstance(_unfreeze(self.estimator_), Pipeline):
+            validate_data(self, X, skip_check_array=True, reset=False)
+        else:
+            X = self._check_X(X, reset=False)
+        Xt = self._model_input(X, self.estimator_, self._adapter.estimator)
+        if Xt.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        if y is None:
+            y_encoded = self._adapter.predict_encoded(Xt)
+        else:
+            y = column_or_1d(y, warn=True)
+            check_consistent_length(Xt, y)
+            y_encoded = self._adapter.encode_labels(y, what="y")
+        return Xt, y_encoded
+
+    def transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Score every training example for every row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            The points to explain.
+        y : array-like of shape (n_test,), default=None
+            The labels to explain; the model's predictions when None.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_test, n_train)
+            ``scores[t, i]``: the score of training example ``i`` for test point
+            ``t`` (positive: proponent). For many test points prefer
+            :meth:`explain`, which never holds the whole matrix.
+        """
+        Xt, y_encoded = self._test_input(X, y)
+        return score_matrix(self._adapter, Xt, y_encoded, n_jobs=self.n_jobs)
+
+    def explain(self, X: Any, y: Any = None, k: int = 5) -> Explanation:
+        """The ``k`` strongest proponents and opponents of each row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            The points to explain.
+        y : array-like of shape (n_test,), default=None
+            The labels to explain; the model's predictions when None.
+        k : int, default=5
+            How many proponents and opponents to return per point.
+
+        Returns
+        -------
+        explanation : Explanation
+            ``proponents``/``opponents`` (training indices) and their scores,
+            each of shape (n_test, k), strongest first; ``target``, the labels
+            explained.
+        """
+        check_is_fitted(self)
+        n_candidates = (
+            self._adapter.n_train_
+            if self._adapter.candidates_ is None
+            else len(self._adapter.candidates_)
+        )
+        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n_candidates:
+            raise ValueError(
+                f"k must be an integer between 1 and the number of training examples "
+                f"that can be scored ({n_candidates}); got k={k!r}."
+            )
+        Xt, y_encoded = self._test_input(X, y)
+        proponents, proponent_scores, opponents, opponent_scores = top_k(
+            self._adapter, Xt, y_encoded, int(k), n_jobs=self.n_jobs
+        )
+        return Explanation(
+            proponents=proponents,
+            proponent_scores=proponent_scores,
+            opponents=opponents,
+            opponent_scores=opponent_scores,
+            target=self.classes_[y_encoded],
+            method=self.method,
+            train_target=self._train_target,
+        )

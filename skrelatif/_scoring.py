@@ -1,0 +1,219 @@
+"""Streaming score computation and top-k selection over training chunks.
+
+Scores are ``adapter.cross(...) * adapter.train_scale_`` (see
+:mod:`skrelatif._adapters._base`). Test points are processed in batches and
+training examples in chunks sized by scikit-learn's ``working_memory``; the
+chunks of one test batch are dispatched with joblib. ``explain`` keeps only a
+running top-k per chunk, so the full (n_test, n_train) matrix never exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.utils import gen_batches
+
+from ._utils import chunk_size, chunk_slices, parallel_map
+
+
+def _scores_chunk(cross, test_state, payload, scale):
+    return cross(test_state, *payload) * scale
+
+
+def best_k(scores: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest ``scores`` per row, largest first, ties to the smaller index.
+
+    ``index`` (increasing) gives the training index of each column. Returns
+    (indices, scores), each of shape (n_rows, min(k, n_columns)).
+    """
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    if k < n_cols:
+        chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, chosen, axis=1).min(axis=1)
+        # Rows where the k-th value is tied with an unchosen column: take the
+        # smallest indices among the ties (a stable sort; rare outside SVMs).
+        tied = np.count_nonzero(scores >= kth[:, None], axis=1) > k
+        if tied.any():
+            chosen[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    else:
+        chosen = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
+    return _sorted(index[chosen], np.take_along_axis(scores, chosen, axis=1), k)
+
+
+def _sorted(indices, scores, k):
+    order = np.lexsort((indices, -scores), axis=-1)[:, :k]
+    return np.take_along_axis(indices, order, 1), np.take_along_axis(scores, order, 1)
+
+
+def _top_k_chunk(cross, test_state, payload, scale, index, k):
+    scores = cross(test_state, *payload) * scale
+    top = best_k(scores, index, k)
+    bottom_index, bottom = best_k(-scores, index, k)
+    return top, (bottom_index, -bottom)
+
+
+def _test_batches(adapter, n_test: int) -> list[slice]:
+    return chunk_slices(n_test, adapter.test_row_bytes())
+
+
+def _train_chunks(adapter, n_test_batch: int) -> list[np.ndarray]:
+    """Chunks of candidate training indices for one test batch."""
+    candidates = adapter.candidates_
+    if candidates is None:
+        candidates = np.arange(adapter.n_train_)
+    size = chunk_size(adapter.cross_bytes_per_pair() * n_test_batch, len(candidates))
+    return [candidates[rows] for rows in gen_batches(len(candidates), size)]
+
+
+def _as_rows(index: np.ndarray) -> np.ndarray | slice:
+    """A contiguous index array as a slice (cheaper row selection)."""
+    if len(index) and index[-1] - index[0] + 1 == len(index):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+def score_matrix(adapter, X, y_encoded, *, n_jobs=None) -> np.ndarray:
+    """The dense (n_test, n_train) score matrix."""
+    n_test = X.shape[0]
+    scores = np.zeros((n_test, adapter.n_train_))
+    for tests in _test_batches(adapter, n_test):
+        state = adapter.prepare_test(X[tests], y_encoded[tests])
+        chunks = _train_chunks(adapter, tests.stop - tests.start)
+        blocks = parallel_map(
+            _scores_chunk,
+            (
+                (
+                    adapter.cross,
+                    state,
+                    adapter.train_chunk(_as_rows(rows)),
+                    adapter.train_scale_[rows],
+                )
+                for rows in chunks
+            ),
+            n_jobs=n_jobs,
+        )
+        for rows, block in zip(chunks, blocks):
+            scores[tests, _as_rows(rows)] = block
+    return scores
+
+
+def top_k(adapter, X, y_encoded, k, *, n_jobs=None):
+    """Top-k proponents and opponents per test point, streamed over chunks."""
+    n_test = X.shape[0]
+    parts: dict[str, list] = {"top": [], "bottom": []}
+    for tests in _test_batches(adapter, n_test):
+        state = adapter.prepare_test(X[tests], y_encoded[tests])
+        chunks = _train_chunks(adapter, tests.stop - tests.start)
+        results = list(
+            parallel_map(
+                _top_k_chunk,
+                (
+                    (
+                        adapter.cross,
+                        state,
+                        adapter.train_chunk(_as_rows(rows)),
+                        adapter.train_scale_[rows],
+                        rows,
+                        k,
+                    )
+                    for rows in chunks
+                ),
+                n_jobs=n_jobs,
+            )
+        )
+        top_index, top = (np.hstack(a) for a in zip(*(r[0] for r in results)))
+        bottom_index, bottom = (np.hstack(a) for a in zip(*(r[1] for r in results)))
+        parts["top"].append(_sorted(top_index, top, k))
+        parts["bottom"].append(_sorted(bottom_index, -bottom, k))
+    proponents, proponent_scores = (np.vstack(a) for a in zip(*parts["top"]))
+    opponents, opponent_negscores = (np.vstack(a) for a in zip(*parts["bottom"]))
+    return proponents, proponent_scores, opponents, -opponent_negscores
+
+
+@dataclass(repr=False)
+class Explanation:
+    """Top-k training examples for each explained test point.
+
+    Attributes
+    ----------
+    proponents : ndarray of shape (n_test, k)
+        Training indices with the largest scores (they support ``target``),
+        strongest first.
+    proponent_scores : ndarray of shape (n_test, k)
+    opponents : ndarray of shape (n_test, k)
+        Training indices with the most negative scores, most negative first.
+    opponent_scores : ndarray of shape (n_test, k)
+    target : ndarray of shape (n_test,)
+        The labels explained (the model's predictions unless given).
+    method : str
+        The scoring method.
+    train_target : ndarray of shape (n_train,) or None
+        The training labels, to read off ``train_target[proponents]``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skrelatif import InfluenceExplainer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = LogisticRegression(max_iter=1000, tol=1e-8).fit(X, y)
+    >>> e = InfluenceExplainer(model).fit(X, y).explain(X[:2], k=3)
+    >>> e.proponents.shape
+    (2, 3)
+    >>> (e.train_target[e.proponents] == e.target[:, None]).all()
+    np.True_
+    """
+
+    proponents: np.ndarray
+    proponent_scores: np.ndarray
+    opponents: np.ndarray
+    opponent_scores: np.ndarray
+    target: np.ndarray
+    method: str
+    train_target: np.ndarray | None = field(default=None)
+
+    def __repr__(self) -> str:
+        n_test, k = self.proponents.shape
+        return f"Explanation(method={self.method!r}, n_test={n_test}, k={k})"
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def to_frame(self) -> Any:
+        """One row per (test point, kind, rank) as a :class:`pandas.DataFrame`.
+
+        Columns: ``test_index``, ``target``, ``kind`` ("proponent" or
+        "opponent"), ``rank`` (1 = strongest), ``train_index``, ``score`` and,
+        when known, ``train_target``.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - exercised without pandas
+            raise ImportError(
+                "Explanation.to_frame requires pandas: pip install 'skrelatif[pandas]'"
+            ) from exc
+        frames = []
+        for kind, index, score in (
+            ("proponent", self.proponents, self.proponent_scores),
+            ("opponent", self.opponents, self.opponent_scores),
+        ):
+            n_test, k = index.shape
+            frame = {
+                "test_index": np.repeat(np.arange(n_test), k),
+                "target": np.repeat(self.target, k),
+                "kind": kind,
+                "rank": np.tile(np.arange(1, k + 1), n_test),
+                "train_index": index.ravel(),
+                "score": score.ravel(),
+            }
+            if self.train_target is not None:
+                frame["train_target"] = self.train_target[index.ravel()]
+            frames.append(pd.DataFrame(frame))
+        return (
+            pd.concat(frames, ignore_index=True)
+            .sort_values(["test_index", "kind", "rank"], ascending=[True, False, True])
+            .reset_index(drop=True)
+        )

@@ -1,0 +1,37 @@
+"""Chunking under scikit-learn's ``working_memory`` and joblib dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from sklearn import get_config
+from sklearn.utils import gen_batches
+from sklearn.utils.parallel import Parallel, delayed
+
+
+def chunk_size(row_bytes: int, n_rows: int, working_memory: float | None = None) -> int:
+    """Rows of ``row_bytes`` bytes each that fit in ``working_memory`` MiB (>= 1)."""
+    if working_memory is None:
+        working_memory = get_config()["working_memory"]
+    return int(max(1, min(n_rows, working_memory * 2**20 // max(row_bytes, 1))))
+
+
+def chunk_slices(
+    n_rows: int, row_bytes: int, working_memory: float | None = None
+) -> list[slice]:
+    """Slices covering ``range(n_rows)`` in chunks that fit in ``working_memory``."""
+    return list(gen_batches(n_rows, chunk_size(row_bytes, n_rows, working_memory)))
+
+
+def parallel_map(
+    function: Callable[..., Any], arguments: Iterable[tuple], *, n_jobs: int | None
+) -> Iterator[Any]:
+    """``function(*args)`` for each tuple of ``arguments``, in order, lazily.
+
+    Dispatched with joblib (so ``joblib.parallel_config`` chooses the backend, a
+    Dask cluster included); with one job everything runs in this process.
+    """
+    return Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(function)(*args) for args in arguments
+    )
