@@ -201,7 +201,25 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self : InfluenceExplainer
             The fitted explainer.
         """
+        state = self.__dict__.copy()
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            # Bad input changes nothing: drop what validation set on the way.
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_adapter")
+
+    def _fit(self, X, y, sample_weight):
         self._validate_params()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None. Pass the labels the model was (or is to be) trained on."
+            )
         adapter_class = find_adapter(_final_step(self.model))
         is_pipeline = isinstance(_unfreeze(self.model), Pipeline)
         if is_pipeline:
