@@ -163,8 +163,8 @@ class Explanation:
     >>> e = InfluenceExplainer(model).fit(X, y).explain(X[:2], k=3)
     >>> e.proponents.shape
     (2, 3)
-    >>> (e.train_target[e.proponents] == e.target[:, None]).all()
-    np.True_
+    >>> bool((e.train_target[e.proponents] == e.target[:, None]).all())
+    True
     """
 
     proponents: np.ndarray

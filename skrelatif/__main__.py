@@ -1,0 +1,8 @@
+"""``python -m skrelatif``: the command line (``demo`` by default)."""
+
+import sys
+
+from ._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
