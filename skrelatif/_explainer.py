@@ -26,6 +26,7 @@ from sklearn.utils.validation import (
 
 from ._adapters import METHODS, ModelAdapter, find_adapter
 from ._scoring import Explanation, score_matrix, top_k
+from ._solvers import SOLVERS
 
 try:  # scikit-learn >= 1.6
     from sklearn.frozen import FrozenEstimator
@@ -94,18 +95,40 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         and fitted in :meth:`fit`.
     method : {"if", "theta-relatif", "l-relatif"}, default="l-relatif"
         The score.
-    hessian : {"exact", "identity"}, default="exact"
-        ``"exact"``: the closed-form Hessian of the training objective,
-        factorised once (Cholesky). ``"identity"``: ``H = I``, plain gradient
-        similarity (the baseline of Barshan et al., Fig. 6).
+    hessian : {"exact", "identity", "block-diagonal", "cg", "lissa"}, default="exact"
+        How ``H^-1`` is applied.
+
+        - ``"exact"``: the closed-form Hessian of the training objective,
+          factorised once (Cholesky); needs a dense P x P matrix (P = number of
+          parameters) and raises a clear error when that cannot fit in memory.
+        - ``"identity"``: ``H = I``, plain gradient similarity (the baseline of
+          Barshan et al., Fig. 6).
+        - ``"block-diagonal"``: the per-class diagonal blocks of H (cross-class
+          curvature dropped, Barshan et al. appendix C); K factorisations of
+          size n_features, so RelatIF stays affordable for many classes.
+        - ``"cg"``: conjugate gradients on matrix-free Hessian-vector products
+          (exact up to ``tol``); for large sparse models with ``method="if"``.
+          RelatIF and ``self_influence_`` need one solve per training example.
+        - ``"lissa"``: the stochastic estimator of Agarwal et al. (2017) used by
+          Koh & Liang (2017); approximate, see ``hessian_options``.
     damping : float, default=0.0
         ``lambda >= 0`` added to the Hessian's diagonal, ``H + lambda I``.
         Needed when the Hessian is singular (e.g. ``C=np.inf`` with collinear
         features).
+    hessian_options : dict, default=None
+        Options of the ``hessian`` solver: ``{"tol": 1e-8, "max_iter": 1000}``
+        for ``"cg"``; ``{"scale": None, "depth": 1000, "repeats": 1,
+        "batch_size": 100}`` for ``"lissa"`` (``scale=None``: twice the largest
+        eigenvalue of H).
     n_jobs : int, default=None
         Number of joblib jobs over chunks of training examples. ``None`` means
-        1 unless in a :func:`joblib.parallel_config` context. Chunks are sized
-        by scikit-learn's ``working_memory``; results do not depend on either.
+        1 unless in a :func:`joblib.parallel_config` context (which also selects
+        the backend, e.g. ``"dask"`` for a Dask cluster). Chunks are sized by
+        scikit-learn's ``working_memory``; results do not depend on either.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the minibatches of ``hessian="lissa"``.
+    verbose : int, default=0
+        Progress messages: 1 per stage of ``fit``/``explain``, 2 per chunk.
 
     Attributes
     ----------
@@ -156,9 +179,12 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     _parameter_constraints: dict = {
         "model": [HasMethods(["fit"])],
         "method": [StrOptions(set(METHODS))],
-        "hessian": [StrOptions({"exact", "identity"})],
+        "hessian": [StrOptions(set(SOLVERS))],
         "damping": [Interval(Real, 0, None, closed="left")],
+        "hessian_options": [dict, None],
         "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -168,13 +194,19 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         method: str = "l-relatif",
         hessian: str = "exact",
         damping: float = 0.0,
+        hessian_options: dict | None = None,
         n_jobs: int | None = None,
+        random_state: Any = None,
+        verbose: int = 0,
     ) -> None:
         self.model = model
         self.method = method
         self.hessian = hessian
         self.damping = damping
+        self.hessian_options = hessian_options
         self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -259,7 +291,9 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             hessian=self.hessian,
             damping=float(self.damping),
             n_jobs=self.n_jobs,
-            verbose=0,
+            verbose=self.verbose,
+            hessian_options=self.hessian_options,
+            random_state=self.random_state,
         )
         self.estimator_ = estimator
         self._adapter: ModelAdapter = adapter
@@ -272,7 +306,7 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _check_X(self, X, *, y=None, reset):
         check_params = dict(
             accept_sparse=("csr", "csc"),
-            dtype=np.float64,
+            dtype=(np.float64, np.float32),
             ensure_all_finite=True,
         )
         if y is None:
@@ -287,7 +321,7 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Xt = check_array(
             X,
             accept_sparse="csr",
-            dtype=np.float64,
+            dtype=(np.float64, np.float32),
             ensure_all_finite=True,
         )
         expected = getattr(final, "n_features_in_", Xt.shape[1])
@@ -368,7 +402,7 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             )
         Xt, y_encoded = self._test_input(X, y)
         proponents, proponent_scores, opponents, opponent_scores = top_k(
-            self._adapter, Xt, y_encoded, int(k), n_jobs=self.n_jobs
+            self._adapter, Xt, y_encoded, int(k), n_jobs=self.n_jobs, verbose=self.verbose
         )
         return Explanation(
             proponents=proponents,

@@ -9,13 +9,14 @@ running top-k per chunk, so the full (n_test, n_train) matrix never exists.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.utils import gen_batches
 
-from ._utils import chunk_size, chunk_slices, parallel_map
+from ._utils import chunk_size, chunk_slices, log, parallel_map
 
 
 def _scores_chunk(cross, test_state, payload, scale):
@@ -100,37 +101,47 @@ def score_matrix(adapter, X, y_encoded, *, n_jobs=None) -> np.ndarray:
     return scores
 
 
-def top_k(adapter, X, y_encoded, k, *, n_jobs=None):
-    """Top-k proponents and opponents per test point, streamed over chunks."""
+def _merge(best, new, k):
+    """Running top-k: merge two (indices, scores) candidate sets."""
+    if best is None:
+        return new
+    return _sorted(np.hstack([best[0], new[0]]), np.hstack([best[1], new[1]]), k)
+
+
+def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
+    """Top-k proponents and opponents per test point, streamed over chunks.
+
+    Memory: one test batch's state plus, per chunk in flight, one
+    (n_test_batch, chunk) block; the running top-k is merged as chunks arrive.
+    """
     n_test = X.shape[0]
-    parts: dict[str, list] = {"top": [], "bottom": []}
+    parts = []
+    start = time.perf_counter()
     for tests in _test_batches(adapter, n_test):
         state = adapter.prepare_test(X[tests], y_encoded[tests])
         chunks = _train_chunks(adapter, tests.stop - tests.start)
-        results = list(
-            parallel_map(
-                _top_k_chunk,
+        top = bottom = None
+        for top_part, bottom_part in parallel_map(
+            _top_k_chunk,
+            (
                 (
-                    (
-                        adapter.cross,
-                        state,
-                        adapter.train_chunk(_as_rows(rows)),
-                        adapter.train_scale_[rows],
-                        rows,
-                        k,
-                    )
-                    for rows in chunks
-                ),
-                n_jobs=n_jobs,
-            )
-        )
-        top_index, top = (np.hstack(a) for a in zip(*(r[0] for r in results)))
-        bottom_index, bottom = (np.hstack(a) for a in zip(*(r[1] for r in results)))
-        parts["top"].append(_sorted(top_index, top, k))
-        parts["bottom"].append(_sorted(bottom_index, -bottom, k))
-    proponents, proponent_scores = (np.vstack(a) for a in zip(*parts["top"]))
-    opponents, opponent_negscores = (np.vstack(a) for a in zip(*parts["bottom"]))
-    return proponents, proponent_scores, opponents, -opponent_negscores
+                    adapter.cross,
+                    state,
+                    adapter.train_chunk(_as_rows(rows)),
+                    adapter.train_scale_[rows],
+                    rows,
+                    k,
+                )
+                for rows in chunks
+            ),
+            n_jobs=n_jobs,
+        ):
+            top = _merge(top, top_part, k)
+            bottom = _merge(bottom, (bottom_part[0], -bottom_part[1]), k)
+        parts.append((*top, bottom[0], -bottom[1]))
+        log(verbose, 1, f"explained {tests.stop} of {n_test} test points against "
+            f"{len(chunks)} training chunks ({time.perf_counter() - start:.1f} s)")
+    return tuple(np.vstack(a) for a in zip(*parts))
 
 
 @dataclass(repr=False)

@@ -1,64 +1,50 @@
 """Inverse-Hessian solvers: apply ``(H + damping * I)^-1`` to gradients.
 
-A solver is built from a *Hessian operator* provided by a model adapter, an
-object with
+A solver is built from a *Hessian operator* (provided by a model adapter, see
+:class:`skrelatif._adapters._linear.LinearHessian`) with
 
-- ``n_params``: the number of parameters P;
-- ``dense()``: the P x P Hessian of the training objective (exact);
+- ``n_params``, ``n_outputs``, ``n_design`` (P = n_outputs * n_design), ``n_train``;
+- ``dtype``: the dtype of the training data (float32 or float64);
 - ``null_space``: an orthonormal P x m basis of directions along which the
-  objective is flat by symmetry (e.g. the common shift of all softmax
-  intercepts), or ``None``. Every gradient is orthogonal to it, so adding
-  ``U U^T`` (scaled) to H makes it invertible without changing ``H^+ g``.
+  objective is flat by symmetry (the common shift of all softmax intercepts),
+  or None. Every gradient is orthogonal to it, so ``H^+ g`` is what we want;
+- ``dense(dtype)``, ``matvec(V)``, ``diagonal()``, ``diagonal_blocks()``,
+  ``sample_matvec(V, rows)``: the Hessian (without damping) as a dense matrix,
+  as products with the rows of V, its diagonal, its per-output diagonal blocks,
+  and a minibatch estimate of ``V H``.
 
-Solvers answer two questions, on *rows* of a matrix of gradients ``G``:
-``solve(G) = G H^-1`` and ``quad_norms(G) = (g^T H^-1 g, ||H^-1 g||)`` per row.
+Gradients come in rows. Solvers answer ``solve(G) = G H^-1`` and, for
+Kronecker-factored rows ``g_i = r_i ⊗ x̃_i``,
+``quad_norms(r, x̃) = (g^T H^-1 g, ||H^-1 g||)`` per row.
+
+=================== ============================================================
+``"exact"``         dense Hessian, one Cholesky factorisation (O(P^3)).
+``"identity"``      ``H = I``: gradient similarity (Barshan et al., Fig. 6).
+``"block-diagonal"`` the per-output diagonal blocks of H (cross-class terms
+                    dropped; the K-FAC-motivated approximation of Barshan et al.,
+                    appendix C): K factorisations of size n_design.
+``"cg"``            conjugate gradients on matrix-free Hessian-vector products,
+                    Jacobi-preconditioned; exact up to ``tol``.
+``"lissa"``         the stochastic Neumann-series estimator of Agarwal et al.
+                    (2017), as used by Koh & Liang (2017).
+=================== ============================================================
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import linalg
+from sklearn.utils import check_random_state
 
+from ._utils import log, outer_rows
 
-class InverseHessian(ABC):
-    """Base class: ``H`` is the Hessian of the objective plus ``damping * I``."""
-
-    def __init__(self, damping: float = 0.0) -> None:
-        self.damping = damping
-
-    @abstractmethod
-    def fit(self, hessian_operator: Any) -> InverseHessian:
-        """Factorise (or otherwise prepare) the Hessian."""
-
-    @abstractmethod
-    def solve(self, G: np.ndarray) -> np.ndarray:
-        """``G H^-1`` for a (m, P) array of gradients (H is symmetric)."""
-
-    def quad_norms(self, G: np.ndarray, *, norms: bool) -> tuple[np.ndarray, Any]:
-        """Per row g of ``G``: ``g^T H^-1 g`` and, if ``norms``, ``||H^-1 g||``."""
-        solved = self.solve(G)
-        quad = np.einsum("ij,ij->i", solved, G)
-        return quad, (np.linalg.norm(solved, axis=1) if norms else None)
-
-
-class IdentityInverse(InverseHessian):
-    """``H = I`` (the "gradient" baseline of Barshan et al., Fig. 6)."""
-
-    def fit(self, hessian_operator: Any) -> IdentityInverse:
-        return self
-
-    def solve(self, G: np.ndarray) -> np.ndarray:
-        return G / (1.0 + self.damping)
-
-    def quad_norms(self, G: np.ndarray, *, norms: bool) -> tuple[np.ndarray, Any]:
-        sq = np.einsum("ij,ij->i", G, G)
-        return sq / (1.0 + self.damping), (
-            np.sqrt(sq) / (1.0 + self.damping) if norms else None
-        )
+#: Largest predicted relative error of float32 computations (see CholeskyInverse).
+FLOAT32_TOLERANCE = 1e-3
 
 
 def _available_memory() -> int:
@@ -68,64 +54,325 @@ def _available_memory() -> int:
         return 16 * 2**30
 
 
+def _singular_error(rcond: float) -> ValueError:
+    return ValueError(
+        "The Hessian of the training objective is singular (or numerically so: "
+        f"reciprocal condition number {rcond:.1e}), so H^-1 is not defined. This "
+        "happens without regularisation (C=np.inf), with duplicated or constant "
+        "features, or with examples of zero weight. Pass damping > 0 (for example "
+        'damping=1e-3) or use hessian="identity".'
+    )
+
+
+def _cholesky(H: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lower Cholesky factor of H (overwritten) and its reciprocal condition number."""
+    anorm = np.abs(H).sum(axis=0).max()
+    try:
+        factor = linalg.cholesky(H, lower=True, overwrite_a=True, check_finite=False)
+    except linalg.LinAlgError:
+        return H, 0.0
+    rcond, _ = linalg.lapack.dpocon(factor, anorm, uplo="L")
+    return factor, float(rcond)
+
+
+def _check_rcond(rcond: float, n: int) -> None:
+    if not rcond > n * np.finfo(np.float64).eps:
+        raise _singular_error(rcond)
+
+
+def _project_out(V, null_space):
+    if null_space is not None:
+        V -= (V @ null_space) @ null_space.T
+    return V
+
+
+class InverseHessian(ABC):
+    """Base class: ``H`` is the Hessian of the objective plus ``damping * I``."""
+
+    #: Options accepted through ``InfluenceExplainer(hessian_options=...)``.
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, damping: float = 0.0, *, options: dict | None = None,
+        random_state: Any = None, verbose: int = 0,
+    ) -> None:
+        self.damping = damping
+        self.options = dict(options or {})
+        unknown = set(self.options) - set(self.option_names)
+        if unknown:
+            raise ValueError(
+                f"Unknown hessian_options {sorted(unknown)} for "
+                f"{type(self).__name__}; accepted: {list(self.option_names)}."
+            )
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @abstractmethod
+    def fit(self, operator: Any) -> InverseHessian:
+        """Factorise (or otherwise prepare) the Hessian."""
+
+    @abstractmethod
+    def solve(self, G: np.ndarray) -> np.ndarray:
+        """``G H^-1`` for a (m, P) array of gradients (H is symmetric)."""
+
+    #: dtype for the training-set-sized work (float32 only where accurate enough).
+    compute_dtype: np.dtype = np.dtype(np.float64)
+
+    def quad_norms(self, resid: np.ndarray, design: Any, *, norms: bool):
+        """Per row ``g = r ⊗ x̃``: ``g^T H^-1 g`` and, if ``norms``, ``||H^-1 g||``."""
+        G = outer_rows(resid, design)
+        solved = self.solve(G)
+        quad = np.einsum("ij,ij->i", solved, G)
+        return quad, (np.linalg.norm(solved, axis=1) if norms else None)
+
+
+class IdentityInverse(InverseHessian):
+    """``H = I`` (the "gradient" baseline of Barshan et al., Fig. 6)."""
+
+    def fit(self, operator):
+        self.compute_dtype = np.dtype(operator.dtype)
+        return self
+
+    def solve(self, G):
+        return G / (1.0 + self.damping)
+
+    def quad_norms(self, resid, design, *, norms):
+        # ||r ⊗ x̃||^2 = ||r||^2 ||x̃||^2: no need to form the gradients.
+        if hasattr(design, "multiply"):
+            x_sq = np.asarray(design.multiply(design).sum(axis=1)).ravel()
+        else:
+            x_sq = np.einsum("ij,ij->i", design, design)
+        sq = np.einsum("ij,ij->i", resid, resid) * x_sq
+        scale = 1.0 + self.damping
+        return sq / scale, (np.sqrt(sq) / scale if norms else None)
+
+
 class CholeskyInverse(InverseHessian):
     """Exact: one Cholesky factorisation ``H = L L^T`` of the dense Hessian.
 
     ``g^T H^-1 g = ||L^-1 g||^2`` and ``H^-1 g = L^-T (L^-1 g)``, so both
     normalisers cost one or two triangular solves per chunk of gradients.
+
+    float32 training data: the Hessian is accumulated from float32 products
+    (in float64) and factorised in float64. Its error ``e`` is measured on a few
+    random Hessian-vector products against float64 ones; with ``kappa`` the
+    condition number, float32 is kept (for the Hessian and the per-example
+    triangular solves) when ``kappa * e <= 1e-3``, otherwise the Hessian is
+    recomputed and everything runs in float64.
     """
 
-    def fit(self, hessian_operator: Any) -> CholeskyInverse:
-        n_params = hessian_operator.n_params
-        needed = 2 * 8 * n_params**2
-        if needed > 0.75 * _available_memory():
+    def fit(self, operator):
+        n_params = operator.n_params
+        needed = 8 * n_params**2 + 4 * n_params**2 * (operator.dtype == np.float32)
+        if needed > 0.6 * _available_memory():
             raise ValueError(
                 f'hessian="exact" needs a dense {n_params} x {n_params} Hessian '
-                f"({needed / 2**30:.1f} GiB), more than this machine's memory. "
-                'Use hessian="identity" instead.'
+                f"({needed / 2**30:.1f} GiB), more than this machine can hold. Use "
+                'hessian="block-diagonal", "cg" or "lissa" for this many parameters.'
             )
-        H = hessian_operator.dense()
-        H.flat[:: n_params + 1] += self.damping
-        null_space = hessian_operator.null_space
-        if null_space is not None:
-            # H^+ g for g orthogonal to U equals (H + a U U^T)^-1 g for any a > 0.
-            scale = np.trace(H) / n_params
-            H += scale * (null_space @ null_space.T)
-        anorm = np.abs(H).sum(axis=0).max()
-        try:
-            self.factor_ = linalg.cholesky(
-                H, lower=True, overwrite_a=True, check_finite=False
-            )
-            rcond, info = linalg.lapack.dpocon(self.factor_, anorm, uplo="L")
-        except linalg.LinAlgError:
-            rcond = 0.0
-        if not rcond > n_params * np.finfo(np.float64).eps:
-            raise ValueError(
-                "The Hessian of the training objective is singular (or numerically "
-                f"so: reciprocal condition number {rcond:.1e}), so H^-1 is not "
-                "defined. This happens without regularisation (C=np.inf) or with "
-                "duplicated or constant features. Pass damping > 0 (for example "
-                'damping=1e-3) or use hessian="identity".'
-            )
+        dtype = np.dtype(operator.dtype)
+        if dtype == np.float32:
+            probe = np.random.RandomState(0).standard_normal((3, n_params))
+            probe = _project_out(probe, operator.null_space)
+            factor, rcond, approx = self._factor(operator, dtype, probe)
+            exact = operator.matvec(probe) + self.damping * probe
+            error = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
+            if rcond == 0 or error / rcond > FLOAT32_TOLERANCE:
+                log(self.verbose, 1, f"float32 Hessian too inaccurate (error {error:.1e}, "
+                    f"rcond {rcond:.1e}): recomputing it in float64")
+                dtype = np.dtype(np.float64)
+        if dtype == np.float64:
+            factor, rcond, _ = self._factor(operator, dtype)
+        _check_rcond(rcond, n_params)
+        self.factor_ = factor
+        self.compute_dtype = dtype
+        self._factor_lowp = factor.astype(dtype) if dtype != np.float64 else factor
         return self
 
-    def solve(self, G: np.ndarray) -> np.ndarray:
+    def _factor(self, operator, dtype, probe=None):
+        """Cholesky factor of H + damping I (+ the null-space term), its rcond,
+        and ``probe H`` (taken before the factorisation overwrites H)."""
+        H = operator.dense(dtype)
+        H.flat[:: operator.n_params + 1] += self.damping
+        product = None if probe is None else probe @ H
+        if operator.null_space is not None:
+            # H^+ g for g orthogonal to U equals (H + a U U^T)^-1 g for any a > 0.
+            U = operator.null_space
+            H += (np.trace(H) / operator.n_params) * (U @ U.T)
+        return (*_cholesky(H), product)
+
+    def solve(self, G):
         return linalg.cho_solve((self.factor_, True), G.T, check_finite=False).T
 
-    def quad_norms(self, G: np.ndarray, *, norms: bool) -> tuple[np.ndarray, Any]:
+    def quad_norms(self, resid, design, *, norms):
+        G = outer_rows(resid.astype(self.compute_dtype), design)
         half = linalg.solve_triangular(
-            self.factor_, G.T, lower=True, check_finite=False
+            self._factor_lowp, G.T, lower=True, check_finite=False
         )  # L^-1 g
-        quad = np.einsum("ij,ij->j", half, half)
+        quad = np.einsum("ij,ij->j", half, half, dtype=np.float64)
         if not norms:
             return quad, None
         solved = linalg.solve_triangular(
-            self.factor_, half, lower=True, trans="T", check_finite=False
+            self._factor_lowp, half, lower=True, trans="T", check_finite=False
         )  # L^-T L^-1 g
-        return quad, np.sqrt(np.einsum("ij,ij->j", solved, solved))
+        return quad, np.sqrt(np.einsum("ij,ij->j", solved, solved, dtype=np.float64))
+
+
+class BlockDiagonalInverse(InverseHessian):
+    """The per-output diagonal blocks ``H_kk`` of the Hessian, each factorised.
+
+    With ``g = r ⊗ x̃``: ``g^T H^-1 g = sum_k r_k^2 x̃^T H_kk^-1 x̃`` and
+    ``||H^-1 g||^2 = sum_k r_k^2 ||H_kk^-1 x̃||^2``, so the normalisers of all
+    training examples cost ``K`` triangular solves with the design matrix.
+    """
+
+    def fit(self, operator):
+        blocks = operator.diagonal_blocks()
+        self.n_outputs, self.n_design = blocks.shape[:2]
+        self.factors_ = []
+        for block in blocks:
+            block.flat[:: self.n_design + 1] += self.damping
+            factor, rcond = _cholesky(block)
+            _check_rcond(rcond, self.n_design)
+            self.factors_.append(factor)
+        self.compute_dtype = np.dtype(np.float64)
+        return self
+
+    def solve(self, G):
+        G = G.reshape(len(G), self.n_outputs, self.n_design)
+        solved = np.empty_like(G, dtype=np.float64)
+        for k, factor in enumerate(self.factors_):
+            solved[:, k] = linalg.cho_solve((factor, True), G[:, k].T).T
+        return solved.reshape(len(G), -1)
+
+    def quad_norms(self, resid, design, *, norms):
+        design = design.toarray() if hasattr(design, "toarray") else design
+        quad = np.zeros(len(resid))
+        norm_sq = np.zeros(len(resid)) if norms else None
+        for k, factor in enumerate(self.factors_):
+            half = linalg.solve_triangular(factor, design.T, lower=True, check_finite=False)
+            quad += resid[:, k] ** 2 * np.einsum("ij,ij->j", half, half)
+            if norms:
+                solved = linalg.solve_triangular(
+                    factor, half, lower=True, trans="T", check_finite=False
+                )
+                norm_sq += resid[:, k] ** 2 * np.einsum("ij,ij->j", solved, solved)
+        return quad, (np.sqrt(norm_sq) if norms else None)
+
+
+class ConjugateGradientInverse(InverseHessian):
+    """Preconditioned conjugate gradients, one system per row, solved together.
+
+    Options: ``tol`` (relative residual, default 1e-8), ``max_iter`` (default
+    1000). Each iteration costs one Hessian-vector product per right-hand side,
+    ``4 n nnz(x) K`` flops; no P x P matrix is formed. The preconditioner is the
+    Hessian's diagonal; both are restricted to the orthogonal complement of
+    the null space.
+    """
+
+    option_names = ("tol", "max_iter")
+
+    def fit(self, operator):
+        self.operator_ = operator
+        self.tol = float(self.options.get("tol", 1e-8))
+        self.max_iter = int(self.options.get("max_iter", 1000))
+        diagonal = operator.diagonal() + self.damping
+        if np.any(diagonal <= 0):
+            raise _singular_error(0.0)
+        self.inv_diagonal_ = 1.0 / diagonal
+        return self
+
+    def solve(self, G):
+        op, null = self.operator_, self.operator_.null_space
+        B = _project_out(np.array(G, dtype=np.float64), null)
+        X = np.zeros_like(B)
+        R = B.copy()
+        Z = _project_out(R * self.inv_diagonal_, null)
+        D = Z.copy()
+        rz = np.einsum("ij,ij->i", R, Z)
+        target = self.tol * np.linalg.norm(B, axis=1)
+        for iteration in range(1, self.max_iter + 1):
+            HD = op.matvec(D) + self.damping * D
+            curvature = np.einsum("ij,ij->i", D, HD)
+            if np.any(curvature < 0):
+                raise _singular_error(0.0)
+            alpha = np.divide(rz, curvature, out=np.zeros_like(rz), where=curvature > 0)
+            X += alpha[:, None] * D
+            R -= alpha[:, None] * HD
+            residual = np.linalg.norm(R, axis=1)
+            if np.all(residual <= target):
+                break
+            Z = _project_out(R * self.inv_diagonal_, null)
+            rz_new = np.einsum("ij,ij->i", R, Z)
+            beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
+            D = Z + beta[:, None] * D
+            rz = rz_new
+        else:
+            warnings.warn(
+                f"Conjugate gradients did not reach tol={self.tol:g} in "
+                f"{self.max_iter} iterations (worst relative residual "
+                f"{np.max(residual / np.maximum(target / self.tol, 1e-300)):.1e}). "
+                "Increase hessian_options['max_iter'] or add damping.",
+                UserWarning,
+                stacklevel=2,
+            )
+        log(self.verbose, 2, f"cg: {len(G)} systems solved in {iteration} iterations")
+        self.n_iter_ = iteration
+        return X
+
+
+class LissaInverse(InverseHessian):
+    """LiSSA (Agarwal, Bullins & Hazan 2017), the estimator of Koh & Liang (2017).
+
+    ``h_0 = v``, ``h_j = v + h_{j-1} - (H_j + damping I) h_{j-1} / scale`` with
+    ``H_j`` the Hessian estimated on a random minibatch of ``batch_size``
+    examples; ``H^-1 v ~ h_depth / scale``, averaged over ``repeats`` runs.
+    Options: ``scale`` (default: 2 x the largest eigenvalue of H, by power
+    iteration), ``depth`` (default 1000), ``repeats`` (default 1),
+    ``batch_size`` (default 100). Stochastic: fix ``random_state``.
+    """
+
+    option_names = ("scale", "depth", "repeats", "batch_size")
+
+    def fit(self, operator):
+        self.operator_ = operator
+        self.depth = int(self.options.get("depth", 1000))
+        self.repeats = int(self.options.get("repeats", 1))
+        self.batch_size = int(min(self.options.get("batch_size", 100), operator.n_train))
+        scale = self.options.get("scale")
+        self.scale_ = float(scale) if scale is not None else 2.0 * self._top_eigenvalue()
+        return self
+
+    def _top_eigenvalue(self, n_iter=30):
+        rng = np.random.RandomState(0)
+        v = _project_out(rng.standard_normal((1, self.operator_.n_params)),
+                         self.operator_.null_space)
+        eigenvalue = 0.0
+        for _ in range(n_iter):
+            v /= np.linalg.norm(v)
+            Hv = self.operator_.matvec(v) + self.damping * v
+            eigenvalue = float(np.sum(v * Hv))
+            v = Hv
+        return eigenvalue
+
+    def solve(self, G):
+        rng = check_random_state(self.random_state)
+        op, n = self.operator_, self.operator_.n_train
+        V = np.array(G, dtype=np.float64)
+        estimate = np.zeros_like(V)
+        for _ in range(self.repeats):
+            h = V.copy()
+            for _ in range(self.depth):
+                rows = np.sort(rng.choice(n, self.batch_size, replace=False))
+                h = V + h - (op.sample_matvec(h, rows) + self.damping * h) / self.scale_
+            estimate += h / self.scale_
+        return estimate / self.repeats
 
 
 SOLVERS: dict[str, type[InverseHessian]] = {
     "exact": CholeskyInverse,
     "identity": IdentityInverse,
+    "block-diagonal": BlockDiagonalInverse,
+    "cg": ConjugateGradientInverse,
+    "lissa": LissaInverse,
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
+from scipy import sparse
 from sklearn import get_config
 from sklearn.utils import gen_batches
 from sklearn.utils.parallel import Parallel, delayed
@@ -35,3 +37,22 @@ def parallel_map(
     return Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(function)(*args) for args in arguments
     )
+
+
+def outer_rows(residuals: np.ndarray, design: Any) -> np.ndarray:
+    """Kronecker-factored gradients ``r_i ⊗ x̃_i`` as rows of a dense array.
+
+    ``residuals`` has shape (n, K) and ``design`` (n, d) (dense or sparse); the
+    result has shape (n, K * d), in the parameter layout ``[class][feature]``.
+    """
+    if sparse.issparse(design):
+        design = design.toarray()
+    dtype = np.result_type(residuals.dtype, design.dtype)
+    product = residuals.astype(dtype, copy=False)[:, :, None] * design[:, None, :]
+    return product.reshape(design.shape[0], -1)
+
+
+def log(verbose: int, level: int, message: str) -> None:
+    """Print a progress message when ``verbose >= level`` (scikit-learn style)."""
+    if verbose >= level:
+        print(f"[skrelatif] {message}", flush=True)

@@ -106,7 +106,9 @@ class ModelAdapter(ABC):
         hessian: str,
         damping: float,
         n_jobs: int | None,
-        verbose: int,
+        verbose: int = 0,
+        hessian_options: dict | None = None,
+        random_state: Any = None,
     ) -> ModelAdapter:
         """Compute everything that depends on the training set only."""
 

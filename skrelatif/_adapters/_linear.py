@@ -5,12 +5,17 @@ example's loss with respect to ``theta = [W | b]`` is the outer product ::
 
     g_i = r_i ⊗ x̃_i,   r_i = dl/df (n_outputs,),   x̃_i = [x_i, 1]
 
-and its Hessian is ``D_i ⊗ x̃_i x̃_i^T`` with ``D_i = d²l/df²``. Every quantity
-below is computed from these factors in chunks of rows, so that no n x P
-gradient matrix is ever held in memory: the Hessian from per-class
-``X̃^T diag(w) X̃`` blocks, and test/train inner products as
-``g_t^T H^-1 g_i = sum_k r_ik (X̃ S_t^T)_ik`` with ``S_t = H^-1 g_t`` reshaped to
-(n_outputs, n_features + 1).
+and its Hessian is ``D_i ⊗ x̃_i x̃_i^T`` with ``D_i = d²l/df² = diag(a_i) - b_i b_i^T``.
+Every quantity below is computed from these factors in chunks of rows, so no
+n x P gradient matrix is ever held in memory:
+
+- the Hessian ``H = C sum_i s_i D_i ⊗ x̃_i x̃_i^T + diag(penalty)``, block (k, l)
+  being ``C X̃^T diag(s (a_k δ_kl - b_k b_l)) X̃``: per chunk, K syrk products for
+  the ``diag(a)`` part and one syrk of the stacked ``[sqrt(s) b_k x̃]_k`` rows;
+- Hessian-vector products for the rows of ``V`` (reshaped (K, d)):
+  ``(H v)_k = C X̃^T (s (a ∘ (X̃ V^T) - b (b · X̃ V^T)))_k + penalty v``;
+- test/train products ``g_t^T H^-1 g_i = sum_k r_ik (X̃ S_t^T)_ik`` with
+  ``S_t = H^-1 g_t`` reshaped to (K, d).
 
 A subclass provides the loss: :meth:`residuals`, :meth:`curvature`,
 :meth:`losses`, and the fitted parameters.
@@ -18,15 +23,17 @@ A subclass provides the loss: :meth:`residuals`, :meth:`curvature`,
 
 from __future__ import annotations
 
+import time
 import warnings
 from abc import abstractmethod
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import blas
 
 from .._solvers import SOLVERS
-from .._utils import chunk_slices, parallel_map
+from .._utils import chunk_slices, log, outer_rows, parallel_map
 from ._base import ModelAdapter
 
 #: Relative size of the training objective's gradient above which the model is
@@ -44,63 +51,197 @@ def add_intercept_column(X: Any, fit_intercept: bool) -> Any:
     return np.hstack([X, ones])
 
 
-def outer_rows(residuals: np.ndarray, design: Any) -> np.ndarray:
-    """Gradients ``r_i ⊗ x̃_i`` as rows of a dense (n, n_outputs * n_design) array."""
-    if sparse.issparse(design):
-        design = design.toarray()
-    n_rows = design.shape[0]
-    return (residuals[:, :, None] * design[:, None, :]).reshape(n_rows, -1)
-
-
 def _scale_rows(X: Any, factor: np.ndarray) -> Any:
+    factor = factor.astype(X.dtype, copy=False)
     if sparse.issparse(X):
         return sparse.csr_matrix(X.multiply(factor[:, None]))
     return X * factor[:, None]
 
 
-def _gram(X: Any) -> np.ndarray:
-    gram = X.T @ X if sparse.issparse(X) else np.dot(X.T, X)  # np.dot -> syrk
-    return gram.toarray() if sparse.issparse(gram) else gram
+def _add_gram(out: np.ndarray, X: Any, alpha: float = 1.0) -> None:
+    """``out += alpha X^T X``, lower triangle only for dense X (BLAS syrk)."""
+    if sparse.issparse(X):
+        out += alpha * (X.T @ X).toarray()
+    elif out.dtype == X.dtype == np.float64 and out.flags.f_contiguous:
+        blas.dsyrk(alpha, X.T, beta=1.0, c=out, trans=0, lower=1, overwrite_c=1)
+    else:  # float32 products accumulated in float64; np.dot on X^T X uses syrk
+        out += alpha * np.dot(X.T, X)
 
 
-def _hessian_chunk(design, weights, diag_curv, rank_curv):
-    """``sum_i w_i (diag(a_i) - b_i b_i^T) ⊗ x̃_i x̃_i^T`` over one chunk of rows."""
-    n_outputs, n_design = diag_curv.shape[1], design.shape[1]
-    hessian = np.zeros((n_outputs * n_design,) * 2)
-    for k in range(n_outputs):
-        block = slice(k * n_design, (k + 1) * n_design)
-        hessian[block, block] = _gram(_scale_rows(design, np.sqrt(weights * diag_curv[:, k])))
-    if rank_curv is not None:
-        root = np.sqrt(weights)[:, None] * rank_curv
-        stacked = [_scale_rows(design, root[:, k]) for k in range(n_outputs)]
-        stacked = (
-            sparse.hstack(stacked, format="csr")
-            if sparse.issparse(design)
-            else np.hstack(stacked)
-        )
-        hessian -= _gram(stacked)
+def _hessian_chunks(X, fit_intercept, dtype, chunks, weights, diag_curv, rank_curv):
+    """Lower triangle of ``sum_i w_i (diag(a_i) - b_i b_i^T) ⊗ x̃_i x̃_i^T`` over
+    the rows of X in a group of chunks (slices)."""
+    n_outputs = diag_curv.shape[1]
+    n_design = X.shape[1] + int(fit_intercept)
+    hessian = np.zeros((n_outputs * n_design,) * 2, order="F")
+    for rows in chunks:
+        design = add_intercept_column(X[rows].astype(dtype, copy=False), fit_intercept)
+        w = weights[rows]
+        for k in range(n_outputs):
+            block = slice(k * n_design, (k + 1) * n_design)
+            gram = np.zeros((n_design, n_design), order="F")
+            _add_gram(gram, _scale_rows(design, np.sqrt(w * diag_curv[rows, k])))
+            hessian[block, block] += gram
+        if rank_curv is not None:
+            root = np.sqrt(w)[:, None] * rank_curv[rows]
+            stacked = [_scale_rows(design, root[:, k]) for k in range(n_outputs)]
+            if sparse.issparse(design):
+                stacked = sparse.hstack(stacked, format="csr")
+            else:
+                stacked = np.hstack(stacked)
+            _add_gram(hessian, stacked, alpha=-1.0)
     return hessian
+
+
+def _symmetrise_lower(H: np.ndarray, block: int = 1024) -> np.ndarray:
+    """Copy the lower triangle of H onto the upper one, in column blocks."""
+    n = len(H)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        H[start:stop, stop:] = H[stop:, start:stop].T
+        H[start:stop, start:stop] = np.tril(H[start:stop, start:stop]) + np.tril(
+            H[start:stop, start:stop], -1
+        ).T
+    return H
+
+
+def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
+    """``sum_i w_i (D_i ⊗ x̃_i x̃_i^T) v`` for the rows v of V, over one chunk."""
+    n_rows, n_outputs = diag_curv.shape
+    m = V.shape[0]
+    n_design = design.shape[1]
+    Vk = V.reshape(m * n_outputs, n_design)
+    proj = np.asarray(design @ Vk.T).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
+    out = diag_curv[:, None, :] * proj
+    if rank_curv is not None:
+        out -= rank_curv[:, None, :] * np.einsum("imk,ik->im", proj, rank_curv)[..., None]
+    out *= weights[:, None, None]
+    return np.asarray(design.T @ out.reshape(n_rows, -1)).T.reshape(m, -1)
 
 
 def _gradient_sum_chunk(design, weighted_residuals):
     """``sum_i r_i ⊗ x̃_i`` (weighted) over one chunk, shape (n_outputs, n_design)."""
-    return np.asarray((design.T @ weighted_residuals).T)
+    return np.asarray(design.T @ weighted_residuals).T
 
 
 def _normaliser_chunk(solver, design, resid_dir, norms):
-    return solver.quad_norms(outer_rows(resid_dir, design), norms=norms)
+    return solver.quad_norms(resid_dir, design, norms=norms)
 
 
-class _DenseHessian:
-    """The Hessian operator handed to the solvers (see :mod:`skrelatif._solvers`)."""
+class LinearHessian:
+    """The Hessian of a linear model's training objective, for the solvers.
 
-    def __init__(self, adapter: LinearModelAdapter) -> None:
+    See :mod:`skrelatif._solvers` for the interface. Chunks follow
+    ``working_memory``; chunk groups are dispatched with joblib (``n_jobs``).
+    """
+
+    def __init__(self, adapter: LinearModelAdapter, n_jobs=None) -> None:
         self.adapter = adapter
+        self.n_jobs = n_jobs
+        self.n_outputs = adapter.n_outputs
+        self.n_design = adapter.n_design
         self.n_params = adapter.n_params
+        self.n_train = adapter.n_train_
+        self.dtype = adapter.X_.dtype
         self.null_space = adapter.null_space()
+        self.penalty = adapter._loss_scale * adapter.penalty_diag()
+        diag_curv, rank_curv = adapter.curvature_
+        self.weights = adapter._loss_scale * adapter.sample_weight_
+        self.diag_curv, self.rank_curv = diag_curv, rank_curv
 
-    def dense(self) -> np.ndarray:
-        return self.adapter.hessian()
+    def _design_chunks(self, row_bytes, X=None):
+        X = self.adapter.X_ if X is None else X
+        for chunk in chunk_slices(X.shape[0], row_bytes):
+            yield self.adapter.design(X[chunk].astype(np.float64, copy=False)), chunk
+
+    def dense(self, dtype=np.float64) -> np.ndarray:
+        """The P x P Hessian (float64, symmetric) from ``dtype`` products."""
+        itemsize = np.dtype(dtype).itemsize
+        row_bytes = itemsize * (self.n_params + 2 * self.n_design)
+        chunks = chunk_slices(self.n_train, row_bytes)
+        n_groups = max(1, min(len(chunks), _effective_jobs(self.n_jobs)))
+        hessian = None
+        for part in parallel_map(
+            _hessian_chunks,
+            (
+                (
+                    self.adapter.X_, self.adapter.fit_intercept, dtype, chunks[g::n_groups],
+                    self.weights, self.diag_curv, self.rank_curv,
+                )
+                for g in range(n_groups)
+            ),
+            n_jobs=self.n_jobs,
+        ):
+            hessian = part if hessian is None else _add(hessian, part)
+        hessian = _symmetrise_lower(hessian)
+        hessian.flat[:: self.n_params + 1] += self.penalty
+        return hessian
+
+    def matvec(self, V: np.ndarray) -> np.ndarray:
+        """``V H`` (H symmetric) for a (m, P) array, in float64."""
+        V = np.atleast_2d(V)
+        return self._matvec(V) + V * self.penalty
+
+    def sample_matvec(self, V: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Minibatch estimate ``(n / |rows|) V H_data(rows) + V diag(penalty)``."""
+        return (self.n_train / len(rows)) * self._matvec(V, rows) + V * self.penalty
+
+    def _matvec(self, V, rows=None):
+        def take(a):
+            return a if rows is None or a is None else a[rows]
+
+        X, weights = take(self.adapter.X_), take(self.weights)
+        diag_curv, rank_curv = take(self.diag_curv), take(self.rank_curv)
+        row_bytes = 8 * (3 * V.shape[0] * self.n_outputs + self.n_design)
+        parts = parallel_map(
+            _hvp_chunk,
+            (
+                (
+                    design,
+                    weights[chunk],
+                    diag_curv[chunk],
+                    None if rank_curv is None else rank_curv[chunk],
+                    V,
+                )
+                for design, chunk in self._design_chunks(row_bytes, X)
+            ),
+            n_jobs=self.n_jobs,
+        )
+        return sum(parts)
+
+    def diagonal(self) -> np.ndarray:
+        """The Hessian's diagonal: ``C X̃^2^T (s (a - b^2)) + penalty``."""
+        data = np.zeros((self.n_outputs, self.n_design))
+        own = self.diag_curv if self.rank_curv is None else self.diag_curv - self.rank_curv**2
+        for design, chunk in self._design_chunks(8 * 2 * self.n_design):
+            squared = design.multiply(design) if sparse.issparse(design) else design**2
+            data += np.asarray(squared.T @ (self.weights[chunk, None] * own[chunk])).T
+        return data.ravel() + self.penalty
+
+    def diagonal_blocks(self) -> np.ndarray:
+        """The K diagonal blocks ``H_kk`` of shape (n_design, n_design)."""
+        own = self.diag_curv if self.rank_curv is None else self.diag_curv - self.rank_curv**2
+        blocks = np.zeros((self.n_outputs, self.n_design, self.n_design))
+        for design, chunk in self._design_chunks(8 * 2 * self.n_design):
+            for k in range(self.n_outputs):
+                block = np.zeros((self.n_design, self.n_design), order="F")
+                _add_gram(block, _scale_rows(design, np.sqrt(self.weights[chunk] * own[chunk, k])))
+                blocks[k] += _symmetrise_lower(block)
+        penalty = self.penalty.reshape(self.n_outputs, self.n_design)
+        for k in range(self.n_outputs):
+            blocks[k].flat[:: self.n_design + 1] += penalty[k]
+        return blocks
+
+
+def _add(total, part):
+    total += part
+    return total
+
+
+def _effective_jobs(n_jobs) -> int:
+    from joblib import effective_n_jobs
+
+    return effective_n_jobs(n_jobs)
 
 
 class LinearModelAdapter(ModelAdapter):
@@ -202,15 +343,15 @@ class LinearModelAdapter(ModelAdapter):
         return add_intercept_column(X, self.fit_intercept)
 
     def decision(self, X: Any) -> np.ndarray:
-        return np.asarray(X @ self.coef.T) + self.intercept
+        """``f = X W^T + b`` in float64 (computed chunk-wise in X's dtype)."""
+        coef = self.coef.astype(X.dtype, copy=False)
+        return np.asarray(X @ coef.T, dtype=np.float64) + self.intercept
 
     def predict_encoded(self, X: Any) -> np.ndarray:
         return self.predict_from_decision(self.decision(X))
 
-    def _row_chunks(self, row_bytes: int) -> list[slice]:
-        return chunk_slices(self.n_train_, row_bytes)
-
-    def fit(self, X, y_encoded, sample_weight, *, method, hessian, damping, n_jobs, verbose):
+    def fit(self, X, y_encoded, sample_weight, *, method, hessian, damping, n_jobs,
+            verbose=0, hessian_options=None, random_state=None):
         self.X_ = X
         self.n_train_ = X.shape[0]
         self.n_jobs = n_jobs
@@ -219,24 +360,39 @@ class LinearModelAdapter(ModelAdapter):
         )
         F = self.decision(X)
         self.resid_dir_, self.resid_norm_ = self.residuals(F, y_encoded)
-        self._curvature = self.curvature(F)
+        self.curvature_ = self.curvature(F)
         self._check_optimality()
 
-        self.solver_ = SOLVERS[hessian](damping).fit(_DenseHessian(self))
-        del self._curvature
+        start = time.perf_counter()
+        self.solver_ = SOLVERS[hessian](
+            damping, options=hessian_options, random_state=random_state, verbose=verbose
+        ).fit(LinearHessian(self, n_jobs))
+        log(verbose, 1, f"{hessian} Hessian ready ({self.n_params} parameters, "
+            f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s")
 
         # q_i = ĝ_i^T H^-1 ĝ_i, and ||H^-1 ĝ_i|| when theta-RelatIF needs it.
+        start = time.perf_counter()
         need_norms = method == "theta-relatif"
-        chunks = self._row_chunks(8 * 2 * self.n_params)
-        results = list(parallel_map(
-            _normaliser_chunk,
-            (
-                (self.solver_, self.design(X[rows]), self.resid_dir_[rows], need_norms)
-                for rows in chunks
-            ),
-            n_jobs=n_jobs,
-        ))
+        itemsize = np.dtype(self.solver_.compute_dtype).itemsize
+        chunks = chunk_slices(self.n_train_, itemsize * 2 * self.n_params)
+        results = list(
+            parallel_map(
+                _normaliser_chunk,
+                (
+                    (
+                        self.solver_,
+                        self.design(X[rows].astype(self.solver_.compute_dtype, copy=False)),
+                        self.resid_dir_[rows],
+                        need_norms,
+                    )
+                    for rows in chunks
+                ),
+                n_jobs=n_jobs,
+            )
+        )
         quad = np.concatenate([q for q, _ in results])
+        log(verbose, 1, f"normalisers of {self.n_train_} examples in "
+            f"{time.perf_counter() - start:.1f} s ({len(chunks)} chunks)")
         scale = self._loss_scale * self.sample_weight_ * self.resid_norm_
         self.self_influence_ = scale * self.resid_norm_ * quad
         if method == "if":
@@ -253,29 +409,8 @@ class LinearModelAdapter(ModelAdapter):
         return self
 
     def hessian(self) -> np.ndarray:
-        """Dense Hessian of the training objective divided by nothing:
-        ``C sum_i s_i D_i ⊗ x̃_i x̃_i^T + C diag(penalty_diag)``."""
-        diag_curv, rank_curv = self._curvature
-        n_rows_bytes = 8 * (self.n_params + self.n_design)
-        chunks = self._row_chunks(n_rows_bytes)
-        hessian = None
-        for part in parallel_map(
-            _hessian_chunk,
-            (
-                (
-                    self.design(self.X_[rows]),
-                    self.sample_weight_[rows],
-                    diag_curv[rows],
-                    None if rank_curv is None else rank_curv[rows],
-                )
-                for rows in chunks
-            ),
-            n_jobs=self.n_jobs,
-        ):
-            hessian = part if hessian is None else hessian + part
-        hessian *= self._loss_scale
-        hessian.flat[:: self.n_params + 1] += self._loss_scale * self.penalty_diag()
-        return hessian
+        """The dense Hessian of the training objective (without damping)."""
+        return LinearHessian(self, self.n_jobs).dense()
 
     def objective_gradient(self) -> np.ndarray:
         """``dF/dtheta`` at the fitted parameters, shape (n_outputs, n_design)."""
@@ -287,7 +422,7 @@ class LinearModelAdapter(ModelAdapter):
                 _gradient_sum_chunk,
                 (
                     (self.design(self.X_[rows]), weighted[rows])
-                    for rows in self._row_chunks(8 * self.n_design)
+                    for rows in chunk_slices(self.n_train_, 8 * self.n_design)
                 ),
                 n_jobs=self.n_jobs,
             )
@@ -301,14 +436,9 @@ class LinearModelAdapter(ModelAdapter):
         The denominator bounds the norm of ``C sum_i s_i g_i`` by the triangle
         inequality, ``C sum_i s_i ||r_i|| ||x̃_i||``, plus ``||C penalty * theta||``.
         """
-        row_norms = np.sqrt(
-            np.asarray(
-                self.X_.multiply(self.X_).sum(axis=1)
-                if sparse.issparse(self.X_)
-                else np.einsum("ij,ij->i", self.X_, self.X_)
-            ).ravel()
-            + float(self.fit_intercept)
-        )
+        X = self.X_
+        sq = X.multiply(X).sum(axis=1) if sparse.issparse(X) else np.einsum("ij,ij->i", X, X)
+        row_norms = np.sqrt(np.asarray(sq, dtype=np.float64).ravel() + self.fit_intercept)
         data_size = np.sum(self.sample_weight_ * self.resid_norm_ * row_norms)
         penalty = self.penalty_diag().reshape(self.n_outputs, self.n_design)
         size = self._loss_scale * (data_size + np.linalg.norm(penalty * self.params))
@@ -332,12 +462,14 @@ class LinearModelAdapter(ModelAdapter):
     # -- test side ---------------------------------------------------------------------
     def prepare_test(self, X, y_encoded):
         direction, norm = self.residuals(self.decision(X), y_encoded)
-        test_grads = outer_rows(direction * norm[:, None], self.design(X))
+        test_grads = outer_rows(direction * norm[:, None], self.design(X).astype(np.float64))
         s_test = self.solver_.solve(test_grads)  # rows: H^-1 g_t
+        s_test = s_test.astype(self.solver_.compute_dtype, copy=False)
         return s_test.reshape(-1, self.n_design)  # (n_test * n_outputs, n_design)
 
     def train_chunk(self, rows):
-        return self.design(self.X_[rows]), self.resid_dir_[rows]
+        X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
+        return self.design(X), self.resid_dir_[rows]
 
     @staticmethod
     def cross(s_test, design, resid_dir):
@@ -351,3 +483,4 @@ class LinearModelAdapter(ModelAdapter):
 
     def cross_bytes_per_pair(self) -> int:
         return 8 * (self.n_outputs + 1)
+
