@@ -43,8 +43,9 @@ from sklearn.utils import check_random_state
 
 from ._utils import log, outer_rows
 
-#: Largest predicted relative error of float32 computations (see CholeskyInverse).
-FLOAT32_TOLERANCE = 1e-3
+#: Largest ``kappa * e`` (condition number times the measured relative error of the
+#: float32-accumulated Hessian) for which float32 is kept (see CholeskyInverse).
+FLOAT32_TOLERANCE = 1.0
 
 
 def _available_memory() -> int:
@@ -156,9 +157,14 @@ class CholeskyInverse(InverseHessian):
     float32 training data: the Hessian is accumulated from float32 products
     (in float64) and factorised in float64. Its error ``e`` is measured on a few
     random Hessian-vector products against float64 ones; with ``kappa`` the
-    condition number, float32 is kept (for the Hessian and the per-example
-    triangular solves) when ``kappa * e <= 1e-3``, otherwise the Hessian is
-    recomputed and everything runs in float64.
+    condition number (LAPACK's estimate), float32 is kept (for the Hessian and
+    the per-example triangular solves and scoring products) when
+    ``kappa * e <= 1``, otherwise the Hessian is recomputed and everything runs
+    in float64. ``kappa * e`` bounds the relative error of ``H^-1 g``; it is
+    pessimistic: on standardised digits (620 parameters) the scores' measured
+    relative error was 2e-6, 3e-5 and 1e-4 for ``kappa * e`` = 0.006, 0.08 and
+    0.45 (C = 0.05, 1, 10), and 1.7e-3 for ``kappa * e`` = 5 (C = 100), which
+    therefore falls back to float64.
     """
 
     def fit(self, operator):

@@ -77,11 +77,13 @@ class ModelAdapter(ABC):
         classes = self.classes_
         y = np.asarray(y)
         try:
-            position = np.searchsorted(classes, y)
-            position = np.clip(position, 0, len(classes) - 1)
-            known = classes[position] == y
+            position = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+            # object comparison: elementwise even for mixed str/int labels
+            known = np.asarray(
+                classes[position].astype(object) == y.astype(object), dtype=bool
+            )
         except TypeError:  # labels not comparable with classes_
-            known = np.zeros(len(y), dtype=bool)
+            position, known = None, np.zeros(len(y), dtype=bool)
         if not np.all(known):
             unknown = np.unique(y[~known].astype(object))[:5]
             raise ValueError(

@@ -1,0 +1,200 @@
+"""Hessian options, float32, sparse input and parallel backends (issue: scale)."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.stats import pearsonr
+from sklearn import config_context
+from sklearn.datasets import load_digits, make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+import skrelatif._solvers
+from skrelatif import InfluenceExplainer
+
+from . import _dense
+
+METHODS = ["if", "theta-relatif", "l-relatif"]
+
+
+def _data(n_classes, seed=0, n_samples=130, n_features=6):
+    X, y = make_classification(
+        n_samples=n_samples, n_features=n_features, n_informative=4, n_redundant=0,
+        n_classes=n_classes, n_clusters_per_class=1, flip_y=0.05, random_state=seed,
+    )
+    return X[:100], y[:100], X[100:]
+
+
+def _close(actual, expected, rtol):
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_block_diagonal_is_exact_on_the_dense_blocks(method):
+    X, y, X_test = _data(3)
+    sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
+    model = LogisticRegression(C=0.5, tol=1e-10).fit(X, y, sample_weight=sw)
+    ex = InfluenceExplainer(model, method=method, hessian="block-diagonal", damping=0.1)
+    ex.fit(X, y, sample_weight=sw)
+    H = _dense.hessian(model, X, y, sw, damping=0.1)
+    d = X.shape[1] + 1
+    blocks = np.zeros_like(H)
+    for k in range(3):
+        blocks[k * d:(k + 1) * d, k * d:(k + 1) * d] = H[k * d:(k + 1) * d, k * d:(k + 1) * d]
+    G = _dense.gradients(model, X, y)
+    Gt = _dense.gradients(model, X_test, model.predict(X_test))
+    solved = np.linalg.solve(blocks, G.T).T
+    cross = Gt @ solved.T
+    quad = np.einsum("ij,ij->i", solved, G)
+    expected = {
+        "if": model.C * sw * cross,
+        "theta-relatif": cross / np.linalg.norm(solved, axis=1),
+        "l-relatif": cross / np.sqrt(quad),
+    }[method]
+    _close(ex.transform(X_test), expected, 1e-8)
+    _close(ex.self_influence_, model.C * sw * quad, 1e-8)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("method", METHODS)
+def test_cg_matches_exact(n_classes, method):
+    X, y, X_test = _data(n_classes, seed=1)
+    model = LogisticRegression(C=2.0, tol=1e-10).fit(X, y)
+    exact = InfluenceExplainer(model, method=method).fit(X, y)
+    cg = InfluenceExplainer(
+        model, method=method, hessian="cg", hessian_options={"tol": 1e-10}
+    ).fit(X, y)
+    _close(cg.transform(X_test), exact.transform(X_test), 1e-7)
+    _close(cg.self_influence_, exact.self_influence_, 1e-7)
+
+
+def test_cg_warns_when_not_converged():
+    X, y, X_test = _data(3, seed=1)
+    model = LogisticRegression(C=100.0, tol=1e-10).fit(X, y)
+    ex = InfluenceExplainer(model, method="if", hessian="cg",
+                            hessian_options={"max_iter": 2})
+    with pytest.warns(UserWarning, match="Conjugate gradients did not reach"):
+        ex.fit(X, y)
+
+
+def test_lissa_approximates_exact_and_is_seeded():
+    X, y, X_test = _data(2, seed=2, n_samples=400)
+    X, y = X[:300] if len(X) > 300 else X, y
+    model = LogisticRegression(C=0.05, tol=1e-10).fit(X, y)
+    exact = InfluenceExplainer(model, method="if").fit(X, y).transform(X_test)
+    options = {"depth": 300, "repeats": 2, "batch_size": 50}
+    lissa = InfluenceExplainer(
+        model, method="if", hessian="lissa", hessian_options=options, random_state=0
+    ).fit(X, y)
+    estimate = lissa.transform(X_test)
+    assert pearsonr(estimate.ravel(), exact.ravel())[0] > 0.99
+    again = InfluenceExplainer(
+        model, method="if", hessian="lissa", hessian_options=options, random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(again.transform(X_test), estimate)
+    other = InfluenceExplainer(
+        model, method="if", hessian="lissa", hessian_options=options, random_state=1
+    ).fit(X, y)
+    assert not np.array_equal(other.transform(X_test), estimate)
+
+
+def test_float32_is_used_when_accurate_and_agrees_with_float64():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X = X[:, X.std(axis=0) > 0]
+    model = LogisticRegression(C=0.05, tol=1e-10, max_iter=1000).fit(X[:1200], y[:1200])
+    X32 = X.astype(np.float32)
+    for method in METHODS:
+        ex64 = InfluenceExplainer(model, method=method).fit(X[:1200], y[:1200])
+        ex32 = InfluenceExplainer(model, method=method).fit(X32[:1200], y[:1200])
+        assert ex32._adapter.solver_.compute_dtype == np.float32
+        assert ex32._adapter.X_.dtype == np.float32  # training data kept in float32
+        _close(ex32.transform(X32[1200:1260]), ex64.transform(X[1200:1260]), 1e-3)
+        _close(ex32.self_influence_, ex64.self_influence_, 1e-3)
+
+
+def test_float32_falls_back_to_float64_when_ill_conditioned():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X = X[:, X.std(axis=0) > 0]
+    model = LogisticRegression(C=100.0, tol=1e-10, max_iter=10_000).fit(X[:1200], y[:1200])
+    ex32 = InfluenceExplainer(model).fit(X[:1200].astype(np.float32), y[:1200])
+    assert ex32._adapter.solver_.compute_dtype == np.float64
+    ex64 = InfluenceExplainer(model).fit(X[:1200], y[:1200])
+    _close(ex32.transform(X[1200:1230].astype(np.float32)),
+           ex64.transform(X[1200:1230]), 1e-5)
+
+
+def test_exact_hessian_too_large_says_how_much(monkeypatch):
+    X, y, _ = _data(3)
+    model = LogisticRegression().fit(X, y)
+    monkeypatch.setattr(skrelatif._solvers, "_available_memory", lambda: 1000)
+    with pytest.raises(ValueError, match=r"21 x 21 Hessian \(0\.0 GiB\).*block-diagonal"):
+        InfluenceExplainer(model).fit(X, y)
+    # The other options need no dense Hessian.
+    InfluenceExplainer(model, hessian="cg").fit(X, y)
+
+
+def test_unknown_hessian_options_are_rejected():
+    X, y, _ = _data(2)
+    model = LogisticRegression().fit(X, y)
+    with pytest.raises(ValueError, match=r"Unknown hessian_options \['depth'\]"):
+        InfluenceExplainer(model, hessian="cg", hessian_options={"depth": 3}).fit(X, y)
+
+
+def test_verbose_reports_progress(capsys):
+    X, y, X_test = _data(3)
+    model = LogisticRegression().fit(X, y)
+    ex = InfluenceExplainer(model, verbose=1).fit(X, y)
+    ex.explain(X_test)
+    out = capsys.readouterr().out
+    assert "exact Hessian ready (21 parameters" in out
+    assert "normalisers of 100 examples" in out
+    assert "explained 30 of 30 test points" in out
+    InfluenceExplainer(model).fit(X, y).explain(X_test)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("hessian", ["exact", "cg", "block-diagonal", "identity"])
+def test_sparse_input_is_never_densified_whole(monkeypatch, hessian):
+    rng = np.random.RandomState(0)
+    X = sparse.random(200, 50, density=0.1, format="csr", random_state=rng)
+    y = rng.randint(0, 3, 200)
+    model = LogisticRegression(C=0.5, tol=1e-10).fit(X, y)
+    dense_scores = InfluenceExplainer(model, hessian=hessian).fit(
+        X.toarray(), y
+    ).transform(X[:7].toarray())
+    densified = []
+    original = sparse.csr_matrix.toarray
+
+    def spy(self, *args, **kwargs):
+        densified.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sparse.csr_matrix, "toarray", spy)
+    with config_context(working_memory=0.05):
+        ex = InfluenceExplainer(model, hessian=hessian).fit(X, y)
+        scores = ex.transform(X[:7])
+    assert max(densified, default=0) < X.shape[0]
+    _close(scores, dense_scores, 1e-7)
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_identical_results():
+    distributed = pytest.importorskip("distributed")
+    from joblib import parallel_config
+
+    X, y, X_test = _data(3, seed=4)
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    local = InfluenceExplainer(model, method="theta-relatif").fit(X, y)
+    expected, e_local = local.transform(X_test), local.explain(X_test, k=4)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        with config_context(working_memory=0.01), parallel_config(backend="dask"):
+            remote = InfluenceExplainer(model, method="theta-relatif", n_jobs=-1).fit(X, y)
+            scores = remote.transform(X_test)
+            e = remote.explain(X_test, k=4)
+        assert client.run(lambda: 1)  # the workers were there
+    np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-13)
+    np.testing.assert_array_equal(e.proponents, e_local.proponents)
