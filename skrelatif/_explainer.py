@@ -137,6 +137,8 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     self_influence_ : ndarray of shape (n_train,)
         ``C s_i g_i^T H^-1 g_i``: the predicted rise of example ``i``'s own
         loss when it is removed; large for outliers and mislabelled examples.
+        With ``hessian="cg"`` or ``"lissa"`` and ``method="if"`` it is computed
+        on first access (one solve per training example).
     classes_ : ndarray of shape (n_classes,)
         The model's classes.
     n_features_in_ : int
@@ -245,6 +247,12 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_adapter")
 
+    @property
+    def self_influence_(self) -> np.ndarray:
+        """``C s_i g_i^T H^-1 g_i`` per training example (see the class docstring)."""
+        check_is_fitted(self)
+        return self._adapter.self_influence_
+
     def _fit(self, X, y, sample_weight):
         self._validate_params()
         if y is None:
@@ -299,7 +307,6 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self._adapter: ModelAdapter = adapter
         self._train_target = np.asarray(y)
         self.classes_ = adapter.classes_
-        self.self_influence_ = adapter.self_influence_
         self._n_features_out = adapter.n_train_
         return self
 

@@ -118,6 +118,10 @@ class InverseHessian(ABC):
 
     #: dtype for the training-set-sized work (float32 only where accurate enough).
     compute_dtype: np.dtype = np.dtype(np.float64)
+    #: True when every solve iterates over the training set (no factorisation).
+    iterative: ClassVar[bool] = False
+    #: Vectors of length P held per right-hand side while solving (for chunking).
+    workspace: ClassVar[int] = 3
 
     def quad_norms(self, resid: np.ndarray, design: Any, *, norms: bool):
         """Per row ``g = r ⊗ x̃``: ``g^T H^-1 g`` and, if ``norms``, ``||H^-1 g||``."""
@@ -277,6 +281,8 @@ class ConjugateGradientInverse(InverseHessian):
     """
 
     option_names = ("tol", "max_iter")
+    iterative = True
+    workspace = 8
 
     def fit(self, operator):
         self.operator_ = operator
@@ -339,6 +345,8 @@ class LissaInverse(InverseHessian):
     """
 
     option_names = ("scale", "depth", "repeats", "batch_size")
+    iterative = True
+    workspace = 5
 
     def fit(self, operator):
         self.operator_ = operator

@@ -370,43 +370,56 @@ class LinearModelAdapter(ModelAdapter):
         log(verbose, 1, f"{hessian} Hessian ready ({self.n_params} parameters, "
             f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s")
 
-        # q_i = ĝ_i^T H^-1 ĝ_i, and ||H^-1 ĝ_i|| when theta-RelatIF needs it.
+        self._verbose = verbose
+        self._self_influence = None
+        self.train_scale_ = self._loss_scale * self.sample_weight_ * self.resid_norm_
+        if method != "if" or not self.solver_.iterative:
+            quad, norm = self._normalisers(need_norms=method == "theta-relatif")
+            if method != "if":
+                norm = np.sqrt(quad) if norm is None else norm
+                # An example whose gradient direction is zero (x̃_i = 0) scores 0.
+                self.train_scale_ = np.divide(
+                    1.0, norm, out=np.zeros_like(norm), where=norm > 0
+                )
+        self.candidates_ = None
+        return self
+
+    def _normalisers(self, need_norms):
+        """q_i = ĝ_i^T H^-1 ĝ_i (and ||H^-1 ĝ_i|| if ``need_norms``) for every
+        training example; also sets the self-influence ``C s_i ||r_i||^2 q_i``."""
         start = time.perf_counter()
-        need_norms = method == "theta-relatif"
-        itemsize = np.dtype(self.solver_.compute_dtype).itemsize
-        chunks = chunk_slices(self.n_train_, itemsize * 2 * self.n_params)
+        dtype = self.solver_.compute_dtype
+        chunks = chunk_slices(self.n_train_, dtype.itemsize * 2 * self.n_params)
         results = list(
             parallel_map(
                 _normaliser_chunk,
                 (
                     (
                         self.solver_,
-                        self.design(X[rows].astype(self.solver_.compute_dtype, copy=False)),
+                        self.design(self.X_[rows].astype(dtype, copy=False)),
                         self.resid_dir_[rows],
                         need_norms,
                     )
                     for rows in chunks
                 ),
-                n_jobs=n_jobs,
+                n_jobs=self.n_jobs,
             )
         )
         quad = np.concatenate([q for q, _ in results])
-        log(verbose, 1, f"normalisers of {self.n_train_} examples in "
+        norm = np.concatenate([n for _, n in results]) if need_norms else None
+        log(self._verbose, 1, f"normalisers of {self.n_train_} examples in "
             f"{time.perf_counter() - start:.1f} s ({len(chunks)} chunks)")
-        scale = self._loss_scale * self.sample_weight_ * self.resid_norm_
-        self.self_influence_ = scale * self.resid_norm_ * quad
-        if method == "if":
-            self.train_scale_ = scale
-        else:
-            norm = (
-                np.concatenate([n for _, n in results]) if need_norms else np.sqrt(quad)
-            )
-            # An example whose gradient direction is zero (x̃_i = 0) scores 0.
-            self.train_scale_ = np.divide(
-                1.0, norm, out=np.zeros_like(norm), where=norm > 0
-            )
-        self.candidates_ = None
-        return self
+        self._self_influence = (
+            self._loss_scale * self.sample_weight_ * self.resid_norm_**2 * quad
+        )
+        return quad, norm
+
+    @property
+    def self_influence_(self) -> np.ndarray:
+        """``C s_i g_i^T H^-1 g_i``; computed on first use with iterative solvers."""
+        if self._self_influence is None:
+            self._normalisers(need_norms=False)
+        return self._self_influence
 
     def hessian(self) -> np.ndarray:
         """The dense Hessian of the training objective (without damping)."""
@@ -479,7 +492,7 @@ class LinearModelAdapter(ModelAdapter):
         return np.einsum("itk,ik->ti", products, resid_dir)
 
     def test_row_bytes(self) -> int:
-        return 8 * 3 * self.n_params
+        return 8 * self.solver_.workspace * self.n_params
 
     def cross_bytes_per_pair(self) -> int:
         return 8 * (self.n_outputs + 1)
