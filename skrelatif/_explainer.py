@@ -86,22 +86,31 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     ----------
     model : estimator
         A :class:`~sklearn.linear_model.LogisticRegression` (L2 or no
-        penalty; binary or multinomial), or a
+        penalty; binary or multinomial), a :class:`~sklearn.svm.SVC` or
+        :class:`~sklearn.svm.NuSVC` (any kernel, binary or one-vs-one
+        multiclass) or a :class:`~sklearn.svm.LinearSVC` (L2 penalty,
+        one-vs-rest), or a
         :class:`~sklearn.pipeline.Pipeline` whose last step is one (its earlier
         steps transform X first), or a
         :class:`~sklearn.frozen.FrozenEstimator` of either. A fitted model is
         used as is and never modified or refitted; an unfitted one is cloned
-        and fitted in :meth:`fit`.
+        and fitted in :meth:`fit`. For SVMs the scores are those of Barshan et
+        al. (2020, appendix F): ``"if"`` is ``y_i y_t K(x_i, x_t)`` and both
+        RelatIF methods divide it by ``sqrt(K(x_i, x_i))``, for support
+        vectors only (every other example scores 0); a multiclass model sums
+        these scores over its binary machines that involve the explained
+        label (see the docstring of :mod:`skrelatif._adapters.svm`).
     method : {"if", "theta-relatif", "l-relatif"}, default="l-relatif"
         The score.
     hessian : {"exact", "identity"}, default="exact"
         ``"exact"``: the closed-form Hessian of the training objective,
         factorised once (Cholesky). ``"identity"``: ``H = I``, plain gradient
-        similarity (the baseline of Barshan et al., Fig. 6).
+        similarity (the baseline of Barshan et al., Fig. 6). SVMs accept only
+        ``"exact"`` (their Hessian is the identity in feature space).
     damping : float, default=0.0
         ``lambda >= 0`` added to the Hessian's diagonal, ``H + lambda I``.
         Needed when the Hessian is singular (e.g. ``C=np.inf`` with collinear
-        features).
+        features). SVMs accept only 0.
     n_jobs : int, default=None
         Number of joblib jobs over chunks of training examples. ``None`` means
         1 unless in a :func:`joblib.parallel_config` context. Chunks are sized
