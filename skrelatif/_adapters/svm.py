@@ -11,9 +11,9 @@ loss gradient of example ``i`` is ``-y_i phi(x_i)`` when the example is on or
 inside the margin (a *support vector*) and zero otherwise. The influence
 function ``g_t^T H^-1 g_i`` is therefore ::
 
-    "if"            score[t, i] = y_i y_t K(x_i, x_t)                  (i a support vector)
+    "if"            score[t, i] = y_i y_t K(x_i, x_t)      (i a support vector)
     "theta-relatif" score[t, i] = y_i y_t K(x_i, x_t) / sqrt(K(x_i, x_i))
-    "l-relatif"     score[t, i] = same as "theta-relatif"
+    "l-relatif"     score[t, i] = the same as "theta-relatif"
 
 and 0 for every other training example. ``K(x_i, x_i) = ||phi(x_i)||^2``, so
 RelatIF is the influence function evaluated as if every support vector were a
@@ -220,7 +220,7 @@ class SVMAdapter(ModelAdapter):
         """``(kernel, parameters)`` of the fitted model, as :func:`_kernel` takes."""
         est = self.estimator
         if isinstance(est, LinearSVC):
-            # liblinear's input is [x, intercept_scaling]: a linear kernel plus a constant.
+            # liblinear's input is [x, intercept_scaling]: x . x' + intercept_scaling^2.
             offset = float(est.intercept_scaling) ** 2 if est.fit_intercept else 0.0
             return "linear", {"offset": offset}
         params = {"gamma": float(est._gamma), "degree": est.degree, "coef0": est.coef0}
@@ -258,8 +258,12 @@ class SVMAdapter(ModelAdapter):
         """The same for LinearSVC, whose support vectors are found from margins."""
         est = self.estimator
         n_classes = len(est.classes_)
-        # side[k, c]: y^(k) of class c in machine k (binary: one machine, +1 = classes_[1]).
-        side = 2.0 * np.eye(n_classes) - 1.0 if n_classes > 2 else np.array([[-1.0, 1.0]])
+        # side[k, c]: y^(k) of class c in machine k; binary: one machine, in
+        # which classes_[1] is +1.
+        if n_classes > 2:
+            side = 2.0 * np.eye(n_classes) - 1.0
+        else:
+            side = np.array([[-1.0, 1.0]])
         coef, intercept = np.asarray(est.coef_), np.asarray(est.intercept_)
         active = np.zeros((X.shape[0], side.shape[0]), dtype=bool)
         for rows in chunk_slices(X.shape[0], 8 * 2 * (side.shape[0] + 1)):
@@ -273,7 +277,9 @@ class SVMAdapter(ModelAdapter):
         return support, sv_class, m, active[support].sum(axis=1)
 
     # -- fitting -----------------------------------------------------------------------
-    def fit(self, X, y_encoded, sample_weight, *, method, hessian, damping, n_jobs, verbose):
+    def fit(
+        self, X, y_encoded, sample_weight, *, method, hessian, damping, n_jobs, verbose
+    ):
         name = type(self.estimator).__name__
         if hessian != "exact":
             raise ValueError(
