@@ -98,9 +98,7 @@ def svc_machines(Model, params, X, y):
 def assert_explainer_matches(model, X, y, X_test, K_test, K_diag, machines, labels):
     for method in METHODS:
         explainer = InfluenceExplainer(model, method=method).fit(X, y)
-        expected, self_influence = reference_scores(
-            K_test, K_diag, machines, labels, y
-        )
+        expected, self_influence = reference_scores(K_test, K_diag, machines, labels, y)
         np.testing.assert_allclose(
             explainer.transform(X_test, labels),
             expected[method],
@@ -121,7 +119,7 @@ def data(n_classes, n_samples=45, seed=0):
     return X[:-6], y[:-6], X[-6:]
 
 
-# -- binary and multiclass SVC / NuSVC, every kernel -------------------------------------
+# -- binary and multiclass SVC / NuSVC, every kernel -----------------------------------
 MODELS = [(SVC, {"C": 1.0}), (NuSVC, {"nu": 0.4})]
 
 
@@ -182,7 +180,7 @@ def test_binary_string_labels_sign():
         np.testing.assert_allclose(scores[:, support], sign * K)
 
 
-# -- other kernels -----------------------------------------------------------------------
+# -- other kernels ---------------------------------------------------------------------
 def quadratic_kernel(A, B):
     return (A @ B.T + 1.0) ** 2
 
@@ -236,14 +234,17 @@ def test_sparse_input():
     )
 
 
-# -- LinearSVC ----------------------------------------------------------------------------
+# -- LinearSVC -------------------------------------------------------------------------
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
 def test_linear_svc(n_classes, fit_intercept, loss):
     X, y, X_test = data(n_classes, n_samples=80, seed=1)
     model = LinearSVC(
-        loss=loss, fit_intercept=fit_intercept, intercept_scaling=2.0, tol=1e-6,
+        loss=loss,
+        fit_intercept=fit_intercept,
+        intercept_scaling=2.0,
+        tol=1e-6,
         max_iter=100_000,
     ).fit(X, y)
     decision = X @ model.coef_.T + model.intercept_
@@ -257,12 +258,14 @@ def test_linear_svc(n_classes, fit_intercept, loss):
         support = np.flatnonzero(y_k * decision[:, k] <= 1 + 1e-3)
         machines.append(binary_machine(support, len(y), positive))
     assert 0 < sum(mask.sum() for mask, _ in machines) < len(machines) * len(y)
-    labels = [model.predict(X_test)] + [np.full(len(X_test), c) for c in range(n_classes)]
+    labels = [model.predict(X_test)] + [
+        np.full(len(X_test), c) for c in range(n_classes)
+    ]
     for label in labels:
         assert_explainer_matches(model, X, y, X_test, K_test, K_diag, machines, label)
 
 
-# -- RelatIF versus IF --------------------------------------------------------------------
+# -- RelatIF versus IF -----------------------------------------------------------------
 def poly_toy():
     """Two classes and a far outlier labelled +1 inside the other class."""
     rng = np.random.RandomState(0)
@@ -302,8 +305,9 @@ def test_rbf_rankings_coincide():
     """K(x, x) = 1 for the RBF kernel: RelatIF and IF give the same scores."""
     X, y, X_test = data(3)
     model = SVC(kernel="rbf").fit(X, y)
-    scores = [InfluenceExplainer(model, method=m).fit(X, y).transform(X_test)
-              for m in METHODS]
+    scores = [
+        InfluenceExplainer(model, method=m).fit(X, y).transform(X_test) for m in METHODS
+    ]
     n_machines = InfluenceExplainer(model).fit(X, y)._adapter.n_machines_
     assert np.any(n_machines > 1)
     np.testing.assert_allclose(scores[1], scores[2])
@@ -325,9 +329,10 @@ def test_non_positive_self_kernel():
     scores = explainer.transform(X_test)
     assert np.all(np.isfinite(scores))
     K_test = np.tanh(0.5 * X_test @ X[support].T - 1.0)
-    sign = np.where(y[support] == 1, 1, -1) * np.where(
-        model.predict(X_test) == 1, 1, -1
-    )[:, None]
+    sign = (
+        np.where(y[support] == 1, 1, -1)
+        * np.where(model.predict(X_test) == 1, 1, -1)[:, None]
+    )
     np.testing.assert_allclose(
         scores[:, support], sign * K_test / np.sqrt(np.abs(K_diag[support]))
     )
@@ -350,7 +355,7 @@ def test_zero_self_kernel_scores_zero():
     assert np.count_nonzero(scores[:, model.support_]) > 0
 
 
-# -- pipelines ---------------------------------------------------------------------------
+# -- pipelines -------------------------------------------------------------------------
 def test_fitted_pipeline():
     X, y, X_test = data(3, seed=2)
     X, X_test = 3 * X + 1, 3 * X_test + 1
@@ -381,7 +386,7 @@ def test_explainer_as_pipeline_step():
     assert np.count_nonzero(scores[0]) == len(model.support_)
 
 
-# -- explain -----------------------------------------------------------------------------
+# -- explain ---------------------------------------------------------------------------
 def test_explain_label_other_than_prediction():
     X, y, X_test = data(3, seed=4)
     model = SVC(kernel="rbf", C=3.0).fit(X, y)
@@ -484,7 +489,7 @@ def test_memory_is_bounded_for_100k_training_points():
     assert np.isin(e.proponents, explainer._adapter.candidates_).all()
 
 
-# -- bad input ---------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "options, match",
     [
