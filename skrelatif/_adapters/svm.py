@@ -181,16 +181,16 @@ class SVMAdapter(ModelAdapter):
     >>> import numpy as np
     >>> from sklearn.svm import SVC
     >>> from skrelatif import InfluenceExplainer
-    >>> X = np.array([[0.0, 0.0], [0.2, 0.1], [1.0, 1.0], [1.2, 0.9]])
+    >>> X = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 0.0], [3.0, 1.0]])
     >>> y = np.array([0, 0, 1, 1])
-    >>> model = SVC(kernel="linear").fit(X, y)
+    >>> model = SVC(kernel="rbf", gamma=0.5).fit(X, y)
     >>> explainer = InfluenceExplainer(model, method="if").fit(X, y)
-    >>> scores = explainer.transform(X[:1])
-    >>> bool(np.all(scores[0, model.support_] != 0))
-    True
-    >>> non_support = np.setdiff1d(np.arange(4), model.support_)
-    >>> bool(np.all(scores[0, non_support] == 0))
-    True
+
+    The scores are ``y_i y_t exp(-0.5 ||x_i - x_t||^2)`` for the four support
+    vectors: the two examples of the predicted class 1 are proponents.
+
+    >>> explainer.transform([[2.5, 0.5]]).round(3)
+    array([[-0.039, -0.105,  0.779,  0.779]])
     """
 
     estimator_types = (SVC, NuSVC, LinearSVC)
