@@ -547,6 +547,66 @@ def test_other_training_data_warns(kernel):
         InfluenceExplainer(model).fit(X[:5], y[:5])
 
 
+def test_warning_points_at_the_caller():
+    X, y, _ = data(2)
+    model = SVC().fit(X, y)
+    with pytest.warns(UserWarning, match="does not match the X") as record:
+        InfluenceExplainer(model).fit(X[::-1], y[::-1])
+    assert record[0].filename == __file__
+
+
+def test_zero_sample_weights():
+    """libsvm drops examples of weight 0; support_ then indexes the others."""
+    X, y, X_test = data(3)
+    sample_weight = np.ones(len(y))
+    sample_weight[::4] = 0
+    sample_weight[1::4] = 3
+    model = SVC(gamma=0.5).fit(X, y, sample_weight=sample_weight)
+    kept = np.flatnonzero(sample_weight > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explainer = InfluenceExplainer(model, method="if")
+        explainer.fit(X, y, sample_weight=sample_weight)
+    support = explainer._adapter.candidates_
+    np.testing.assert_array_equal(support, np.sort(kept[model.support_]))
+    scores = explainer.transform(X_test)
+    assert np.all(scores[:, sample_weight == 0] == 0)
+    # The same as the model trained without the examples of weight 0.
+    reduced = SVC(gamma=0.5).fit(X[kept], y[kept], sample_weight=sample_weight[kept])
+    reference = InfluenceExplainer(reduced, method="if").fit(X[kept], y[kept])
+    np.testing.assert_allclose(scores[:, kept], reference.transform(X_test))
+    # Without the weights, the model's support vectors do not match X.
+    with pytest.warns(UserWarning, match="does not match the X"):
+        InfluenceExplainer(model).fit(X, y)
+
+
+def test_zero_sample_weights_callable_kernel_warns():
+    """scikit-learn's SVC with a callable kernel and weights 0 predicts with the
+    wrong kernel columns: the explainer says so and scores the right examples."""
+    X, y, X_test = data(2)
+    sample_weight = np.where(np.arange(len(y)) % 4 == 0, 0.0, 1.0)
+    model = SVC(kernel=quadratic_kernel).fit(X, y, sample_weight=sample_weight)
+    kept = np.flatnonzero(sample_weight > 0)
+    with pytest.warns(UserWarning, match="sample weight 0"):
+        explainer = InfluenceExplainer(model).fit(X, y, sample_weight=sample_weight)
+    support = explainer._adapter.candidates_
+    np.testing.assert_array_equal(support, np.sort(kept[model.support_]))
+
+
+def test_linear_svc_zero_weights_are_not_support_vectors():
+    X, y, X_test = data(2, n_samples=80, seed=1)
+    sample_weight = np.where(np.arange(len(y)) % 3 == 0, 0.0, 1.0)
+    model = LinearSVC(tol=1e-6).fit(X, y, sample_weight=sample_weight)
+    explainer = InfluenceExplainer(model).fit(X, y, sample_weight=sample_weight)
+    unweighted = InfluenceExplainer(model).fit(X, y)
+    support = explainer._adapter.candidates_
+    assert np.all(sample_weight[support] > 0)
+    assert np.any(sample_weight[unweighted._adapter.candidates_] == 0)
+    np.testing.assert_array_equal(
+        support, np.intersect1d(unweighted._adapter.candidates_, support)
+    )
+
+
 def test_non_symmetric_gram_warns():
     X, y, _ = data(2)
     gram = X @ X.T

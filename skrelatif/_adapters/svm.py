@@ -20,10 +20,13 @@ RelatIF is the influence function evaluated as if every support vector were a
 unit vector in feature space: ``||H^-1 g_i|| = sqrt(g_i^T H^-1 g_i)``, which
 is why both RelatIF methods coincide. As in appendix F the constant ``C`` and
 the sample and class weights are left out: they only decide which examples are
-support vectors. The test gradient is ``-y_t phi(x_t)`` whatever the test
-point's margin, and a positive score means the example supports the explained
-label (a proponent). ``self_influence_[i] = K(x_i, x_i)`` for support vectors
-(the ``"if"`` formula with ``t = i``), 0 for the others.
+support vectors. Examples of sample weight 0 are never support vectors; pass
+``fit`` the model's ``sample_weight``, since libsvm drops those examples and
+``support_`` then indexes the remaining ones. The test gradient is
+``-y_t phi(x_t)`` whatever the test point's margin, and a positive score means
+the example supports the explained label (a proponent).
+``self_influence_[i] = K(x_i, x_i)`` for support vectors (the ``"if"`` formula
+with ``t = i``), 0 for the others.
 
 Kernels are those of the fitted model, with its own fitted parameters
 (``gamma`` resolved from ``"scale"``/``"auto"``, ``degree``, ``coef0``); a
@@ -253,9 +256,10 @@ class SVMAdapter(ModelAdapter):
         return support, sv_class, m, n_active
 
     def _linear_svc_machines(
-        self, X: Any, y_encoded: np.ndarray
+        self, X: Any, y_encoded: np.ndarray, sample_weight: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The same for LinearSVC, whose support vectors are found from margins."""
+        """The same for LinearSVC, whose support vectors are found from margins
+        (examples of weight 0 have no loss, so they are never support vectors)."""
         est = self.estimator
         n_classes = len(est.classes_)
         # side[k, c]: y^(k) of class c in machine k; binary: one machine, in
@@ -270,6 +274,8 @@ class SVMAdapter(ModelAdapter):
             decision = np.asarray(X[rows] @ coef.T) + intercept  # f_k(x_i)
             margin = side[:, y_encoded[rows]].T * decision  # y_i^(k) f_k(x_i)
             active[rows] = margin <= 1 + MARGIN_TOLERANCE
+            if sample_weight is not None:
+                active[rows] &= (sample_weight[rows] > 0)[:, None]
         support = np.flatnonzero(active.any(axis=1))
         sv_class = y_encoded[support]
         signed = active[support] * side[:, sv_class].T  # [i SV of k] y_i^(k)
@@ -299,7 +305,9 @@ class SVMAdapter(ModelAdapter):
         self.kernel_ = self.kernel
         kernel, params = self.kernel_
         if isinstance(self.estimator, LinearSVC):
-            support, sv_class, m, n_active = self._linear_svc_machines(X, y_encoded)
+            support, sv_class, m, n_active = self._linear_svc_machines(
+                X, y_encoded, sample_weight
+            )
             if support.size == 0:
                 raise ValueError(
                     "No training example is on or inside the margin of the "
@@ -308,7 +316,9 @@ class SVMAdapter(ModelAdapter):
                 )
         else:
             support, sv_class, m, n_active = self._svc_machines()
-            self._check_training_data(X, y_encoded, support, sv_class)
+            support = self._training_support(
+                X, y_encoded, support, sv_class, sample_weight
+            )
 
         # Support vectors in increasing training index (the scoring's chunks).
         order = np.argsort(support, kind="stable")
@@ -338,17 +348,47 @@ class SVMAdapter(ModelAdapter):
             )
         return self
 
-    def _check_training_data(self, X, y_encoded, support, sv_class) -> None:
-        """Warn when the SVC's support vectors are not those of ``X, y``."""
+    def _training_support(self, X, y_encoded, support, sv_class, sample_weight):
+        """Training indices of the SVC's support vectors; warns when the model
+        does not match ``X, y``."""
         est = self.estimator
         name = type(est).__name__
-        n_fit = int(est.shape_fit_[0])
         if support.size and support.max() >= X.shape[0]:
             raise ValueError(
-                f"{name} was fitted on {n_fit} samples and has support vectors up "
-                f"to index {support.max()}, but X has {X.shape[0]} rows. Pass the "
-                "data the model was trained on."
+                f"{name} was fitted on {int(est.shape_fit_[0])} samples and has "
+                f"support vectors up to index {support.max()}, but X has "
+                f"{X.shape[0]} rows. Pass the data the model was trained on."
             )
+        problem = self._mismatch(X, y_encoded, support, sv_class)
+        kept = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+        if problem is not None and kept is not None and len(kept) < X.shape[0]:
+            # libsvm drops the examples of weight 0, and support_ then indexes
+            # the remaining ones (scikit-learn PR #27763).
+            if support.size and support.max() < len(kept):
+                shifted = kept[support]
+                if np.all(y_encoded[shifted] == sv_class):
+                    support = shifted
+                    problem = self._mismatch(X, y_encoded, support, sv_class)
+                    if problem is not None:
+                        problem += (
+                            " (with examples of sample weight 0, scikit-learn's "
+                            f"{name} mis-indexes its support vectors; drop those "
+                            "examples and refit)"
+                        )
+        if problem is not None:
+            warnings.warn(
+                f"The {name} does not match the X (and y) given to fit: {problem}. "
+                "Its support vectors index the training data: pass exactly the X, "
+                "y (and sample_weight) the model was trained on, in the same order.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return support
+
+    def _mismatch(self, X, y_encoded, support, sv_class) -> str | None:
+        """Why the support vectors ``X[support]`` are not the model's, or None."""
+        est = self.estimator
+        n_fit = int(est.shape_fit_[0])
         problem = None
         if X.shape[0] != n_fit:
             problem = f"X has {X.shape[0]} rows, but the model was fitted on {n_fit}"
@@ -372,14 +412,7 @@ class SVMAdapter(ModelAdapter):
                 if not np.allclose(actual, _dense(X[support[rows]])):
                     problem = "its support_vectors_ are not the rows support_ of X"
                     break
-        if problem is not None:
-            warnings.warn(
-                f"The {name} does not match the X (and y) given to fit: {problem}. "
-                "Its support vectors index the training data: pass exactly the X, "
-                "y the model was trained on, in the same order.",
-                UserWarning,
-                stacklevel=4,
-            )
+        return problem
 
     def _decision_matches(self, X, support) -> bool:
         """Whether ``dual_coef_ K + intercept_`` on X reproduces the model's
