@@ -97,9 +97,11 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         and fitted in :meth:`fit`. For SVMs the scores are those of Barshan et
         al. (2020, appendix F): ``"if"`` is ``y_i y_t K(x_i, x_t)`` and both
         RelatIF methods divide it by ``sqrt(K(x_i, x_i))``, for support
-        vectors only (every other example scores 0); a multiclass model sums
-        these scores over its binary machines that involve the explained
-        label (see the docstring of :mod:`skrelatif._adapters.svm`).
+        vectors only (every other example scores 0). A multiclass model sums
+        the ``"if"`` scores of its binary machines that involve the explained
+        label, and RelatIF divides that by ``sqrt(n_i K(x_i, x_i))``, ``n_i``
+        the number of machines in which ``i`` is a support vector (see the
+        docstring of :mod:`skrelatif._adapters.svm`).
     method : {"if", "theta-relatif", "l-relatif"}, default="l-relatif"
         The score.
     hessian : {"exact", "identity"}, default="exact"
