@@ -87,12 +87,22 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     ----------
     model : estimator
         A :class:`~sklearn.linear_model.LogisticRegression` (L2 or no
-        penalty; binary or multinomial), or a
+        penalty; binary or multinomial), a :class:`~sklearn.svm.SVC` or
+        :class:`~sklearn.svm.NuSVC` (any kernel, binary or one-vs-one
+        multiclass) or a :class:`~sklearn.svm.LinearSVC` (L2 penalty,
+        one-vs-rest), or a
         :class:`~sklearn.pipeline.Pipeline` whose last step is one (its earlier
         steps transform X first), or a
         :class:`~sklearn.frozen.FrozenEstimator` of either. A fitted model is
         used as is and never modified or refitted; an unfitted one is cloned
-        and fitted in :meth:`fit`.
+        and fitted in :meth:`fit`. For SVMs the scores are those of Barshan et
+        al. (2020, appendix F): ``"if"`` is ``y_i y_t K(x_i, x_t)`` and both
+        RelatIF methods divide it by ``sqrt(K(x_i, x_i))``, for support
+        vectors only (every other example scores 0). A multiclass model sums
+        the ``"if"`` scores of its binary machines that involve the explained
+        label, and RelatIF divides that by ``sqrt(n_i K(x_i, x_i))``, ``n_i``
+        the number of machines in which ``i`` is a support vector (see the
+        docstring of :mod:`skrelatif._adapters.svm`).
     method : {"if", "theta-relatif", "l-relatif"}, default="l-relatif"
         The score.
     hessian : {"exact", "identity", "block-diagonal", "cg", "lissa"}, default="exact"
@@ -111,10 +121,13 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
           RelatIF and ``self_influence_`` need one solve per training example.
         - ``"lissa"``: the stochastic estimator of Agarwal et al. (2017) used by
           Koh & Liang (2017); approximate, see ``hessian_options``.
+
+        SVMs accept only ``"exact"`` (their Hessian is the identity in the
+        kernel's feature space).
     damping : float, default=0.0
         ``lambda >= 0`` added to the Hessian's diagonal, ``H + lambda I``.
         Needed when the Hessian is singular (e.g. ``C=np.inf`` with collinear
-        features).
+        features). SVMs accept only 0.
     hessian_options : dict, default=None
         Options of the ``hessian`` solver: ``{"tol": 1e-8, "max_iter": 1000}``
         for ``"cg"``; ``{"scale": None, "depth": 1000, "repeats": 1,

@@ -287,8 +287,9 @@ def test_singular_hessian_asks_for_damping():
 def test_not_at_minimum_warns(data):
     X, y, _, _ = data
     other = LogisticRegression().fit(X[::-1][:60], y[::-1][:60])
-    with pytest.warns(UserWarning, match="not at a minimum of its training objective"):
+    with pytest.warns(UserWarning, match="not at a minimum of its training objective") as record:
         InfluenceExplainer(other).fit(X, y)
+    assert record[0].filename == __file__  # points at the caller
     converged = LogisticRegression(tol=1e-8).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

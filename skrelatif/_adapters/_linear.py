@@ -469,7 +469,7 @@ class LinearModelAdapter(ModelAdapter):
                 "that they are the training data, or refit with a smaller tol or a "
                 "larger max_iter.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
 
     # -- test side ---------------------------------------------------------------------
