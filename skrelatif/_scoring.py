@@ -152,10 +152,13 @@ class Explanation:
     ----------
     proponents : ndarray of shape (n_test, k)
         Training indices with the largest scores (they support ``target``),
-        strongest first.
+        strongest first; ties go to the smaller index.
     proponent_scores : ndarray of shape (n_test, k)
     opponents : ndarray of shape (n_test, k)
         Training indices with the most negative scores, most negative first.
+        Proponents and opponents are the top and bottom ``k`` whatever their
+        sign: when fewer than ``k`` scores are positive (or negative), the rest
+        are the next ones in order; check the sign of the scores.
     opponent_scores : ndarray of shape (n_test, k)
     target : ndarray of shape (n_test,)
         The labels explained (the model's predictions unless given).

@@ -43,7 +43,8 @@ class ModelAdapter(ABC):
         Per-example factor that turns ``cross`` into the method's score.
     self_influence_ : ndarray of shape (n_train,) or None
     candidates_ : ndarray of int or None
-        Training indices that can have a non-zero score (``None``: all).
+        Training indices that can have a non-zero score, sorted ascending
+        (``None``: all). Only these are ever scored.
     """
 
     #: Estimator classes this adapter handles.
