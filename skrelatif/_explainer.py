@@ -64,6 +64,11 @@ class _ModelInputMixin:
 
     def _validate_train(self, X, y, sample_weight):
         """Checked training ``X, y, sample_weight``; sets ``n_features_in_``."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None: fit needs the training labels."
+            )
         if isinstance(_unfreeze(self.model), Pipeline):
             validate_data(self, X, skip_check_array=True)
             y = column_or_1d(y, warn=True)
