@@ -228,13 +228,20 @@ class LinearModelAdapter(ModelAdapter):
         # q_i = ĝ_i^T H^-1 ĝ_i, and ||H^-1 ĝ_i|| when theta-RelatIF needs it.
         need_norms = method == "theta-relatif"
         chunks = self._row_chunks(8 * 2 * self.n_params)
-        results = parallel_map(
-            _normaliser_chunk,
-            (
-                (self.solver_, self.design(X[rows]), self.resid_dir_[rows], need_norms)
-                for rows in chunks
-            ),
-            n_jobs=n_jobs,
+        results = list(  # read twice below (a generator would be empty the 2nd time)
+            parallel_map(
+                _normaliser_chunk,
+                (
+                    (
+                        self.solver_,
+                        self.design(X[rows]),
+                        self.resid_dir_[rows],
+                        need_norms,
+                    )
+                    for rows in chunks
+                ),
+                n_jobs=n_jobs,
+            )
         )
         quad = np.concatenate([q for q, _ in results])
         scale = self._loss_scale * self.sample_weight_ * self.resid_norm_
