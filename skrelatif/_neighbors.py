@@ -6,16 +6,20 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+from scipy.spatial.distance import cdist
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from scipy import sparse
-from scipy.spatial.distance import cdist
 from sklearn.metrics import euclidean_distances
 from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
 
 from ._explainer import _final_step, _ModelInputMixin
 from ._scoring import Explanation, best_k
@@ -115,7 +119,9 @@ class NearestNeighborExplainer(
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NearestNeighborExplainer:
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None
+    ) -> NearestNeighborExplainer:
         """Keep the training examples, in the model's input space.
 
         Parameters

@@ -106,7 +106,9 @@ def _remove_one(
     estimator, converged = _retrain(
         template, warm, reference, X, y, sample_weight, drop
     )
-    new_train_loss, new_theta = _losses_and_params(adapter_class, estimator, X, y_encoded)
+    new_train_loss, new_theta = _losses_and_params(
+        adapter_class, estimator, X, y_encoded
+    )
     test_loss, _ = _losses_and_params(adapter_class, estimator, X_test, y_test)
     rss = float(np.sqrt(np.sum((new_train_loss - train_loss) ** 2)))
     delta = None if theta is None else new_theta - theta
@@ -270,8 +272,20 @@ def leave_one_out(
 
     results = Parallel(n_jobs=n_jobs)(
         delayed(_remove_one)(
-            adapter_class, template, warm, reference, X, y, y_encoded, sample_weight,
-            Xt_test, yt_test, train_loss, theta, null_space, int(i),
+            adapter_class,
+            template,
+            warm,
+            reference,
+            X,
+            y,
+            y_encoded,
+            sample_weight,
+            Xt_test,
+            yt_test,
+            train_loss,
+            theta,
+            null_space,
+            int(i),
         )  # fmt: skip
         for i in indices
     )
