@@ -474,7 +474,7 @@ class LeaveOneOutDisplay:
         predicted, actual = predicted[finite], actual[finite]
         self.agreement_ = agreement(predicted, actual)
         if ax is None:
-            _, ax = plt.subplots(figsize=(4.5, 4.5))
+            _, ax = plt.subplots(figsize=(5, 5), layout="constrained")
         name = name if name is not None else self.name
         stats = f"r = {self.agreement_.pearson:.3f}"
         label = f"{name} ({stats})" if name else stats

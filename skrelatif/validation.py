@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from ._explainer import InfluenceExplainer
 
@@ -92,7 +93,10 @@ def _retrain(template, warm, init, X, y, sample_weight, drop):
                 setattr(estimator, name, np.array(getattr(init, name), copy=True))
     keep = slice(None) if drop is None else np.delete(np.arange(X.shape[0]), drop)
     kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
-    with warnings.catch_warnings(record=True) as caught:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        threadpool_limits(limits=1, user_api="blas"),
+    ):
         warnings.simplefilter("always", ConvergenceWarning)
         estimator.fit(X[keep], y[keep], **kwargs)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
@@ -143,6 +147,9 @@ def leave_one_out(
     objective) is retrained with "newton-cholesky", which converges to
     ``tol`` in a few steps, unless it has more than 2000 parameters. Models
     without ``warm_start`` (e.g. kernel SVMs) are retrained from scratch.
+    Each refit uses one BLAS thread (the refits are small; parallelism comes
+    from ``n_jobs``, as in joblib's own workers), which also avoids the
+    drastic slowdowns of oversubscribed BLAS threads on a busy machine.
 
     Parameters
     ----------
