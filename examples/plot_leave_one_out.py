@@ -27,7 +27,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skrelatif import InfluenceExplainer, LeaveOneOutDisplay
-from skrelatif.validation import agreement, leave_one_out
+from skrelatif.validation import actual_change, agreement, leave_one_out
 
 X, y = load_breast_cancer(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -101,8 +101,6 @@ print(f"C=1, hessian='exact': Pearson r = {a.pearson:.4f}, slope = {a.slope:.3f}
 # l-RelatIF the change relative to the effect on all training losses (up to a
 # constant). :func:`~skrelatif.validation.actual_change` gives their measured
 # counterparts from the same retrainings.
-from skrelatif.validation import actual_change  # noqa: E402
-
 for method in ("theta-relatif", "l-relatif"):
     scorer = InfluenceExplainer(model, method=method).fit(X_train, y_train)
     a = agreement(scorer.transform(X_t, y_t)[:, removed], actual_change(loo, method))
