@@ -202,7 +202,10 @@ def leave_one_out(
     a twice-differentiable loss (SVM) the hinge loss ``max(0, 1 - y f)``.
     A refit that does not converge raises one :class:`ConvergenceWarning`.
     Removing the only example of a class is refused (the retrained model
-    would have different classes).
+    would have different classes). With ``class_weight="balanced"`` the
+    retrained model recomputes its class weights without the removed example,
+    as a real retraining would; the influence function does not model that
+    (small) effect.
 
     Examples
     --------

@@ -8,13 +8,23 @@ from joblib import parallel_config
 from scipy import stats
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 from sklearn.utils import Bunch
 
 from skrelatif import InfluenceExplainer, NearestNeighborExplainer
-from skrelatif.validation import actual_change, agreement, leave_one_out
+from skrelatif.validation import (
+    _losses_and_params,
+    _projected_norm,
+    _retrain,
+    _retraining_template,
+    actual_change,
+    agreement,
+    leave_one_out,
+)
 
 
 def _log_loss(model, X, y):
@@ -181,6 +191,49 @@ def test_leave_one_out_warns_when_refits_do_not_converge(cancer):
         explainer = InfluenceExplainer(loose, method="if").fit(X, y)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
         leave_one_out(explainer, X_test, y_test, [0, 1], max_iter=1)
+
+
+def test_leave_one_out_frozen_pipeline(cancer):
+    """A FrozenEstimator(Pipeline) is retrained through its final step."""
+    X, y, X_test, y_test = cancer
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10)).fit(X, y)
+    coef = pipe[-1].coef_.copy()
+    plain = InfluenceExplainer(pipe, method="if").fit(X, y)
+    frozen = InfluenceExplainer(FrozenEstimator(pipe), method="if").fit(X, y)
+    a = leave_one_out(plain, X_test, y_test, [3, 4])
+    b = leave_one_out(frozen, X_test, y_test, [3, 4])
+    np.testing.assert_array_equal(a.test_loss_change, b.test_loss_change)
+    # The user's model is never modified.
+    np.testing.assert_array_equal(pipe[-1].coef_, coef)
+    assert pipe[-1].warm_start is False and pipe[-1].tol == 1e-10
+
+
+def test_models_without_warm_start_or_parameters():
+    """Kernel SVMs: retrained from scratch, hinge loss, no parameter vector."""
+
+    class NoLossAdapter:  # an adapter that knows neither losses nor params
+        def __init__(self, estimator):
+            self.estimator = estimator
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:80, :5])
+    y = y[:80]
+    svc = SVC(kernel="rbf", C=1.0).fit(X, y)
+    template, warm = _retraining_template(svc, 0, 1e-10, 10_000)
+    assert not warm and template.tol == 1e-10 and template.max_iter == -1
+    losses, params = _losses_and_params(NoLossAdapter, svc, X, y)
+    margin = np.where(y == 1, 1.0, -1.0) * svc.decision_function(X)
+    np.testing.assert_allclose(losses, np.maximum(0.0, 1.0 - margin))
+    assert params is None
+    assert np.isnan(_projected_norm(None, None))
+    refit, converged = _retrain(template, warm, svc, X, y, None, 5)
+    expected = SVC(kernel="rbf", C=1.0, tol=1e-10).fit(
+        np.delete(X, 5, 0), np.delete(y, 5)
+    )
+    np.testing.assert_allclose(
+        refit.decision_function(X), expected.decision_function(X), rtol=1e-8
+    )
+    assert converged
 
 
 @pytest.mark.parametrize(
