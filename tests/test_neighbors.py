@@ -20,6 +20,7 @@ from skrelatif import Explanation, NearestNeighborExplainer
 @pytest.fixture(scope="module")
 def cancer():
     X, y = load_breast_cancer(return_X_y=True)
+    X = X / X.max(axis=0)  # features in [0, 1]: the models converge quickly
     return X[:200], y[:200], X[200:220], y[200:220]
 
 
@@ -125,8 +126,6 @@ def test_results_do_not_depend_on_chunking_or_n_jobs(cancer):
 
 def test_sparse_input(cancer):
     X, y, X_test, _ = cancer
-    scale = X.max(axis=0)
-    X, X_test = X / scale, X_test / scale
     dense = NearestNeighborExplainer(LogisticRegression(max_iter=5000)).fit(X, y)
     sp = NearestNeighborExplainer(LogisticRegression(max_iter=5000)).fit(
         sparse.csr_matrix(X), y
@@ -160,6 +159,7 @@ def test_bad_input(cancer):
         NearestNeighborExplainer("not a model").fit(X, y)
 
 
+@pytest.mark.slow
 def test_check_estimator():
     check_estimator(
         NearestNeighborExplainer(LogisticRegression()),
