@@ -12,7 +12,7 @@ well predicted and actual changes agree.
 from __future__ import annotations
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -233,7 +233,7 @@ def leave_one_out(
             f"{type(explainer).__name__}."
         )
     check_is_fitted(explainer)
-    if not (isinstance(tol, float | Integral) and tol > 0):
+    if isinstance(tol, bool) or not (isinstance(tol, Real) and tol > 0):
         raise ValueError(f"tol must be a positive number; got {tol!r}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
