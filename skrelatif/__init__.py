@@ -6,8 +6,17 @@ them.
 """
 
 from ._explainer import InfluenceExplainer
+from ._neighbors import NearestNeighborExplainer
+from ._plot import ExplanationGridDisplay, LeaveOneOutDisplay
 from ._scoring import Explanation
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Explanation", "InfluenceExplainer", "__version__"]
+__all__ = [
+    "Explanation",
+    "ExplanationGridDisplay",
+    "InfluenceExplainer",
+    "LeaveOneOutDisplay",
+    "NearestNeighborExplainer",
+    "__version__",
+]

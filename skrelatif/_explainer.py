@@ -55,7 +55,94 @@ def _is_fitted(model: Any) -> bool:
     return True
 
 
-class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _ModelInputMixin:
+    """Input validation shared by the explainers of a ``model`` (``self.model``).
+
+    Raw X is checked like the model's own input (as is, for a pipeline) and
+    then mapped to the final estimator's input through the pipeline's earlier
+    steps.
+    """
+
+    def _validate_train(self, X, y, sample_weight):
+        """Checked training ``X, y, sample_weight``; sets ``n_features_in_``."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None: fit needs the training labels."
+            )
+        if isinstance(_unfreeze(self.model), Pipeline):
+            validate_data(self, X, skip_check_array=True)
+            y = column_or_1d(y, warn=True)
+            check_consistent_length(X, y)
+        else:
+            X, y = self._check_X(X, y=y, reset=True)
+        if y.shape[0] == 0:
+            raise ValueError("Found an empty y: fit needs at least one sample.")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, ensure_non_negative=True
+            )
+        return X, y, sample_weight
+
+    def _fitted_model(self, X, y, sample_weight):
+        """``self.model`` if fitted, else a clone of it fitted on ``X, y``."""
+        if _is_fitted(self.model):
+            return self.model
+        estimator = clone(self.model)
+        fit_params = {}
+        if sample_weight is not None:
+            key = "sample_weight"
+            if isinstance(_unfreeze(estimator), Pipeline):
+                key = f"{estimator.steps[-1][0]}__sample_weight"
+            fit_params[key] = sample_weight
+        estimator.fit(X, y, **fit_params)
+        return estimator
+
+    def _check_X(self, X, *, y=None, reset):
+        check_params = dict(
+            accept_sparse=("csr", "csc"),
+            dtype=(np.float64, np.float32),
+            ensure_all_finite=True,
+        )
+        if y is None:
+            return validate_data(self, X, reset=reset, **check_params)
+        return validate_data(self, X, y, reset=reset, **check_params)
+
+    def _model_input(self, X, estimator, final):
+        """The final estimator's input: X through the pipeline's earlier steps."""
+        estimator = _unfreeze(estimator)
+        if isinstance(estimator, Pipeline):
+            X = estimator[:-1].transform(X)
+        Xt = check_array(
+            X,
+            accept_sparse="csr",
+            dtype=(np.float64, np.float32),
+            ensure_all_finite=True,
+        )
+        expected = getattr(final, "n_features_in_", Xt.shape[1])
+        if Xt.shape[1] != expected:
+            raise ValueError(
+                f"X has {Xt.shape[1]} features after the pipeline's transforms, but "
+                f"{type(final).__name__} was fitted on {expected} features."
+            )
+        return Xt
+
+    def _test_model_input(self, X):
+        """Test ``X`` checked against ``fit`` and mapped to the model's input."""
+        check_is_fitted(self)
+        if isinstance(_unfreeze(self.estimator_), Pipeline):
+            validate_data(self, X, skip_check_array=True, reset=False)
+        else:
+            X = self._check_X(X, reset=False)
+        Xt = self._model_input(X, self.estimator_, _final_step(self.estimator_))
+        if Xt.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        return Xt
+
+
+class InfluenceExplainer(
+    _ModelInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Explain a classifier's predictions with the training examples behind them.
 
     For a test point ``t`` and a training example ``i``, the score says how
@@ -268,33 +355,9 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _fit(self, X, y, sample_weight):
         self._validate_params()
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is "
-                "None. Pass the labels the model was (or is to be) trained on."
-            )
         adapter_class = find_adapter(_final_step(self.model))
-        is_pipeline = isinstance(_unfreeze(self.model), Pipeline)
-        if is_pipeline:
-            validate_data(self, X, skip_check_array=True)
-            y = column_or_1d(y, warn=True)
-            check_consistent_length(X, y)
-        else:
-            X, y = self._check_X(X, y=y, reset=True)
-        if y.shape[0] == 0:
-            raise ValueError("Found an empty y: fit needs at least one sample.")
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-
-        if _is_fitted(self.model):
-            estimator = self.model
-        else:
-            estimator = clone(self.model)
-            fit_params = {}
-            if sample_weight is not None:
-                key = f"{estimator.steps[-1][0]}__sample_weight" if is_pipeline else "sample_weight"
-                fit_params[key] = sample_weight
-            estimator.fit(X, y, **fit_params)
+        X, y, sample_weight = self._validate_train(X, y, sample_weight)
+        estimator = self._fitted_model(X, y, sample_weight)
         final = _final_step(estimator)
         adapter = adapter_class(final)
         if adapter.hessian_options is not None and self.hessian not in adapter.hessian_options:
@@ -319,49 +382,14 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.estimator_ = estimator
         self._adapter: ModelAdapter = adapter
         self._train_target = np.asarray(y)
+        self._fit_sample_weight = sample_weight  # as given (no class weight)
         self.classes_ = adapter.classes_
         self._n_features_out = adapter.n_train_
         return self
 
-    def _check_X(self, X, *, y=None, reset):
-        check_params = dict(
-            accept_sparse=("csr", "csc"),
-            dtype=(np.float64, np.float32),
-            ensure_all_finite=True,
-        )
-        if y is None:
-            return validate_data(self, X, reset=reset, **check_params)
-        return validate_data(self, X, y, reset=reset, **check_params)
-
-    def _model_input(self, X, estimator, final):
-        """The final estimator's input: X through the pipeline's earlier steps."""
-        estimator = _unfreeze(estimator)
-        if isinstance(estimator, Pipeline):
-            X = estimator[:-1].transform(X)
-        Xt = check_array(
-            X,
-            accept_sparse="csr",
-            dtype=(np.float64, np.float32),
-            ensure_all_finite=True,
-        )
-        expected = getattr(final, "n_features_in_", Xt.shape[1])
-        if Xt.shape[1] != expected:
-            raise ValueError(
-                f"X has {Xt.shape[1]} features after the pipeline's transforms, but "
-                f"{type(final).__name__} was fitted on {expected} features."
-            )
-        return Xt
-
     # -- explaining --------------------------------------------------------------------
     def _test_input(self, X, y):
-        check_is_fitted(self)
-        if isinstance(_unfreeze(self.estimator_), Pipeline):
-            validate_data(self, X, skip_check_array=True, reset=False)
-        else:
-            X = self._check_X(X, reset=False)
-        Xt = self._model_input(X, self.estimator_, self._adapter.estimator)
-        if Xt.shape[0] == 0:
-            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        Xt = self._test_model_input(X)
         if y is None:
             y_encoded = self._adapter.predict_encoded(Xt)
         else:

@@ -1,0 +1,595 @@
+"""Plots, following scikit-learn's Display pattern (``from_...`` then ``plot``).
+
+Matplotlib is an optional dependency (the ``plot`` extra); it is imported only
+when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from math import isqrt
+from typing import Any
+
+import numpy as np
+
+from ._scoring import Explanation
+
+
+def _pyplot(caller: str) -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} requires matplotlib, which is not installed. Install it "
+            "with: pip install 'skrelatif[plot]'"
+        ) from exc
+    return plt
+
+
+def _named(items: Any, default_name, what: str) -> tuple[list[str], list[Any]]:
+    """(names, values) from a mapping, a sequence or a single item."""
+    if isinstance(items, Mapping):
+        return [str(n) for n in items], list(items.values())
+    if isinstance(items, Sequence) and not isinstance(items, str):
+        items = list(items)
+    else:
+        items = [items]
+    if not items:
+        raise ValueError(f"Give at least one {what}.")
+    return [default_name(item) for item in items], items
+
+
+def _as_images(X: Any, image_shape: tuple[int, ...] | None, what: str) -> np.ndarray:
+    """Rows of ``X`` as images: (n, h, w) or (n, h, w, channels)."""
+    X = np.asarray(X)
+    if image_shape is not None:
+        image_shape = tuple(int(s) for s in image_shape)
+        if int(np.prod(image_shape)) * X.shape[0] != X.size:
+            raise ValueError(
+                f"{what} with {X.size // max(X.shape[0], 1)} values per row cannot be "
+                f"shown as images of shape {image_shape}."
+            )
+        return X.reshape((X.shape[0], *image_shape))
+    if X.ndim in (3, 4):
+        return X
+    if X.ndim != 2:
+        raise ValueError(f"{what} must be 2-d (one image per row) or 3-d/4-d images.")
+    side = isqrt(X.shape[1])
+    if side * side != X.shape[1]:
+        raise ValueError(
+            f"{what} has {X.shape[1]} features per row, which is not a square image; "
+            "pass image_shape=(height, width)."
+        )
+    return X.reshape(X.shape[0], side, side)
+
+
+class ExplanationGridDisplay:
+    """Test images next to their strongest proponents, one block per method.
+
+    One row per test point: the test image, then for each method its ``k``
+    strongest proponents, strongest first, each labelled with its training
+    label; a proponent whose label differs from the explained label is drawn
+    in a red frame (the layout of Figs. 7-11 of Barshan et al., 2020).
+
+    It is recommended to build the display with :meth:`from_explainers` or
+    :meth:`from_explanation`; all parameters are stored as attributes.
+
+    Parameters
+    ----------
+    test_images : ndarray of shape (n_test, height, width[, c])
+    proponent_images : ndarray of shape (n_methods, n_test, k, height, width[, c])
+    test_labels : ndarray of shape (n_test,), default=None
+        The explained labels.
+    proponent_labels : ndarray of shape (n_methods, n_test, k), default=None
+        The training labels of the proponents.
+    method_names : list of str, default=None
+        One name per method (the column headers).
+
+    Attributes
+    ----------
+    figure_ : matplotlib Figure
+    axes_ : ndarray of matplotlib Axes, shape (n_test, 1 + n_methods * k)
+    images_ : ndarray of matplotlib AxesImage, same shape as ``axes_``
+    mismatches_ : ndarray of bool, shape (n_methods, n_test, k)
+        Proponents whose label differs from the explained label (all False
+        without labels).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skrelatif import (
+    ...     ExplanationGridDisplay, InfluenceExplainer, NearestNeighborExplainer)
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X, y = X[:300] / 16, y[:300]
+    >>> model = LogisticRegression(max_iter=1000).fit(X, y)
+    >>> explainers = {
+    ...     "l-RelatIF": InfluenceExplainer(model).fit(X, y),
+    ...     "nearest": NearestNeighborExplainer(model).fit(X, y),
+    ... }
+    >>> display = ExplanationGridDisplay.from_explainers(explainers, X[:3], X, k=2)
+    >>> display.axes_.shape
+    (3, 5)
+    """
+
+    def __init__(
+        self,
+        test_images: np.ndarray,
+        proponent_images: np.ndarray,
+        *,
+        test_labels: np.ndarray | None = None,
+        proponent_labels: np.ndarray | None = None,
+        method_names: list[str] | None = None,
+    ) -> None:
+        self.test_images = test_images
+        self.proponent_images = proponent_images
+        self.test_labels = test_labels
+        self.proponent_labels = proponent_labels
+        self.method_names = method_names
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        cmap: str = "gray_r",
+        mismatch_color: str = "tab:red",
+        imshow_kwargs: dict | None = None,
+    ) -> ExplanationGridDisplay:
+        """Draw the grid.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or array of Axes, default=None
+            ``None``: a new figure. A single Axes: its area is divided into
+            the grid (the Axes itself is hidden). An array of
+            ``n_test * (1 + n_methods * k)`` Axes: used in row-major order.
+        cmap : str, default="gray_r"
+            Colormap of single-channel images.
+        mismatch_color : str, default="tab:red"
+            Frame and label colour of proponents whose label differs from the
+            explained label.
+        imshow_kwargs : dict, default=None
+            Passed to :meth:`matplotlib.axes.Axes.imshow`.
+
+        Returns
+        -------
+        display : ExplanationGridDisplay
+            With ``figure_``, ``axes_``, ``images_`` and ``mismatches_``.
+        """
+        plt = _pyplot("ExplanationGridDisplay.plot")
+        tests = np.asarray(self.test_images)
+        props = np.asarray(self.proponent_images)
+        if props.ndim != tests.ndim + 2 or props.shape[1] != tests.shape[0]:
+            raise ValueError(
+                "proponent_images must have shape (n_methods, n_test, k, *image_shape) "
+                f"for test_images of shape {tests.shape}; got {props.shape}."
+            )
+        n_methods, n_test, k = props.shape[:3]
+        n_cols = 1 + n_methods * k
+        names = self.method_names or [f"method {m}" for m in range(n_methods)]
+        if len(names) != n_methods:
+            raise ValueError(f"Give {n_methods} method_names; got {len(names)}.")
+        axes = self._grid_axes(plt, ax, n_test, n_cols)
+        kwargs = {"cmap": cmap, "interpolation": "nearest", **(imshow_kwargs or {})}
+        labels = self.proponent_labels
+        if labels is not None and self.test_labels is not None:
+            target = np.asarray(self.test_labels)
+            mismatches = np.asarray(labels) != target[None, :, None]
+        else:
+            mismatches = np.zeros((n_methods, n_test, k), dtype=bool)
+
+        images = np.empty(axes.shape, dtype=object)
+        for t in range(n_test):
+            images[t, 0] = axes[t, 0].imshow(tests[t], **kwargs)
+            if self.test_labels is not None:
+                axes[t, 0].set_xlabel(f"label {self.test_labels[t]}")
+            for m in range(n_methods):
+                for j in range(k):
+                    a = axes[t, 1 + m * k + j]
+                    images[t, 1 + m * k + j] = a.imshow(props[m, t, j], **kwargs)
+                    if labels is not None:
+                        a.set_xlabel(str(labels[m][t][j]))
+                    if mismatches[m, t, j]:
+                        a.xaxis.label.set_color(mismatch_color)
+                        for spine in a.spines.values():
+                            spine.set_edgecolor(mismatch_color)
+                            spine.set_linewidth(2.5)
+        for a in axes.ravel():
+            a.set_xticks([])
+            a.set_yticks([])
+        axes[0, 0].set_title("test")
+        for m, name in enumerate(names):
+            axes[0, 1 + m * k].set_title(name, loc="left")
+        self.figure_ = axes[0, 0].figure
+        self.axes_ = axes
+        self.images_ = images
+        self.mismatches_ = mismatches
+        return self
+
+    @staticmethod
+    def _grid_axes(plt, ax, n_rows, n_cols):
+        if ax is None:
+            _, axes = plt.subplots(
+                n_rows,
+                n_cols,
+                figsize=(1.0 * n_cols, 1.25 * n_rows + 0.3),
+                squeeze=False,
+            )
+            return axes
+        if isinstance(ax, np.ndarray | list | tuple):
+            axes = np.asarray(ax, dtype=object)
+            if axes.size != n_rows * n_cols:
+                raise ValueError(
+                    f"ax must hold {n_rows} x {n_cols} = {n_rows * n_cols} Axes for "
+                    f"this grid; got {axes.size}."
+                )
+            return axes.reshape(n_rows, n_cols)
+        from matplotlib.gridspec import GridSpecFromSubplotSpec
+
+        grid = GridSpecFromSubplotSpec(
+            n_rows, n_cols, subplot_spec=ax.get_subplotspec(), wspace=0.1, hspace=0.4
+        )
+        ax.set_axis_off()
+        figure = ax.figure
+        return np.array(
+            [
+                [figure.add_subplot(grid[r, c]) for c in range(n_cols)]
+                for r in range(n_rows)
+            ],
+            dtype=object,
+        )
+
+    @classmethod
+    def from_explanation(
+        cls,
+        explanation: Explanation | Mapping[str, Explanation] | Sequence[Explanation],
+        X: Any,
+        X_train: Any,
+        *,
+        k: int | None = None,
+        image_shape: tuple[int, ...] | None = None,
+        ax: Any = None,
+        **plot_kwargs: Any,
+    ) -> ExplanationGridDisplay:
+        """Draw the proponents of one or more :class:`~skrelatif.Explanation`.
+
+        Parameters
+        ----------
+        explanation : Explanation, or dict of name -> Explanation, or list
+            One block of columns per explanation (named by the dict keys, else
+            by ``Explanation.method``). All explain the same rows of ``X``.
+        X : array-like of shape (n_test, n_pixels) or (n_test, h, w[, c])
+            The explained test points, as images.
+        X_train : array-like of shape (n_train, n_pixels) or (n_train, h, w[, c])
+            The training images that the explanations index.
+        k : int, default=None
+            Proponents shown per method (``None``: all the explanation holds).
+        image_shape : tuple of int, default=None
+            Shape of one image when rows are flat and not square.
+        ax : matplotlib Axes or array of Axes, default=None
+            See :meth:`plot`.
+        **plot_kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ExplanationGridDisplay
+        """
+        names, explanations = _named(
+            explanation, lambda e: getattr(e, "method", "?"), "explanation"
+        )
+        for e in explanations:
+            if not isinstance(e, Explanation):
+                raise TypeError(
+                    f"Expected skrelatif.Explanation objects; got {type(e).__name__}."
+                )
+        tests = _as_images(X, image_shape, "X")
+        train = _as_images(X_train, image_shape, "X_train")
+        n_test = tests.shape[0]
+        available = min(e.proponents.shape[1] for e in explanations)
+        k = available if k is None else int(k)
+        if not 1 <= k <= available:
+            raise ValueError(f"k must be between 1 and {available}; got {k}.")
+        for e in explanations:
+            if len(e) != n_test:
+                raise ValueError(
+                    f"X has {n_test} rows but an explanation explains {len(e)}."
+                )
+        proponents = np.stack([e.proponents[:, :k] for e in explanations])
+        first = explanations[0]
+        labels = None
+        if all(e.train_target is not None for e in explanations):
+            labels = np.stack(
+                [e.train_target[p] for e, p in zip(explanations, proponents)]
+            )
+        display = cls(
+            tests,
+            train[proponents],
+            test_labels=first.target,
+            proponent_labels=labels,
+            method_names=names,
+        )
+        return display.plot(ax=ax, **plot_kwargs)
+
+    @classmethod
+    def from_explainers(
+        cls,
+        explainers: Any,
+        X: Any,
+        X_train: Any,
+        *,
+        y: Any = None,
+        k: int = 3,
+        image_shape: tuple[int, ...] | None = None,
+        ax: Any = None,
+        **plot_kwargs: Any,
+    ) -> ExplanationGridDisplay:
+        """Explain ``X`` with each fitted explainer and draw the proponents.
+
+        Parameters
+        ----------
+        explainers : explainer, or dict of name -> explainer, or list
+            Fitted :class:`~skrelatif.InfluenceExplainer` or
+            :class:`~skrelatif.NearestNeighborExplainer` objects (anything with
+            ``explain(X, y, k)``), named by the dict keys, else by their
+            ``method`` (``"nearest-neighbor"`` for the baseline).
+        X : array-like of shape (n_test, n_pixels)
+            The points to explain: the explainers' input, shown as images.
+        X_train : array-like of shape (n_train, n_pixels)
+            The explainers' training data, shown as images.
+        y : array-like of shape (n_test,), default=None
+            The labels to explain (the model's predictions when None).
+        k : int, default=3
+            Proponents per method.
+        image_shape : tuple of int, default=None
+            Shape of one image when rows are not square images.
+        ax : matplotlib Axes or array of Axes, default=None
+            See :meth:`plot`.
+        **plot_kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ExplanationGridDisplay
+        """
+        names, objects = _named(
+            explainers, lambda e: getattr(e, "method", "nearest-neighbor"), "explainer"
+        )
+        explanations = {
+            name: explainer.explain(X, y=y, k=k)
+            for name, explainer in zip(names, objects)
+        }
+        return cls.from_explanation(
+            explanations, X, X_train, image_shape=image_shape, ax=ax, **plot_kwargs
+        )
+
+
+_QUANTITIES = {
+    "if": "test loss change",
+    "theta-relatif": "test loss change / ||Δθ||",
+    "l-relatif": "test loss change / RSS of training loss changes",
+}
+
+
+class LeaveOneOutDisplay:
+    """Predicted against actual leave-one-out changes (Fig. 6 of Barshan et al.).
+
+    A scatter plot with one point per (test point, removed training example);
+    the legend gives the Pearson correlation. Call :meth:`plot` again on the
+    same ``ax`` to overlay another method or Hessian.
+
+    It is recommended to build the display with :meth:`from_explainer` or
+    :meth:`from_predictions`; all parameters are stored as attributes.
+
+    Parameters
+    ----------
+    predicted : ndarray
+        Predicted changes (scores).
+    actual : ndarray of the same shape
+        Actual changes from :func:`skrelatif.validation.leave_one_out`.
+    name : str, default=None
+        Legend name.
+    method : {"if", "theta-relatif", "l-relatif"}, default="if"
+        Which quantity is compared (sets the axis labels).
+
+    Attributes
+    ----------
+    agreement_ : Bunch
+        :func:`skrelatif.validation.agreement` of ``predicted`` and ``actual``.
+    leave_one_out_ : Bunch
+        The leave-one-out result (only when built with :meth:`from_explainer`).
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    scatter_ : matplotlib PathCollection
+    line_ : matplotlib Line2D or None
+        The ``y = x`` line, if drawn.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skrelatif import LeaveOneOutDisplay
+    >>> display = LeaveOneOutDisplay.from_predictions(
+    ...     [0.1, 0.2, -0.1, 0.0], [0.11, 0.19, -0.12, 0.01], name="IF")
+    >>> display.ax_.get_legend().get_texts()[0].get_text()
+    'IF (r = 0.994)'
+    """
+
+    def __init__(
+        self,
+        predicted: Any,
+        actual: Any,
+        *,
+        name: str | None = None,
+        method: str = "if",
+    ) -> None:
+        self.predicted = predicted
+        self.actual = actual
+        self.name = name
+        self.method = method
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        name: str | None = None,
+        diagonal: bool = True,
+        **scatter_kwargs: Any,
+    ) -> LeaveOneOutDisplay:
+        """Draw the scatter plot.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            ``None``: a new figure.
+        name : str, default=None
+            Legend name; overrides the one given at construction.
+        diagonal : bool, default=True
+            Draw the ``y = x`` line (perfect agreement).
+        **scatter_kwargs
+            Passed to :meth:`matplotlib.axes.Axes.scatter`.
+
+        Returns
+        -------
+        display : LeaveOneOutDisplay
+        """
+        from .validation import agreement
+
+        plt = _pyplot("LeaveOneOutDisplay.plot")
+        if self.method not in _QUANTITIES:
+            raise ValueError(
+                f"method must be one of {sorted(_QUANTITIES)}; got {self.method!r}."
+            )
+        predicted = np.asarray(self.predicted, dtype=float).ravel()
+        actual = np.asarray(self.actual, dtype=float).ravel()
+        if predicted.shape != actual.shape:
+            raise ValueError(
+                f"predicted and actual must have the same size; got {predicted.size} "
+                f"and {actual.size}."
+            )
+        # Undefined ratios (a removal that changes nothing) are left out.
+        finite = np.isfinite(predicted) & np.isfinite(actual)
+        predicted, actual = predicted[finite], actual[finite]
+        self.agreement_ = agreement(predicted, actual)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+        name = name if name is not None else self.name
+        stats = f"r = {self.agreement_.pearson:.3f}"
+        label = f"{name} ({stats})" if name else stats
+        self.scatter_ = ax.scatter(
+            predicted, actual, label=label, **{"s": 12, "alpha": 0.7, **scatter_kwargs}
+        )
+        self.line_ = None
+        if diagonal:
+            low = min(predicted.min(), actual.min())
+            high = max(predicted.max(), actual.max())
+            (self.line_,) = ax.plot(
+                [low, high], [low, high], linestyle="--", color="0.5", linewidth=1
+            )
+        quantity = _QUANTITIES[self.method]
+        ax.set_xlabel(f"Predicted {quantity}")
+        ax.set_ylabel(f"Actual {quantity}\n(leave-one-out retraining)")
+        ax.legend(loc="upper left")
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
+    @classmethod
+    def from_predictions(
+        cls,
+        predicted: Any,
+        actual: Any,
+        *,
+        name: str | None = None,
+        method: str = "if",
+        ax: Any = None,
+        diagonal: bool = True,
+        **scatter_kwargs: Any,
+    ) -> LeaveOneOutDisplay:
+        """Plot given predicted and actual changes.
+
+        Parameters
+        ----------
+        predicted : array-like
+            Predicted changes (e.g. ``explainer.transform(X_test)[:, indices]``).
+        actual : array-like of the same shape
+            Actual changes (e.g. ``leave_one_out(...).test_loss_change``).
+        name : str, default=None
+            Legend name.
+        method : {"if", "theta-relatif", "l-relatif"}, default="if"
+            Which quantity is compared (sets the axis labels).
+        ax : matplotlib Axes, default=None
+        diagonal : bool, default=True
+            Draw the ``y = x`` line.
+        **scatter_kwargs
+            Passed to :meth:`matplotlib.axes.Axes.scatter`.
+
+        Returns
+        -------
+        display : LeaveOneOutDisplay
+        """
+        display = cls(predicted, actual, name=name, method=method)
+        return display.plot(ax=ax, diagonal=diagonal, **scatter_kwargs)
+
+    @classmethod
+    def from_explainer(
+        cls,
+        explainer: Any,
+        X_test: Any,
+        y_test: Any,
+        indices: Any,
+        *,
+        n_jobs: int | None = None,
+        name: str | None = None,
+        ax: Any = None,
+        diagonal: bool = True,
+        **scatter_kwargs: Any,
+    ) -> LeaveOneOutDisplay:
+        """Retrain without each of ``indices`` and plot scores against the truth.
+
+        The explainer's scores for ``X_test`` are compared with the actual
+        counterpart of its method (see
+        :func:`skrelatif.validation.leave_one_out`): the test loss change for
+        ``"if"``, divided by ``||Δθ||`` for ``"theta-relatif"`` and by the
+        root sum of squared training-loss changes for ``"l-relatif"``.
+
+        Parameters
+        ----------
+        explainer : InfluenceExplainer
+            Fitted.
+        X_test : array-like of shape (n_test, n_features)
+        y_test : array-like of shape (n_test,) or None
+            Labels (``None``: the model's predictions).
+        indices : array-like of int
+            Training indices removed one at a time.
+        n_jobs : int, default=None
+            Jobs for the retraining.
+        name : str, default=None
+            Legend name (default: the method and Hessian).
+        ax : matplotlib Axes, default=None
+        diagonal : bool, default=True
+            Draw the ``y = x`` line.
+        **scatter_kwargs
+            Passed to :meth:`matplotlib.axes.Axes.scatter`.
+
+        Returns
+        -------
+        display : LeaveOneOutDisplay
+            With ``leave_one_out_``.
+        """
+        from .validation import actual_change, leave_one_out
+
+        _pyplot("LeaveOneOutDisplay.from_explainer")
+        indices = np.asarray(indices)
+        result = leave_one_out(explainer, X_test, y_test, indices, n_jobs=n_jobs)
+        predicted = explainer.transform(X_test, y_test)[:, indices]
+        method = explainer.method
+        if name is None:
+            name = f"{method}, hessian={explainer.hessian}"
+        display = cls(
+            predicted, actual_change(result, method), name=name, method=method
+        )
+        display.leave_one_out_ = result
+        return display.plot(ax=ax, diagonal=diagonal, **scatter_kwargs)
