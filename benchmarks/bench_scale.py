@@ -69,19 +69,22 @@ def mnist_like(n, n_test, d=784, n_classes=10, seed=0, dtype=np.float64):
 
 
 def text_like(n, n_test, d=100_000, n_classes=20, nnz_per_row=60, seed=0):
-    """TF-IDF-shaped data: Zipf-distributed columns, unit-norm rows."""
+    """TF-IDF-shaped data: Zipf-distributed word columns, half of them drawn from
+    a class-specific vocabulary, unit-norm rows; a fitted model."""
     rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n + n_test)
     rows = np.repeat(np.arange(n + n_test), nnz_per_row)
-    cols = np.minimum(rng.zipf(1.3, rows.size) - 1, d - 1)
+    words = rng.zipf(1.2, rows.size) - 1
+    topical = rng.random(rows.size) < 0.5
+    offset = rng.integers(0, d, n_classes)[y[rows]]
+    cols = np.where(topical, words + offset, words) % d
     X = sparse.csr_matrix((rng.random(rows.size) + 0.1, (rows, cols)),
                           shape=(n + n_test, d))
     X.sum_duplicates()
     X = sparse.csr_matrix(X.multiply(1 / np.sqrt(X.multiply(X).sum(axis=1))))
-    topic = rng.standard_normal((d, n_classes)) * 3
-    y = np.asarray(X @ topic).argmax(axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = LogisticRegression(C=10.0, tol=1e-6, max_iter=200).fit(X[:n], y[:n])
+        model = LogisticRegression(C=1.0, tol=1e-6, max_iter=200).fit(X[:n], y[:n])
     return X[:n], y[:n], X[n:], model
 
 
@@ -97,24 +100,22 @@ def explain_flops(n, m, d, K):
     return 2 * m * P**2 + 2 * n * m * (d + 1) * K
 
 
-def timed(function, repeat):
-    times, result = [], None
-    for _ in range(repeat):
+def measure(function, repeat=1):
+    """Median wall time of ``repeat`` runs and the peak memory allocated during
+    the first one beyond what existed before it (tracemalloc sees numpy)."""
+    times, peak = [], None
+    for run in range(repeat):
         gc.collect()
+        if run == 0:
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
         start = time.perf_counter()
-        result = function()
+        function()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-def peak_memory(function):
-    gc.collect()
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    function()
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return peak
+        if run == 0:
+            peak = tracemalloc.get_traced_memory()[1] - base
+            tracemalloc.stop()
+    return statistics.median(times), peak
 
 
 def naive(model, X, y, X_test):
@@ -148,6 +149,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="n = 10,000 instead of 60,000")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per row (median)")
     parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--n-text-test", type=int, default=16,
+                        help="test documents in the sparse case")
     parser.add_argument("--skip-text", action="store_true")
     args = parser.parse_args()
     n = 10_000 if args.quick else 60_000
@@ -165,28 +168,29 @@ def main():
         rate = rate32 if dtype == np.float32 else rate64
         label = f"K={K} {np.dtype(dtype).name}"
         ex = InfluenceExplainer(model, method="l-relatif")
-        memory = peak_memory(lambda: ex.fit(X, y))
-        seconds, _ = timed(lambda: ex.fit(X, y), args.repeat)
+        seconds, memory = measure(lambda: ex.fit(X, y), args.repeat)
         precision = ex._adapter.solver_.compute_dtype
+        rate_used = rate if precision == dtype else rate64
         row(f"fit     {label} (computed {precision})", n, seconds,
-            fit_flops(n, 784, outputs), rate if precision == dtype else rate64, memory)
-        seconds, _ = timed(lambda: ex.explain(X_test, k=10), args.repeat)
+            fit_flops(n, 784, outputs), rate_used, memory)
+        seconds, memory = measure(lambda: ex.explain(X_test, k=10), args.repeat)
         row(f"explain {label} ({m} test)", n, seconds,
-            explain_flops(n, m, 784, outputs), rate if precision == dtype else rate64)
+            explain_flops(n, m, 784, outputs), rate_used, memory)
         if dtype == np.float64:
             n_naive = n if K == 2 else min(n, 10_000)
-            naive_memory = peak_memory(lambda: naive(model, X[:n_naive], y[:n_naive], X_test))
-            seconds, _ = timed(lambda: naive(model, X[:n_naive], y[:n_naive], X_test), 1)
+            seconds, memory = measure(
+                lambda: naive(model, X[:n_naive], y[:n_naive], X_test)
+            )
             P = outputs * 785
             row(f"naive fit+explain {label}", n_naive, seconds,
                 fit_flops(n_naive, 784, outputs) + explain_flops(n_naive, m, 784, outputs)
-                + n_naive * P**2, rate, naive_memory)
+                + n_naive * P**2, rate, memory)
         del X, X_test, ex
         gc.collect()
 
     if not args.skip_text:
         n_text = 4_000 if args.quick else 20_000
-        X, y, X_test, model = text_like(n_text, 100)
+        X, y, X_test, model = text_like(n_text, args.n_text_test)
         P = model.coef_.size + model.intercept_.size
         print(f"\nsparse text: {n_text} x {X.shape[1]} (nnz {X.nnz}), "
               f"{len(model.classes_)} classes, P = {P} parameters")
@@ -196,18 +200,14 @@ def main():
             print(f'  hessian="exact": {exc}')
         ex = InfluenceExplainer(model, method="if", hessian="cg",
                                 hessian_options={"tol": 1e-6})
-        memory = peak_memory(lambda: ex.fit(X, y))
-        start = time.perf_counter()
-        ex.fit(X, y)
-        fit_s = time.perf_counter() - start
-        start = time.perf_counter()
-        e = ex.explain(X_test, k=10)
-        explain_s = time.perf_counter() - start
-        print(f'  hessian="cg", method="if": fit {fit_s:.1f} s (peak {memory / 2**20:.0f} '
-              f"MiB), explain {X_test.shape[0]} test points {explain_s:.1f} s "
-              f"({ex._adapter.solver_.n_iter_} CG iterations in the last batch); "
-              f"top proponent shares the label for "
-              f"{np.mean(y[e.proponents[:, 0]] == e.target):.0%}")
+        fit_s, fit_memory = measure(lambda: ex.fit(X, y))
+        explain_s, explain_memory = measure(lambda: ex.explain(X_test, k=10))
+        e = ex.explain(X_test[:8], k=1)
+        print(f'  hessian="cg", method="if": fit {fit_s:.1f} s (peak {fit_memory / 2**20:.0f} '
+              f"MiB); explain {X_test.shape[0]} test points {explain_s:.1f} s (peak "
+              f"{explain_memory / 2**20:.0f} MiB, {ex._adapter.solver_.n_iter_} CG "
+              f"iterations per batch); the top proponent of 8 test points shares "
+              f"their label for {np.mean(y[e.proponents[:, 0]] == e.target):.0%}")
 
 
 if __name__ == "__main__":

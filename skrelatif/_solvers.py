@@ -11,7 +11,8 @@ A solver is built from a *Hessian operator* (provided by a model adapter, see
 - ``dense(dtype)``, ``matvec(V)``, ``diagonal()``, ``diagonal_blocks()``,
   ``sample_matvec(V, rows)``: the Hessian (without damping) as a dense matrix,
   as products with the rows of V, its diagonal, its per-output diagonal blocks,
-  and a minibatch estimate of ``V H``.
+  and a minibatch estimate of ``V H``;
+- ``remove_null(V)``: the rows of V projected (in place) off the null space.
 
 Gradients come in rows. Solvers answer ``solve(G) = G H^-1`` and, for
 Kronecker-factored rows ``g_i = r_i ⊗ x̃_i``,
@@ -79,12 +80,6 @@ def _cholesky(H: np.ndarray) -> tuple[np.ndarray, float]:
 def _check_rcond(rcond: float, n: int) -> None:
     if not rcond > n * np.finfo(np.float64).eps:
         raise _singular_error(rcond)
-
-
-def _project_out(V, null_space):
-    if null_space is not None:
-        V -= (V @ null_space) @ null_space.T
-    return V
 
 
 class InverseHessian(ABC):
@@ -183,7 +178,7 @@ class CholeskyInverse(InverseHessian):
         dtype = np.dtype(operator.dtype)
         if dtype == np.float32:
             probe = np.random.RandomState(0).standard_normal((3, n_params))
-            probe = _project_out(probe, operator.null_space)
+            probe = operator.remove_null(probe)
             factor, rcond, approx = self._factor(operator, dtype, probe)
             exact = operator.matvec(probe) + self.damping * probe
             error = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
@@ -295,11 +290,11 @@ class ConjugateGradientInverse(InverseHessian):
         return self
 
     def solve(self, G):
-        op, null = self.operator_, self.operator_.null_space
-        B = _project_out(np.array(G, dtype=np.float64), null)
+        op = self.operator_
+        B = op.remove_null(np.array(G, dtype=np.float64))
         X = np.zeros_like(B)
         R = B.copy()
-        Z = _project_out(R * self.inv_diagonal_, null)
+        Z = op.remove_null(R * self.inv_diagonal_)
         D = Z.copy()
         rz = np.einsum("ij,ij->i", R, Z)
         target = self.tol * np.linalg.norm(B, axis=1)
@@ -314,7 +309,7 @@ class ConjugateGradientInverse(InverseHessian):
             residual = np.linalg.norm(R, axis=1)
             if np.all(residual <= target):
                 break
-            Z = _project_out(R * self.inv_diagonal_, null)
+            Z = op.remove_null(R * self.inv_diagonal_)
             rz_new = np.einsum("ij,ij->i", R, Z)
             beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
             D = Z + beta[:, None] * D
@@ -359,8 +354,7 @@ class LissaInverse(InverseHessian):
 
     def _top_eigenvalue(self, n_iter=30):
         rng = np.random.RandomState(0)
-        v = _project_out(rng.standard_normal((1, self.operator_.n_params)),
-                         self.operator_.null_space)
+        v = self.operator_.remove_null(rng.standard_normal((1, self.operator_.n_params)))
         eigenvalue = 0.0
         for _ in range(n_iter):
             v /= np.linalg.norm(v)

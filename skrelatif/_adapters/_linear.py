@@ -23,6 +23,7 @@ A subclass provides the loss: :meth:`residuals`, :meth:`curvature`,
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from abc import abstractmethod
@@ -144,10 +145,21 @@ class LinearHessian:
         self.n_train = adapter.n_train_
         self.dtype = adapter.X_.dtype
         self.null_space = adapter.null_space()
+        self._unpenalised = adapter.unpenalised_inputs()
         self.penalty = adapter._loss_scale * adapter.penalty_diag()
         diag_curv, rank_curv = adapter.curvature_
         self.weights = adapter._loss_scale * adapter.sample_weight_
         self.diag_curv, self.rank_curv = diag_curv, rank_curv
+
+    def remove_null(self, V: np.ndarray) -> np.ndarray:
+        """Project the rows of V onto the orthogonal complement of the null
+        space, in place: subtract, for each unpenalised input j, the mean over
+        the outputs of the coefficients of j (the basis is ``1_K ⊗ e_j``)."""
+        if self.null_space is not None:
+            blocks = V.reshape(len(V), self.n_outputs, self.n_design)
+            columns = self._unpenalised
+            blocks[:, :, columns] -= blocks[:, :, columns].mean(axis=1, keepdims=True)
+        return V
 
     def _design_chunks(self, row_bytes, X=None):
         X = self.adapter.X_ if X is None else X
@@ -192,7 +204,11 @@ class LinearHessian:
 
         X, weights = take(self.adapter.X_), take(self.weights)
         diag_curv, rank_curv = take(self.diag_curv), take(self.rank_curv)
-        row_bytes = 8 * (3 * V.shape[0] * self.n_outputs + self.n_design)
+        # Each chunk also makes a few dense (m, P) products, so chunks are as
+        # large as the (n_chunk, m, K) temporaries allow (a sparse row is small).
+        row_bytes = 8 * 3 * V.shape[0] * self.n_outputs
+        if not sparse.issparse(X):
+            row_bytes += 8 * self.n_design
         parts = parallel_map(
             _hvp_chunk,
             (
@@ -207,7 +223,7 @@ class LinearHessian:
             ),
             n_jobs=self.n_jobs,
         )
-        return sum(parts)
+        return functools.reduce(_add, parts)
 
     def diagonal(self) -> np.ndarray:
         """The Hessian's diagonal: ``C X̃^2^T (s (a - b^2)) + penalty``."""
@@ -329,15 +345,17 @@ class LinearModelAdapter(ModelAdapter):
         """Directions ``1_K ⊗ e_j / sqrt(K)`` for every unpenalised input j of a
         shift-invariant loss: the loss is flat along them and every gradient is
         orthogonal to them (its outputs' residuals sum to zero)."""
-        if not self.shift_invariant:
-            return None
-        unpenalised = np.flatnonzero(self.penalty_diag()[: self.n_design] == 0)
-        if unpenalised.size == 0:
+        unpenalised = self.unpenalised_inputs()
+        if not self.shift_invariant or unpenalised.size == 0:
             return None
         K = self.n_outputs
         basis = np.zeros((K, self.n_design, unpenalised.size))
         basis[:, unpenalised, np.arange(unpenalised.size)] = 1.0 / np.sqrt(K)
         return basis.reshape(self.n_params, -1)
+
+    def unpenalised_inputs(self) -> np.ndarray:
+        """Indices j of the design columns whose weights are not penalised."""
+        return np.flatnonzero(self.penalty_diag()[: self.n_design] == 0)
 
     def design(self, X: Any) -> Any:
         return add_intercept_column(X, self.fit_intercept)
