@@ -60,12 +60,19 @@ def _test_batches(adapter, n_test: int) -> list[slice]:
     return chunk_slices(n_test, adapter.test_row_bytes())
 
 
-def _train_chunks(adapter, n_test_batch: int) -> list[np.ndarray]:
-    """Chunks of candidate training indices for one test batch."""
+#: Temporary bytes per (test, train) pair of the top-k selection: the negated
+#: scores, argpartition's int64 indices and a boolean mask, for each direction.
+TOP_K_BYTES_PER_PAIR = 8 + 8 + 1 + 8
+
+
+def _train_chunks(adapter, n_test_batch: int, extra: int = 0) -> list[np.ndarray]:
+    """Chunks of candidate training indices for one test batch; each pair
+    needs ``adapter.cross_bytes_per_pair() + extra`` bytes."""
     candidates = adapter.candidates_
     if candidates is None:
         candidates = np.arange(adapter.n_train_)
-    size = chunk_size(adapter.cross_bytes_per_pair() * n_test_batch, len(candidates))
+    pair_bytes = adapter.cross_bytes_per_pair() + extra
+    size = chunk_size(pair_bytes * n_test_batch, len(candidates))
     return [candidates[rows] for rows in gen_batches(len(candidates), size)]
 
 
@@ -119,7 +126,7 @@ def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
     start = time.perf_counter()
     for tests in _test_batches(adapter, n_test):
         state = adapter.prepare_test(X[tests], y_encoded[tests])
-        chunks = _train_chunks(adapter, tests.stop - tests.start)
+        chunks = _train_chunks(adapter, tests.stop - tests.start, TOP_K_BYTES_PER_PAIR)
         top = bottom = None
         for top_part, bottom_part in parallel_map(
             _top_k_chunk,

@@ -202,8 +202,10 @@ class CholeskyInverse(InverseHessian):
         product = None if probe is None else probe @ H
         if operator.null_space is not None:
             # H^+ g for g orthogonal to U equals (H + a U U^T)^-1 g for any a > 0.
+            # U is zero outside a few rows (the unpenalised inputs of each output).
             U = operator.null_space
-            H += (np.trace(H) / operator.n_params) * (U @ U.T)
+            rows = np.flatnonzero(np.any(U != 0, axis=1))
+            H[np.ix_(rows, rows)] += (np.trace(H) / operator.n_params) * (U[rows] @ U[rows].T)
         return (*_cholesky(H), product)
 
     def solve(self, G):

@@ -198,3 +198,23 @@ def test_dask_cluster_gives_identical_results():
         assert client.run(lambda: 1)  # the workers were there
     np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-13)
     np.testing.assert_array_equal(e.proponents, e_local.proponents)
+
+
+def test_explain_memory_is_bounded_by_working_memory():
+    """explain streams: its peak memory is far below the (n_test, n_train) matrix."""
+    import tracemalloc
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(20_000, 5))
+    y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    X_test = rng.normal(size=(500, 5))
+    with config_context(working_memory=4):
+        ex = InfluenceExplainer(model).fit(X, y)
+        tracemalloc.start()
+        e = ex.explain(X_test, k=5)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    full_matrix = 500 * 20_000 * 8
+    assert peak < full_matrix / 4, (peak, full_matrix)
+    np.testing.assert_array_equal(e.proponents, np.argsort(-ex.transform(X_test), 1)[:, :5])

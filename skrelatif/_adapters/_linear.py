@@ -85,11 +85,19 @@ def _hessian_chunks(X, fit_intercept, dtype, chunks, weights, diag_curv, rank_cu
             hessian[block, block] += gram
         if rank_curv is not None:
             root = np.sqrt(w)[:, None] * rank_curv[rows]
-            stacked = [_scale_rows(design, root[:, k]) for k in range(n_outputs)]
             if sparse.issparse(design):
-                stacked = sparse.hstack(stacked, format="csr")
-            else:
-                stacked = np.hstack(stacked)
+                stacked = sparse.hstack(
+                    [_scale_rows(design, root[:, k]) for k in range(n_outputs)],
+                    format="csr",
+                )
+            else:  # filled in place: the chunk's only (n_chunk, P) array
+                stacked = np.empty((design.shape[0], n_outputs * n_design), design.dtype)
+                for k in range(n_outputs):
+                    np.multiply(
+                        design,
+                        root[:, k, None].astype(design.dtype),
+                        out=stacked[:, k * n_design : (k + 1) * n_design],
+                    )
             _add_gram(hessian, stacked, alpha=-1.0)
     return hessian
 
