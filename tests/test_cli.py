@@ -86,3 +86,13 @@ def test_readme_commands_are_what_ci_runs():
     assert "pytest" in commands[1]
     for command in commands[:2]:
         assert command in ci
+
+
+def test_docs_build_commands_are_what_ci_runs():
+    install = (ROOT / "doc" / "install.rst").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    pip, sphinx = 'pip install ".[docs]"', "python -m sphinx -W -b html doc doc/_build/html"
+    assert pip in install and sphinx in install
+    assert f".venv/bin/{pip}" in ci and f".venv/bin/{sphinx}" in ci
+    # ... and before the last pytest run, whose summary CI reads.
+    assert ci.index(sphinx) < ci.rindex("-m pytest")
