@@ -151,9 +151,11 @@ def _api_rst() -> str:
             if not members:
                 continue
             template = "class.rst" if kind == "Classes" else "function.rst"
-            lines += [kind, "-" * len(kind), "", f".. currentmodule:: {module_name}", "",
-                      ".. autosummary::", "   :toctree: generated/",
-                      f"   :template: {template}", "   :nosignatures:", ""]
+            lines += [
+                kind, "-" * len(kind), "", f".. currentmodule:: {module_name}", "",
+                ".. autosummary::", "   :toctree: generated/",
+                f"   :template: {template}", "   :nosignatures:", "",
+            ]
             lines += [f"   {name}" for name in members] + [""]
     return "\n".join(lines)
 
@@ -164,3 +166,26 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 _write_if_changed(HERE / "api.rst", _api_rst())
+
+
+# -- docstrings ------------------------------------------------------------------------
+_SHAPE = re.compile(r"shape \(([^()]*)\)")
+_TRAILING_UNDERSCORE = re.compile(r"(?<![`\w])([A-Za-z]\w*_)(?![`\w])")
+
+
+def _quote_shapes(app, what, name, obj, options, lines):
+    """``of shape (n_features_in_,)`` -> ``of shape (`n_features_in_`,)``.
+
+    scikit-learn-style docstrings name attributes in shapes; to reStructuredText
+    a word ending in ``_`` is a link, which would fail the build.
+    """
+    for i, line in enumerate(lines):
+        lines[i] = _SHAPE.sub(
+            lambda m: "shape (" + _TRAILING_UNDERSCORE.sub(r"`\1`", m.group(1)) + ")",
+            line,
+        )
+
+
+def setup(app):
+    # Before numpydoc (priority 500) turns the sections into reST.
+    app.connect("autodoc-process-docstring", _quote_shapes, priority=100)

@@ -156,7 +156,7 @@ class InfluenceExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         The model's classes.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has feature names that are all strings.
 
     See Also

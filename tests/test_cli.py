@@ -91,7 +91,8 @@ def test_readme_commands_are_what_ci_runs():
 def test_docs_build_commands_are_what_ci_runs():
     install = (ROOT / "doc" / "install.rst").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    pip, sphinx = 'pip install ".[docs]"', "python -m sphinx -W -b html doc doc/_build/html"
+    pip = 'pip install ".[docs]"'
+    sphinx = "python -m sphinx -W -b html doc doc/_build/html"
     assert pip in install and sphinx in install
     assert f".venv/bin/{pip}" in ci and f".venv/bin/{sphinx}" in ci
     # ... and before the last pytest run, whose summary CI reads.
