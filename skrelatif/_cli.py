@@ -176,6 +176,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as exc:
         print(f"skrelatif: error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except BrokenPipeError:
+        # The reader of standard output went away (``skrelatif explain | head``):
+        # stop quietly, and keep Python's final flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("\nskrelatif: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 # -- demo ----------------------------------------------------------------------------

@@ -331,6 +331,24 @@ def test_bad_input_as_a_subprocess(files, case):
     assert not out.exists()
 
 
+def test_closed_standard_output_is_not_a_traceback(files):
+    # `skrelatif explain ... | head -1`: the reader leaves early.
+    X_test = np.tile(files["X_test"], (60, 1))  # ~400 rows: more than a pipe holds
+    test = _write_csv(files["dir"] / "long_test.csv", X_test)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skrelatif", "explain", "--train", str(files["train"]),
+         "--test", str(test), "--target", "label", "--k", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+    )
+    assert process.stdout.readline().startswith(b"test_row,")
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=300) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 @pytest.mark.parametrize("output", ["result.txt", "no_such_dir/result.csv"])
 def test_bad_output_path_is_refused_before_any_work(files, capsys, output):
     status = main(["explain", "--train", str(files["train"]), "--test",
