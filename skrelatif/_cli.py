@@ -395,8 +395,13 @@ def _wants_frame(model: Any, fitted: bool) -> bool:
 
 
 def _features(
-    table: _Table, names: list[str], *, numeric_only: bool, frame: bool
+    table: _Table, names: list[str], *, numeric_only: str | None, frame: bool
 ) -> Any:
+    """The feature columns as an array (or a DataFrame if ``frame``).
+
+    ``numeric_only`` names the model that needs complete numeric features
+    (None: any column is passed on, as text if it is not numeric).
+    """
     columns = {}
     for name in names:
         values, bad_row = _feature_column(table, name)
@@ -404,17 +409,16 @@ def _features(
             raise CommandLineError(
                 f"column {name!r} of {table.path} is not numeric "
                 f"({table.where(bad_row)}: {table.columns[name][bad_row].strip()!r}). "
-                "The built-in models "
-                "need numeric features: encode the column, or pass a pipeline "
-                "that does with --model-file"
+                f"{numeric_only} needs numeric features: encode the column, or "
+                "pass a pipeline that does with --model-file"
             )
         if numeric_only and np.isnan(values).any():
             row = int(np.flatnonzero(np.isnan(values))[0])
             raise CommandLineError(
                 f"column {name!r} of {table.path} has a missing value "
-                f"({table.where(row)}). "
-                "The built-in models need complete numeric features: impute them, "
-                "or pass a pipeline that does with --model-file"
+                f"({table.where(row)}). {numeric_only} needs complete numeric "
+                "features: impute them, or pass a pipeline that does with "
+                "--model-file"
             )
         columns[name] = values
     if frame:
@@ -650,10 +654,14 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
             )
         fitted = _is_fitted(model)
         frame = _wants_frame(model, fitted)
-        numeric_only = not isinstance(model, Pipeline)
+        numeric_only = (
+            None if isinstance(model, Pipeline)
+            else f"A {type(model).__name__} that is not in a pipeline"
+        )
     else:
         model = _builtin_model(args.model or MODELS[0])
-        fitted, frame, numeric_only = False, False, True
+        fitted, frame = False, False
+        numeric_only = f"The built-in model (--model {args.model or MODELS[0]})"
     classes = getattr(model, "classes_", None) if fitted else None
 
     X_train = _features(train, features, numeric_only=numeric_only, frame=frame)

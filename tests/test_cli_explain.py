@@ -254,12 +254,19 @@ def _bad_inputs(files):
     _write_csv(d / "missing_column.csv", X_test[:, :3], names=FEATURES[:3])
     _write_csv(d / "unknown_label.csv", X_test, ["eel"] * len(X_test))
     (d / "model.pkl").write_bytes(b"not a pickle")
+    import joblib
+
+    joblib.dump(LogisticRegression().fit(X, y), d / "bare.joblib")
     train, test = str(files["train"]), str(files["test"])
     return {
         "missing target column": (["--train", train, "--test", test, "--target", "y"],
                                   "has no column 'y'"),
         "non-numeric feature": (["--train", str(d / "text.csv"), "--test", test,
                                  "--target", "label"], "column 'f1' of"),
+        "non-numeric feature, bare model file": (
+            ["--train", str(d / "text.csv"), "--test", test, "--target", "label",
+             "--model-file", str(d / "bare.joblib"), "--trust-pickle"],
+            "A LogisticRegression that is not in a pipeline needs numeric"),
         "empty file": (["--train", str(d / "empty.csv"), "--test", test,
                         "--target", "label"], "is empty"),
         "empty test file": (["--train", train, "--test", str(d / "empty.csv"),
@@ -297,7 +304,8 @@ def _bad_inputs(files):
 
 
 CASES = [
-    "missing target column", "non-numeric feature", "empty file", "empty test file",
+    "missing target column", "non-numeric feature",
+    "non-numeric feature, bare model file", "empty file", "empty test file",
     "header only", "ragged row", "missing value", "test file with another column",
     "test file without a column", "no such file", "one class", "unknown test label",
     "k too large", "hessian for an SVM", "model and model file", "not a pickle",
