@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -19,13 +20,17 @@ DEMO_METHODS = ("if", "theta-relatif", "l-relatif")
 
 def run_demo(
     *, n_show: int = 6, n_eval: int = 200, k: int = 5, random_state: int = 0,
-    out: TextIO | None = None,
+    out: TextIO | None = None, plot: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Explain test digits with IF and both RelatIF methods and print a summary.
 
     Returns, per method, the share of top-``k`` proponents that carry the
     explained label (``same_label``) and the median self-influence percentile of
     the proponents (``typicality``: low = typical training examples).
+
+    With ``plot`` (a file name), also saves the ``n_show`` listed test digits and
+    their top-``k`` proponents per method, and their ``k`` nearest neighbours in
+    the model's input space, as an image (needs matplotlib).
     """
 
     def say(*args):
@@ -46,6 +51,7 @@ def run_demo(
     evaluated = X_test[:n_eval]
     summary = {}
     lines = {}
+    proponents = {}
     for method in DEMO_METHODS:
         explainer = InfluenceExplainer(model, method=method).fit(X_train, y_train)
         e = explainer.explain(evaluated, k=k)
@@ -56,6 +62,7 @@ def run_demo(
             "typicality": float(np.median(rank[e.proponents])),
         }
         lines[method] = labels[:n_show]
+        proponents[method] = e.proponents[:n_show]
     targets = model.predict(shown)
     say(f"\nLabels of the top {k} proponents of the first {n_show} test digits:")
     say(f"{'predicted':>9}  " + "  ".join(f"{m:>15}" for m in DEMO_METHODS))
@@ -79,4 +86,15 @@ def run_demo(
         else "\nHere RelatIF did not beat IF on both counts."
     )
     say(f"Done in {time.perf_counter() - start:.1f} s.")
+    if plot is not None:
+        from ._demo_plot import plot_demo_grid
+
+        # Nearest neighbours where the model sees the digits: after the scaler.
+        transform = model[:-1]
+        neighbors = NearestNeighbors(n_neighbors=k).fit(transform.transform(X_train))
+        proponents["nearest neighbour"] = neighbors.kneighbors(
+            transform.transform(shown), return_distance=False
+        )
+        plot_demo_grid(plot, shown, targets, X_train, y_train, proponents)
+        say(f"Saved the test digits and their top {k} proponents to {plot}.")
     return summary

@@ -31,9 +31,51 @@ def test_python_dash_m_runs_the_demo():
     assert "Labels of the top 3 proponents of the first 2 test digits" in done.stdout
 
 
-def test_main_returns_zero(capsys):
-    assert main(["demo", "--n-show", "1"]) == 0
-    assert "Done in" in capsys.readouterr().out
+def test_main_returns_zero_and_plot_writes_a_png(capsys, tmp_path):
+    # One demo run (the slow part) serves both checks; without matplotlib the
+    # demo still runs and --plot is tested for its error below.
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        plot = []
+    else:
+        plot = ["--plot", str(tmp_path / "grid.png")]
+    assert main(["demo", "--n-show", "2", "--k", "3", *plot]) == 0
+    out = capsys.readouterr().out
+    assert "Done in" in out
+    if plot:
+        from matplotlib.image import imread
+
+        assert f"Saved the test digits and their top 3 proponents to {plot[1]}" in out
+        image = imread(plot[1])
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 400
+
+
+def test_plot_without_matplotlib_is_a_one_line_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["demo", "--plot", str(tmp_path / "grid.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        'skrelatif: error: --plot needs matplotlib: pip install "skrelatif[plot]"\n'
+    )
+    assert not (tmp_path / "grid.png").exists()
+
+
+@pytest.mark.parametrize("name", ["grid.nope", "missing/grid.png"])
+def test_plot_path_is_checked_before_the_demo_runs(capsys, tmp_path, name):
+    pytest.importorskip("matplotlib")
+    assert main(["demo", "--plot", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skrelatif: error: --plot") and err.count("\n") == 1
+
+
+def test_help_lists_both_commands():
+    done = subprocess.run(
+        [sys.executable, "-m", "skrelatif", "--help"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
+    )
+    assert "demo" in done.stdout and "explain" in done.stdout
 
 
 def test_readme_commands_are_what_ci_runs():
@@ -44,3 +86,14 @@ def test_readme_commands_are_what_ci_runs():
     assert "pytest" in commands[1]
     for command in commands[:2]:
         assert command in ci
+
+
+def test_docs_build_commands_are_what_ci_runs():
+    install = (ROOT / "doc" / "install.rst").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    pip = 'pip install ".[docs]"'
+    sphinx = "python -m sphinx -W -b html doc doc/_build/html"
+    assert pip in install and sphinx in install
+    assert f".venv/bin/{pip}" in ci and f".venv/bin/{sphinx}" in ci
+    # ... and before the last pytest run, whose summary CI reads.
+    assert ci.index(sphinx) < ci.rindex("-m pytest")

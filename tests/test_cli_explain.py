@@ -1,0 +1,401 @@
+"""``skrelatif explain``: CSV files in, explanations out, bad input refused.
+
+The command runs as a subprocess (``python -m skrelatif``) on files the tests
+write; its output is checked against the Python API. The bad-input cases run
+in-process through ``main`` (the same code, without the interpreter start-up),
+and a few of them again as subprocesses for the exit status and stderr.
+"""
+
+import csv
+import io
+import json
+import operator
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC
+
+from skrelatif import InfluenceExplainer
+from skrelatif._cli import COLUMNS, ProgressBar, main
+
+ROOT = Path(__file__).resolve().parents[1]
+FEATURES = ["f0", "f1", "f2", "f3"]
+NAMES = np.array(["ant", "bee", "cat"])
+
+
+def _data(n_train=60, n_test=7):
+    X, y = make_classification(
+        n_samples=n_train + n_test, n_features=4, n_informative=3, n_redundant=0,
+        n_classes=3, n_clusters_per_class=1, random_state=0,
+    )
+    return X[:n_train], NAMES[y[:n_train]], X[n_train:], NAMES[y[n_train:]]
+
+
+def _write_csv(path, X, y=None, names=FEATURES, target="label"):
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(list(names) + ([target] if y is not None else []))
+        for i, row in enumerate(X):
+            cells = [v if isinstance(v, str) else repr(float(v)) for v in row]
+            writer.writerow(cells + ([str(y[i])] if y is not None else []))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    X, y, X_test, y_test = _data()
+    return {
+        "X": X, "y": y, "X_test": X_test, "y_test": y_test,
+        "train": _write_csv(tmp_path / "train.csv", X, y),
+        "test": _write_csv(tmp_path / "test.csv", X_test),
+        "test_labelled": _write_csv(tmp_path / "test_labelled.csv", X_test, y_test),
+        "dir": tmp_path,
+    }
+
+
+def _run(*args, check=True):
+    """``python -m skrelatif explain ...`` from the repository root."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "skrelatif", "explain", *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def _read_output(path):
+    if Path(path).suffix == ".json":
+        return json.loads(Path(path).read_text())
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def _check_against(records, explanation, y_train, k):
+    """The output rows are the explanation, row by row."""
+    n_test = len(explanation.target)
+    assert len(records) == n_test * 2 * k
+    assert list(records[0]) == list(COLUMNS)
+    at = 0
+    for t in range(n_test):
+        for kind, index, scores in (
+            ("proponent", explanation.proponents, explanation.proponent_scores),
+            ("opponent", explanation.opponents, explanation.opponent_scores),
+        ):
+            for rank in range(k):
+                record = records[at]
+                at += 1
+                assert int(record["test_row"]) == t
+                assert str(record["target"]) == str(explanation.target[t])
+                assert record["kind"] == kind
+                assert int(record["rank"]) == rank + 1
+                assert int(record["train_row"]) == index[t, rank]
+                assert str(record["train_label"]) == str(y_train[index[t, rank]])
+                np.testing.assert_allclose(float(record["score"]), scores[t, rank],
+                                           rtol=1e-9, atol=1e-12)
+
+
+def test_explain_csv_output_matches_the_python_api(files):
+    out = files["dir"] / "result.csv"
+    done = _run("--train", files["train"], "--test", files["test"], "--target", "label",
+                "--k", 3, "--output", out)
+    assert done.stdout == "" and done.stderr == ""
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    ex = InfluenceExplainer(model, method="l-relatif").fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)
+
+
+def test_explain_json_output_with_svc_and_if(files):
+    out = files["dir"] / "result.json"
+    _run("--train", files["train"], "--test", files["test"], "--target", "label",
+         "--model", "svc", "--method", "if", "--k", 2, "--output", out, "--quiet")
+    records = _read_output(out)
+    assert isinstance(records[0]["score"], float)
+    assert isinstance(records[0]["rank"], int)
+    model = make_pipeline(StandardScaler(), SVC())
+    ex = InfluenceExplainer(model, method="if").fit(files["X"], files["y"])
+    _check_against(records, ex.explain(files["X_test"], k=2), files["y"], 2)
+
+
+def test_explain_given_test_labels_to_stdout(files, capsys):
+    # In-process: the labels of the test file are explained, CSV on stdout.
+    status = main(["explain", "--train", str(files["train"]),
+                   "--test", str(files["test_labelled"]), "--target", "label",
+                   "--method", "theta-relatif", "--k", "2", "--test-labels"])
+    assert status == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    ex = InfluenceExplainer(model, method="theta-relatif").fit(files["X"], files["y"])
+    e = ex.explain(files["X_test"], files["y_test"], k=2)
+    assert list(e.target) == list(files["y_test"])
+    _check_against(records, e, files["y"], 2)
+
+
+def test_columns_of_the_test_file_are_matched_by_name(files, capsys):
+    reordered = _write_csv(files["dir"] / "reordered.csv", files["X_test"][:, ::-1],
+                           names=FEATURES[::-1])
+    args = ["explain", "--train", str(files["train"]), "--target", "label", "--k", "2"]
+    assert main([*args, "--test", str(files["test"])]) == 0
+    expected = capsys.readouterr().out
+    assert main([*args, "--test", str(reordered)]) == 0
+    assert capsys.readouterr().out == expected
+
+
+def _fitted_pipeline(files, first=None):
+    first = first or StandardScaler()
+    model = make_pipeline(first, LogisticRegression(C=0.5, tol=1e-8))
+    return model.fit(files["X"], files["y"])
+
+
+def test_model_file_skops(files):
+    sio = pytest.importorskip("skops.io")
+    model = _fitted_pipeline(files)
+    path = files["dir"] / "model.skops"
+    sio.dump(model, path)
+    out = files["dir"] / "result.csv"
+    _run("--train", files["train"], "--test", files["test"], "--target", "label",
+         "--model-file", path, "--method", "if", "--k", 4, "--output", out)
+    ex = InfluenceExplainer(model, method="if").fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=4), files["y"], 4)
+
+
+def test_model_file_skops_refuses_untrusted_types_unless_trusted(files, capsys):
+    sio = pytest.importorskip("skops.io")
+    model = _fitted_pipeline(files, FunctionTransformer(operator.neg))
+    path = files["dir"] / "model.skops"
+    sio.dump(model, path)
+    out = files["dir"] / "result.csv"
+    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"]),
+            "--target", "label", "--model-file", str(path), "--output", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "_operator.neg" in err and "--trust" in err
+    assert not out.exists()
+    assert main([*args, "--trust", "_operator.neg", "--k", "2"]) == 0
+    ex = InfluenceExplainer(model).fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=2), files["y"], 2)
+
+
+def test_model_file_pickle_needs_trust_pickle(files, capsys):
+    joblib = pytest.importorskip("joblib")
+    model = _fitted_pipeline(files)
+    path = files["dir"] / "model.joblib"
+    joblib.dump(model, path)
+    out = files["dir"] / "result.json"
+    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"]),
+            "--target", "label", "--model-file", str(path), "--output", str(out),
+            "--k", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trust-pickle" in err and "runs any code" in err
+    assert not out.exists()
+    assert main([*args, "--trust-pickle"]) == 0
+    ex = InfluenceExplainer(model).fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=2), files["y"], 2)
+
+
+def test_model_file_pipeline_fitted_on_a_dataframe(files, capsys):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    # A text column, encoded by the pipeline: fine with --model-file.
+    frame = pd.DataFrame(files["X"], columns=FEATURES)
+    frame["colour"] = np.where(files["X"][:, 0] > 0, "red", "blue")
+    test = pd.DataFrame(files["X_test"], columns=FEATURES)
+    test["colour"] = np.where(files["X_test"][:, 0] > 0, "red", "blue")
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["colour"]),
+                                (StandardScaler(), FEATURES)),
+        LogisticRegression(tol=1e-8),
+    ).fit(frame, files["y"])
+    frame.assign(label=files["y"]).to_csv(files["dir"] / "train_text.csv", index=False)
+    test.to_csv(files["dir"] / "test_text.csv", index=False)
+    path = files["dir"] / "model.joblib"
+    pytest.importorskip("joblib").dump(model, path)
+    assert main(["explain", "--train", str(files["dir"] / "train_text.csv"),
+                 "--test", str(files["dir"] / "test_text.csv"), "--target", "label",
+                 "--model-file", str(path), "--trust-pickle", "--k", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    records = list(csv.DictReader(io.StringIO(captured.out)))
+    ex = InfluenceExplainer(model).fit(frame, files["y"])
+    _check_against(records, ex.explain(test, k=2), files["y"], 2)
+
+
+# -- bad input -----------------------------------------------------------------------
+def _bad_inputs(files):
+    d = files["dir"]
+    X, y, X_test = files["X"], files["y"], files["X_test"]
+    (d / "empty.csv").write_text("")
+    (d / "header_only.csv").write_text("f0,f1,f2,f3,label\n")
+    text = X.astype(object)
+    text[3, 1] = "tall"
+    ragged = (d / "train.csv").read_text().splitlines()
+    ragged[5] += ",9"
+    missing_value = X.astype(object)
+    missing_value[2, 0] = ""
+    one_class = np.full(len(y), "ant")
+    _write_csv(d / "text.csv", text, y)
+    (d / "ragged.csv").write_text("\n".join(ragged) + "\n")
+    _write_csv(d / "missing_value.csv", missing_value, y)
+    _write_csv(d / "one_class.csv", X, one_class)
+    _write_csv(d / "extra_column.csv", np.c_[X_test, X_test[:, 0]],
+               names=[*FEATURES, "f4"])
+    _write_csv(d / "missing_column.csv", X_test[:, :3], names=FEATURES[:3])
+    _write_csv(d / "unknown_label.csv", X_test, ["eel"] * len(X_test))
+    (d / "model.pkl").write_bytes(b"not a pickle")
+    import joblib
+
+    joblib.dump(LogisticRegression().fit(X, y), d / "bare.joblib")
+    train, test = str(files["train"]), str(files["test"])
+    return {
+        "missing target column": (["--train", train, "--test", test, "--target", "y"],
+                                  "has no column 'y'"),
+        "non-numeric feature": (["--train", str(d / "text.csv"), "--test", test,
+                                 "--target", "label"], "column 'f1' of"),
+        "non-numeric feature, bare model file": (
+            ["--train", str(d / "text.csv"), "--test", test, "--target", "label",
+             "--model-file", str(d / "bare.joblib"), "--trust-pickle"],
+            "A LogisticRegression that is not in a pipeline needs numeric"),
+        "empty file": (["--train", str(d / "empty.csv"), "--test", test,
+                        "--target", "label"], "is empty"),
+        "empty test file": (["--train", train, "--test", str(d / "empty.csv"),
+                             "--target", "label"], "is empty"),
+        "header only": (["--train", str(d / "header_only.csv"), "--test", test,
+                         "--target", "label"], "no data rows"),
+        "ragged row": (["--train", str(d / "ragged.csv"), "--test", test,
+                        "--target", "label"], "line 6: 6 fields"),
+        "missing value": (["--train", str(d / "missing_value.csv"), "--test", test,
+                           "--target", "label"], "missing value (row 2, line 4)"),
+        "test file with another column": (
+            ["--train", train, "--test", str(d / "extra_column.csv"),
+             "--target", "label"], "'f4'"),
+        "test file without a column": (
+            ["--train", train, "--test", str(d / "missing_column.csv"),
+             "--target", "label"], "no column 'f3'"),
+        "no such file": (["--train", str(d / "nope.csv"), "--test", test,
+                          "--target", "label"], "cannot read the training file"),
+        "one class": (["--train", str(d / "one_class.csv"), "--test", test,
+                       "--target", "label"], "class"),
+        "unknown test label": (["--train", train, "--test",
+                                str(d / "unknown_label.csv"), "--target", "label",
+                                "--test-labels"], "does not know"),
+        "k too large": (["--train", train, "--test", test, "--target", "label",
+                         "--k", "61"], "k must be"),
+        "hessian for an SVM": (["--train", train, "--test", test, "--target", "label",
+                                "--model", "svc", "--hessian", "cg"], "hessian='cg'"),
+        "model and model file": (["--train", train, "--test", test, "--target",
+                                  "label", "--model", "svc", "--model-file",
+                                  str(d / "model.pkl")], "either --model"),
+        "not a pickle": (["--train", train, "--test", test, "--target", "label",
+                          "--model-file", str(d / "model.pkl"), "--trust-pickle"],
+                         "cannot load"),
+    }
+
+
+CASES = [
+    "missing target column", "non-numeric feature",
+    "non-numeric feature, bare model file", "empty file", "empty test file",
+    "header only", "ragged row", "missing value", "test file with another column",
+    "test file without a column", "no such file", "one class", "unknown test label",
+    "k too large", "hessian for an SVM", "model and model file", "not a pickle",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_one_line_exit_2_nothing_written(files, capsys, case):
+    args, message = _bad_inputs(files)[case]
+    out = files["dir"] / "result.csv"
+    out.write_text("before\n")  # an existing output is left as it was
+    assert main(["explain", *args, "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("skrelatif: error: ")
+    assert captured.err.count("\n") == 1, captured.err
+    assert message in captured.err
+    assert out.read_text() == "before\n"
+    assert [p.name for p in files["dir"].iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("case", ["missing target column", "non-numeric feature"])
+def test_bad_input_as_a_subprocess(files, case):
+    args, message = _bad_inputs(files)[case]
+    out = files["dir"] / "result.json"
+    done = _run(*args, "--output", out, check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("skrelatif: error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_closed_standard_output_is_not_a_traceback(files):
+    # `skrelatif explain ... | head -1`: the reader leaves early.
+    X_test = np.tile(files["X_test"], (60, 1))  # ~400 rows: more than a pipe holds
+    test = _write_csv(files["dir"] / "long_test.csv", X_test)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skrelatif", "explain", "--train", str(files["train"]),
+         "--test", str(test), "--target", "label", "--k", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+    )
+    assert process.stdout.readline().startswith(b"test_row,")
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=300) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize("output", ["result.txt", "no_such_dir/result.csv"])
+def test_bad_output_path_is_refused_before_any_work(files, capsys, output):
+    status = main(["explain", "--train", str(files["train"]), "--test",
+                   str(files["test"]), "--target", "label",
+                   "--output", str(files["dir"] / output)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skrelatif: error: --output") and err.count("\n") == 1
+
+
+def test_warnings_are_one_line_and_quiet_silences_them(files, capsys):
+    # A model trained on other data than the training file gets a warning.
+    joblib = pytest.importorskip("joblib")
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8))
+    model.fit(files["X"][:30], files["y"][:30])
+    path = files["dir"] / "other.joblib"
+    joblib.dump(model, path)
+    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"]),
+            "--target", "label", "--k", "1", "--model-file", str(path),
+            "--trust-pickle"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("skrelatif: warning: ") and "minimum" in err
+    assert all(line.startswith("skrelatif: warning: ") for line in err.splitlines())
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_draws_and_erases():
+    stream = io.StringIO()
+    bar = ProgressBar(10, stream=stream, enabled=True, delay=0.0, width=10)
+    bar.update(0)
+    bar.update(5)
+    drawn = "explaining [#####     ]  5/10 test rows"
+    assert stream.getvalue().endswith("\r" + drawn)
+    bar.close()
+    assert stream.getvalue().endswith("\r" + " " * len(drawn) + "\r")
+    quiet = io.StringIO()
+    off = ProgressBar(10, stream=quiet, enabled=False, delay=0.0)
+    off.update(5)
+    off.close()
+    assert quiet.getvalue() == ""
