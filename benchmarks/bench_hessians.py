@@ -43,13 +43,17 @@ def main():
     cases.append(("digits (K=10)", X, y, 1500))
     X, y = load_breast_cancer(return_X_y=True)
     cases.append(("breast cancer (K=2)", X, y, 450))
-    print(f"{'data':<20} {'method':<14} {'hessian':<15} {'rel. error':>10} "
-          f"{'pearson':>8} {'top-5':>6} {'time s':>7}")
+    print(
+        f"{'data':<20} {'method':<14} {'hessian':<15} {'rel. error':>10} "
+        f"{'pearson':>8} {'top-5':>6} {'time s':>7}"
+    )
     for name, X, y, n_train in cases:
         X = StandardScaler().fit_transform(X)
         X = X[:, X.std(axis=0) > 0]
-        X_train, y_train, X_test = X[:n_train], y[:n_train], X[n_train:n_train + 100]
-        model = LogisticRegression(C=0.1, tol=1e-10, max_iter=10_000).fit(X_train, y_train)
+        X_train, y_train, X_test = X[:n_train], y[:n_train], X[n_train : n_train + 100]
+        model = LogisticRegression(C=0.1, tol=1e-10, max_iter=10_000).fit(
+            X_train, y_train
+        )
         for method in ("if", "l-relatif"):
             exact = InfluenceExplainer(model, method=method).fit(X_train, y_train)
             reference = exact.transform(X_test)
@@ -57,13 +61,18 @@ def main():
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    ex = InfluenceExplainer(model, method=method, hessian=hessian, **kwargs)
+                    ex = InfluenceExplainer(
+                        model, method=method, hessian=hessian, **kwargs
+                    )
                     scores = ex.fit(X_train, y_train).transform(X_test)
                 seconds = time.perf_counter() - start
                 error = np.abs(scores - reference).max() / np.abs(reference).max()
                 r = pearsonr(scores.ravel(), reference.ravel())[0]
-                print(f"{name:<20} {method:<14} {hessian:<15} {error:>10.1e} {r:>8.4f} "
-                      f"{top_overlap(scores, reference):>6.2f} {seconds:>7.2f}", flush=True)
+                print(
+                    f"{name:<20} {method:<14} {hessian:<15} {error:>10.1e} {r:>8.4f} "
+                    f"{top_overlap(scores, reference):>6.2f} {seconds:>7.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import statistics
 import time
 import tracemalloc
 import warnings
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -78,8 +79,9 @@ def text_like(n, n_test, d=100_000, n_classes=20, nnz_per_row=60, seed=0):
     topical = rng.random(rows.size) < 0.5
     offset = rng.integers(0, d, n_classes)[y[rows]]
     cols = np.where(topical, words + offset, words) % d
-    X = sparse.csr_matrix((rng.random(rows.size) + 0.1, (rows, cols)),
-                          shape=(n + n_test, d))
+    X = sparse.csr_matrix(
+        (rng.random(rows.size) + 0.1, (rows, cols)), shape=(n + n_test, d)
+    )
     X.sum_duplicates()
     X = sparse.csr_matrix(X.multiply(1 / np.sqrt(X.multiply(X).sum(axis=1))))
     with warnings.catch_warnings():
@@ -126,41 +128,57 @@ def naive(model, X, y, X_test):
     null_space = adapter.null_space()
     if null_space is not None:
         H += null_space @ null_space.T
-    G = (adapter.resid_dir_[:, :, None] * adapter.design(X)[:, None, :]).reshape(len(X), -1)
+    G = (adapter.resid_dir_[:, :, None] * adapter.design(X)[:, None, :]).reshape(
+        len(X), -1
+    )
     solved = np.linalg.solve(H, G.T).T  # all n gradients at once
     norms = np.sqrt(np.einsum("ij,ij->i", solved, G))
-    direction, size = adapter.residuals(adapter.decision(X_test),
-                                        adapter.predict_encoded(X_test))
+    direction, size = adapter.residuals(
+        adapter.decision(X_test), adapter.predict_encoded(X_test)
+    )
     residual = direction * size[:, None]
-    Gt = (residual[:, :, None] * adapter.design(X_test)[:, None, :]).reshape(len(X_test), -1)
+    Gt = (residual[:, :, None] * adapter.design(X_test)[:, None, :]).reshape(
+        len(X_test), -1
+    )
     return (Gt @ solved.T) / norms
 
 
 def row(name, n, seconds, flops, rate, memory=None):
     floor = flops / rate
     mem = "" if memory is None else f"{memory / 2**20:10.0f}"
-    print(f"{name:<34} {n:>7} {seconds:9.2f} {flops / 1e9:10.0f} "
-          f"{flops / seconds / 1e9:8.1f} {floor:8.2f} {seconds / floor:6.2f} {mem:>10}",
-          flush=True)
+    print(
+        f"{name:<34} {n:>7} {seconds:9.2f} {flops / 1e9:10.0f} "
+        f"{flops / seconds / 1e9:8.1f} {floor:8.2f} {seconds / floor:6.2f} {mem:>10}",
+        flush=True,
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 10,000 instead of 60,000")
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs per row (median)")
+    parser.add_argument(
+        "--quick", action="store_true", help="n = 10,000 instead of 60,000"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="timed runs per row (median)"
+    )
     parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--n-text-test", type=int, default=16,
-                        help="test documents in the sparse case")
+    parser.add_argument(
+        "--n-text-test", type=int, default=16, help="test documents in the sparse case"
+    )
     parser.add_argument("--skip-text", action="store_true")
     args = parser.parse_args()
     n = 10_000 if args.quick else 60_000
     m = args.n_test
 
     rate64, rate32 = gemm_rate(np.float64), gemm_rate(np.float32)
-    print(f"BLAS GEMM floor: {rate64 / 1e9:.1f} GFLOP/s (float64), "
-          f"{rate32 / 1e9:.1f} GFLOP/s (float32)\n")
-    print(f"{'case':<34} {'n':>7} {'time s':>9} {'GFLOP':>10} {'GFLOP/s':>8} "
-          f"{'floor s':>8} {'ratio':>6} {'peak MiB':>10}")
+    print(
+        f"BLAS GEMM floor: {rate64 / 1e9:.1f} GFLOP/s (float64), "
+        f"{rate32 / 1e9:.1f} GFLOP/s (float32)\n"
+    )
+    print(
+        f"{'case':<34} {'n':>7} {'time s':>9} {'GFLOP':>10} {'GFLOP/s':>8} "
+        f"{'floor s':>8} {'ratio':>6} {'peak MiB':>10}"
+    )
 
     for K, dtype in [(2, np.float64), (10, np.float64), (10, np.float32)]:
         X, y, X_test, model = mnist_like(n, m, n_classes=K, dtype=dtype)
@@ -168,23 +186,42 @@ def main():
         rate = rate32 if dtype == np.float32 else rate64
         label = f"K={K} {np.dtype(dtype).name}"
         ex = InfluenceExplainer(model, method="l-relatif")
-        seconds, memory = measure(lambda: ex.fit(X, y), args.repeat)
+        seconds, memory = measure(partial(ex.fit, X, y), args.repeat)
         precision = ex._adapter.solver_.compute_dtype
         rate_used = rate if precision == dtype else rate64
-        row(f"fit     {label} (computed {precision})", n, seconds,
-            fit_flops(n, 784, outputs), rate_used, memory)
-        seconds, memory = measure(lambda: ex.explain(X_test, k=10), args.repeat)
-        row(f"explain {label} ({m} test)", n, seconds,
-            explain_flops(n, m, 784, outputs), rate_used, memory)
+        row(
+            f"fit     {label} (computed {precision})",
+            n,
+            seconds,
+            fit_flops(n, 784, outputs),
+            rate_used,
+            memory,
+        )
+        seconds, memory = measure(partial(ex.explain, X_test, k=10), args.repeat)
+        row(
+            f"explain {label} ({m} test)",
+            n,
+            seconds,
+            explain_flops(n, m, 784, outputs),
+            rate_used,
+            memory,
+        )
         if dtype == np.float64:
             n_naive = n if K == 2 else min(n, 10_000)
             seconds, memory = measure(
-                lambda: naive(model, X[:n_naive], y[:n_naive], X_test)
+                partial(naive, model, X[:n_naive], y[:n_naive], X_test)
             )
             P = outputs * 785
-            row(f"naive fit+explain {label}", n_naive, seconds,
-                fit_flops(n_naive, 784, outputs) + explain_flops(n_naive, m, 784, outputs)
-                + n_naive * P**2, rate, memory)
+            row(
+                f"naive fit+explain {label}",
+                n_naive,
+                seconds,
+                fit_flops(n_naive, 784, outputs)
+                + explain_flops(n_naive, m, 784, outputs)
+                + n_naive * P**2,
+                rate,
+                memory,
+            )
         del X, X_test, ex
         gc.collect()
 
@@ -192,22 +229,28 @@ def main():
         n_text = 4_000 if args.quick else 20_000
         X, y, X_test, model = text_like(n_text, args.n_text_test)
         P = model.coef_.size + model.intercept_.size
-        print(f"\nsparse text: {n_text} x {X.shape[1]} (nnz {X.nnz}), "
-              f"{len(model.classes_)} classes, P = {P} parameters")
+        print(
+            f"\nsparse text: {n_text} x {X.shape[1]} (nnz {X.nnz}), "
+            f"{len(model.classes_)} classes, P = {P} parameters"
+        )
         try:
             InfluenceExplainer(model).fit(X, y)
         except ValueError as exc:
             print(f'  hessian="exact": {exc}')
-        ex = InfluenceExplainer(model, method="if", hessian="cg",
-                                hessian_options={"tol": 1e-6})
-        fit_s, fit_memory = measure(lambda: ex.fit(X, y))
-        explain_s, explain_memory = measure(lambda: ex.explain(X_test, k=10))
+        ex = InfluenceExplainer(
+            model, method="if", hessian="cg", hessian_options={"tol": 1e-6}
+        )
+        fit_s, fit_memory = measure(partial(ex.fit, X, y))
+        explain_s, explain_memory = measure(partial(ex.explain, X_test, k=10))
         e = ex.explain(X_test[:8], k=1)
-        print(f'  hessian="cg", method="if": fit {fit_s:.1f} s (peak {fit_memory / 2**20:.0f} '
-              f"MiB); explain {X_test.shape[0]} test points {explain_s:.1f} s (peak "
-              f"{explain_memory / 2**20:.0f} MiB, {ex._adapter.solver_.n_iter_} CG "
-              f"iterations per batch); the top proponent of 8 test points shares "
-              f"their label for {np.mean(y[e.proponents[:, 0]] == e.target):.0%}")
+        print(
+            f'  hessian="cg", method="if": fit {fit_s:.1f} s '
+            f"(peak {fit_memory / 2**20:.0f} MiB); explain {X_test.shape[0]} test "
+            f"points {explain_s:.1f} s (peak {explain_memory / 2**20:.0f} MiB, "
+            f"{ex._adapter.solver_.n_iter_} CG iterations per batch); the top "
+            f"proponent of 8 test points shares their label for "
+            f"{np.mean(y[e.proponents[:, 0]] == e.target):.0%}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """
-=======================================================================
+==============================================================================
 Which training digits explain a prediction? RelatIF, IF, nearest (Figs. 7, 11)
-=======================================================================
+==============================================================================
 
 For a few test digits, the three strongest proponents chosen by
 theta-RelatIF, l-RelatIF, the influence function (IF) and the nearest

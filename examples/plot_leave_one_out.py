@@ -1,7 +1,7 @@
 """
-===================================================================
+====================================================================
 Influence functions against actual leave-one-out retraining (Fig. 6)
-===================================================================
+====================================================================
 
 The ``"if"`` score of training example ``i`` for a test point predicts how much
 the test loss rises when ``i`` is removed and the model retrained. Here we
@@ -48,7 +48,7 @@ loo = leave_one_out(explainer, X_t, y_t, removed)
 
 # %%
 # Predicted changes for each Hessian, and the agreement
-# ----------------------------------------------------
+# -----------------------------------------------------
 # The identity Hessian has no meaningful scale: look at its correlation, not
 # at its slope.
 fig, ax = plt.subplots(figsize=(5.5, 5.5), layout="constrained")

@@ -1,7 +1,7 @@
 """
-==================================================
+===================================================
 Finding mislabelled training examples (Koh & Liang)
-==================================================
+===================================================
 
 Section 5.4 of Koh & Liang (2017): flip the labels of 10% of the training
 examples, train on the noisy data, then check training examples one by one,

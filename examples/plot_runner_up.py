@@ -1,7 +1,7 @@
 """
-=========================================================
+==========================================================
 Explaining the predicted label and the runner-up (Fig. 10)
-=========================================================
+==========================================================
 
 An explanation is always *of a label*. Besides the model's prediction, one can
 ask why the model also considered its second most probable class: which

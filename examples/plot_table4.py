@@ -1,7 +1,7 @@
 """
-=====================================================================
+========================================================================
 What removing the top proponent does: RelatIF vs IF vs nearest (Table 4)
-=====================================================================
+========================================================================
 
 Table 4 of Barshan et al. (2020): for 100 random test digits, take the single
 strongest proponent chosen by each method, remove it, retrain, and measure the

@@ -94,12 +94,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Explain scikit-learn's digits with IF, theta-RelatIF and "
         "l-RelatIF and print how typical their proponents are.",
     )
-    demo.add_argument("--k", type=_positive_int, default=5,
-                      help="proponents per test digit (default: 5)")
-    demo.add_argument("--n-show", type=_positive_int, default=6,
-                      help="test digits listed (default: 6)")
     demo.add_argument(
-        "--plot", metavar="FILE.png",
+        "--k",
+        type=_positive_int,
+        default=5,
+        help="proponents per test digit (default: 5)",
+    )
+    demo.add_argument(
+        "--n-show",
+        type=_positive_int,
+        default=6,
+        help="test digits listed (default: 6)",
+    )
+    demo.add_argument(
+        "--plot",
+        metavar="FILE.png",
         help="also save the listed test digits and their top proponents per "
         "method (IF, theta-RelatIF, l-RelatIF, nearest neighbour) as an image; "
         'needs matplotlib (pip install "skrelatif[plot]")',
@@ -113,56 +122,98 @@ def _parser() -> argparse.ArgumentParser:
         "opponents among the training rows. Rows are numbered from 0, header "
         "excluded.",
     )
-    explain.add_argument("--train", required=True, metavar="TRAIN.csv",
-                         help="training data: a header row, then one example per row")
-    explain.add_argument("--test", required=True, metavar="TEST.csv",
-                         help="rows to explain: the training file's feature columns "
-                         "(the target column is optional)")
-    explain.add_argument("--target", required=True, metavar="COLUMN",
-                         help="name of the label column of the training file")
     explain.add_argument(
-        "--model", choices=MODELS, default=None,
+        "--train",
+        required=True,
+        metavar="TRAIN.csv",
+        help="training data: a header row, then one example per row",
+    )
+    explain.add_argument(
+        "--test",
+        required=True,
+        metavar="TEST.csv",
+        help="rows to explain: the training file's feature columns "
+        "(the target column is optional)",
+    )
+    explain.add_argument(
+        "--target",
+        required=True,
+        metavar="COLUMN",
+        help="name of the label column of the training file",
+    )
+    explain.add_argument(
+        "--model",
+        choices=MODELS,
+        default=None,
         help="logreg: StandardScaler + LogisticRegression (default); "
         "svc: StandardScaler + SVC (rbf kernel)",
     )
     explain.add_argument(
-        "--model-file", metavar="FILE",
+        "--model-file",
+        metavar="FILE",
         help="a fitted (or unfitted) model or pipeline instead of --model: a .skops "
         "file (loaded with skops.io, trusted types only) or, with --trust-pickle, a "
         "joblib pickle. It is explained as trained on the training file.",
     )
     explain.add_argument(
-        "--trust", action="append", default=[], metavar="TYPE",
+        "--trust",
+        action="append",
+        default=[],
+        metavar="TYPE",
         help="a type of the .skops file to trust although skops does not by "
         "default (repeat for several); check it first",
     )
     explain.add_argument(
-        "--trust-pickle", action="store_true",
+        "--trust-pickle",
+        action="store_true",
         help="allow --model-file to be a pickle: loading it runs any code it "
         "contains, so only for files from a source you trust",
     )
-    explain.add_argument("--method", choices=METHODS, default="l-relatif",
-                         help="the score (default: l-relatif)")
-    explain.add_argument("--hessian", choices=tuple(SOLVERS), default="exact",
-                         help="how H^-1 is applied (default: exact)")
-    explain.add_argument("--damping", type=_non_negative_float, default=0.0,
-                         help="added to the Hessian's diagonal (default: 0)")
-    explain.add_argument("--k", type=_positive_int, default=5,
-                         help="proponents and opponents per test row (default: 5)")
     explain.add_argument(
-        "--test-labels", action="store_true",
+        "--method",
+        choices=METHODS,
+        default="l-relatif",
+        help="the score (default: l-relatif)",
+    )
+    explain.add_argument(
+        "--hessian",
+        choices=tuple(SOLVERS),
+        default="exact",
+        help="how H^-1 is applied (default: exact)",
+    )
+    explain.add_argument(
+        "--damping",
+        type=_non_negative_float,
+        default=0.0,
+        help="added to the Hessian's diagonal (default: 0)",
+    )
+    explain.add_argument(
+        "--k",
+        type=_positive_int,
+        default=5,
+        help="proponents and opponents per test row (default: 5)",
+    )
+    explain.add_argument(
+        "--test-labels",
+        action="store_true",
         help="explain the labels in the test file's target column instead of "
         "the model's predictions",
     )
-    explain.add_argument("--n-jobs", type=int, default=None,
-                         help="joblib jobs over chunks of training rows")
     explain.add_argument(
-        "--output", metavar="RESULT.csv|.json",
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="joblib jobs over chunks of training rows",
+    )
+    explain.add_argument(
+        "--output",
+        metavar="RESULT.csv|.json",
         help="where to write the result (.csv or .json); standard output (CSV) "
         "if not given",
     )
-    explain.add_argument("--quiet", action="store_true",
-                         help="no progress bar or warnings on stderr")
+    explain.add_argument(
+        "--quiet", action="store_true", help="no progress bar or warnings on stderr"
+    )
     return parser
 
 
@@ -292,8 +343,10 @@ def _labels(cells: list[str], like: np.ndarray | None = None) -> np.ndarray:
     """Labels as integers, else as floats, else as strings (the strings when
     ``like``, the classes of a fitted model, are strings)."""
     cells = [cell.strip() for cell in cells]
-    if like is not None and like.dtype.kind in "OUS" and all(
-        isinstance(c, str) for c in like.tolist()
+    if (
+        like is not None
+        and like.dtype.kind in "OUS"
+        and all(isinstance(c, str) for c in like.tolist())
     ):
         return np.array(cells, dtype=object)
     for kind in (int, float):
@@ -441,8 +494,10 @@ def _test_columns(train: _Table, test: _Table, features: list[str], target: str)
     if extra or missing:
         problems = []
         if extra:
-            problems.append(f"columns that {train.path} does not have: "
-                            + ", ".join(map(repr, extra)))
+            problems.append(
+                f"columns that {train.path} does not have: "
+                + ", ".join(map(repr, extra))
+            )
         if missing:
             problems.append("no column " + ", ".join(map(repr, missing)))
         raise CommandLineError(
@@ -468,8 +523,14 @@ class ProgressBar:
     """
 
     def __init__(
-        self, total: int, *, stream: TextIO, enabled: bool, delay: float = 0.5,
-        width: int = 30, label: str = "explaining",
+        self,
+        total: int,
+        *,
+        stream: TextIO,
+        enabled: bool,
+        delay: float = 0.5,
+        width: int = 30,
+        label: str = "explaining",
     ) -> None:
         self.total, self.stream, self.enabled = total, stream, enabled
         self.delay, self.width, self.label = delay, width, label
@@ -480,8 +541,10 @@ class ProgressBar:
         if not self.enabled or time.perf_counter() - self.start < self.delay:
             return
         filled = self.width * done // max(self.total, 1)
-        text = (f"{self.label} [{'#' * filled}{' ' * (self.width - filled)}] "
-                f"{done:>{len(str(self.total))}}/{self.total} test rows")
+        text = (
+            f"{self.label} [{'#' * filled}{' ' * (self.width - filled)}] "
+            f"{done:>{len(str(self.total))}}/{self.total} test rows"
+        )
         self.stream.write("\r" + text)
         self.stream.flush()
         self.drawn = len(text)
@@ -534,10 +597,22 @@ def _records(explanation, y_train: np.ndarray) -> list[dict]:
         ):
             for rank in range(k):
                 i = int(index[t, rank])
-                records.append(dict(zip(COLUMNS, (
-                    t, target, kind, rank + 1, i, _python(y_train[i]),
-                    float(scores[t, rank]),
-                ))))
+                records.append(
+                    dict(
+                        zip(
+                            COLUMNS,
+                            (
+                                t,
+                                target,
+                                kind,
+                                rank + 1,
+                                i,
+                                _python(y_train[i]),
+                                float(scores[t, rank]),
+                            ),
+                        )
+                    )
+                )
     return records
 
 
@@ -598,8 +673,9 @@ def _explain(args: argparse.Namespace) -> int:
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         if not args.quiet:
-            print(f"skrelatif: warning: {_one_line(message)}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"skrelatif: warning: {_one_line(message)}", file=sys.stderr, flush=True
+            )
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -655,7 +731,8 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
         fitted = _is_fitted(model)
         frame = _wants_frame(model, fitted)
         numeric_only = (
-            None if isinstance(model, Pipeline)
+            None
+            if isinstance(model, Pipeline)
             else f"A {type(model).__name__} that is not in a pipeline"
         )
     else:
@@ -670,11 +747,15 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
     y_test = _target(test, args.target, classes) if args.test_labels else None
 
     explainer = InfluenceExplainer(
-        model, method=args.method, hessian=args.hessian, damping=args.damping,
+        model,
+        method=args.method,
+        hessian=args.hessian,
+        damping=args.damping,
         n_jobs=args.n_jobs,
     )
     progress = ProgressBar(
-        X_test.shape[0], stream=sys.stderr,
+        X_test.shape[0],
+        stream=sys.stderr,
         enabled=not args.quiet and sys.stderr.isatty(),
     )
     try:

@@ -19,8 +19,13 @@ DEMO_METHODS = ("if", "theta-relatif", "l-relatif")
 
 
 def run_demo(
-    *, n_show: int = 6, n_eval: int = 200, k: int = 5, random_state: int = 0,
-    out: TextIO | None = None, plot: str | None = None,
+    *,
+    n_show: int = 6,
+    n_eval: int = 200,
+    k: int = 5,
+    random_state: int = 0,
+    out: TextIO | None = None,
+    plot: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Explain test digits with IF and both RelatIF methods and print a summary.
 
@@ -70,8 +75,10 @@ def run_demo(
         cells = ("".join(str(v) for v in lines[m][row]) for m in DEMO_METHODS)
         say(f"{target:>9}  " + "  ".join(f"{c:>15}" for c in cells))
     say(f"\nOver {len(evaluated)} test digits:")
-    say(f"{'method':>15}  {'proponents with the predicted label':>36}  "
-        f"{'median self-influence percentile':>33}")
+    say(
+        f"{'method':>15}  {'proponents with the predicted label':>36}  "
+        f"{'median self-influence percentile':>33}"
+    )
     for method, row in summary.items():
         say(f"{method:>15}  {row['same_label']:>36.1%}  {row['typicality']:>33.0%}")
     relatif_better = all(

@@ -360,7 +360,10 @@ class InfluenceExplainer(
         estimator = self._fitted_model(X, y, sample_weight)
         final = _final_step(estimator)
         adapter = adapter_class(final)
-        if adapter.hessian_options is not None and self.hessian not in adapter.hessian_options:
+        if (
+            adapter.hessian_options is not None
+            and self.hessian not in adapter.hessian_options
+        ):
             raise ValueError(
                 f"hessian={self.hessian!r} is not available for "
                 f"{type(final).__name__}; use one of {list(adapter.hessian_options)}."
@@ -443,14 +446,23 @@ class InfluenceExplainer(
             if self._adapter.candidates_ is None
             else len(self._adapter.candidates_)
         )
-        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n_candidates:
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, Integral)
+            or not 1 <= k <= n_candidates
+        ):
             raise ValueError(
                 f"k must be an integer between 1 and the number of training examples "
                 f"that can be scored ({n_candidates}); got k={k!r}."
             )
         Xt, y_encoded = self._test_input(X, y)
         proponents, proponent_scores, opponents, opponent_scores = top_k(
-            self._adapter, Xt, y_encoded, int(k), n_jobs=self.n_jobs, verbose=self.verbose
+            self._adapter,
+            Xt,
+            y_encoded,
+            int(k),
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
         return Explanation(
             proponents=proponents,

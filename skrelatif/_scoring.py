@@ -23,7 +23,9 @@ def _scores_chunk(cross, test_state, payload, scale):
     return cross(test_state, *payload) * scale
 
 
-def best_k(scores: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def best_k(
+    scores: np.ndarray, index: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest ``scores`` per row, largest first, ties to the smaller index.
 
     ``index`` (increasing) gives the training index of each column. Returns
@@ -146,8 +148,12 @@ def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
             top = _merge(top, top_part, k)
             bottom = _merge(bottom, (bottom_part[0], -bottom_part[1]), k)
         parts.append((*top, bottom[0], -bottom[1]))
-        log(verbose, 1, f"explained {tests.stop} of {n_test} test points against "
-            f"{len(chunks)} training chunks ({time.perf_counter() - start:.1f} s)")
+        log(
+            verbose,
+            1,
+            f"explained {tests.stop} of {n_test} test points against "
+            f"{len(chunks)} training chunks ({time.perf_counter() - start:.1f} s)",
+        )
     return tuple(np.vstack(a) for a in zip(*parts))
 
 

@@ -89,8 +89,12 @@ class InverseHessian(ABC):
     option_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, damping: float = 0.0, *, options: dict | None = None,
-        random_state: Any = None, verbose: int = 0,
+        self,
+        damping: float = 0.0,
+        *,
+        options: dict | None = None,
+        random_state: Any = None,
+        verbose: int = 0,
     ) -> None:
         self.damping = damping
         self.options = dict(options or {})
@@ -183,8 +187,12 @@ class CholeskyInverse(InverseHessian):
             exact = operator.matvec(probe) + self.damping * probe
             error = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
             if rcond == 0 or error / rcond > FLOAT32_TOLERANCE:
-                log(self.verbose, 1, f"float32 Hessian too inaccurate (error {error:.1e}, "
-                    f"rcond {rcond:.1e}): recomputing it in float64")
+                log(
+                    self.verbose,
+                    1,
+                    f"float32 Hessian too inaccurate (error {error:.1e}, "
+                    f"rcond {rcond:.1e}): recomputing it in float64",
+                )
                 dtype = np.dtype(np.float64)
         if dtype == np.float64:
             factor, rcond, _ = self._factor(operator, dtype)
@@ -205,7 +213,9 @@ class CholeskyInverse(InverseHessian):
             # U is zero outside a few rows (the unpenalised inputs of each output).
             U = operator.null_space
             rows = np.flatnonzero(np.any(U != 0, axis=1))
-            H[np.ix_(rows, rows)] += (np.trace(H) / operator.n_params) * (U[rows] @ U[rows].T)
+            H[np.ix_(rows, rows)] += (np.trace(H) / operator.n_params) * (
+                U[rows] @ U[rows].T
+            )
         return (*_cholesky(H), product)
 
     def solve(self, G):
@@ -257,7 +267,9 @@ class BlockDiagonalInverse(InverseHessian):
         quad = np.zeros(len(resid))
         norm_sq = np.zeros(len(resid)) if norms else None
         for k, factor in enumerate(self.factors_):
-            half = linalg.solve_triangular(factor, design.T, lower=True, check_finite=False)
+            half = linalg.solve_triangular(
+                factor, design.T, lower=True, check_finite=False
+            )
             quad += resid[:, k] ** 2 * np.einsum("ij,ij->j", half, half)
             if norms:
                 solved = linalg.solve_triangular(
@@ -300,7 +312,7 @@ class ConjugateGradientInverse(InverseHessian):
         D = Z.copy()
         rz = np.einsum("ij,ij->i", R, Z)
         target = self.tol * np.linalg.norm(B, axis=1)
-        for iteration in range(1, self.max_iter + 1):
+        for iteration in range(1, self.max_iter + 1):  # noqa: B007 - read after
             HD = op.matvec(D) + self.damping * D
             curvature = np.einsum("ij,ij->i", D, HD)
             if np.any(curvature < 0):
@@ -349,14 +361,20 @@ class LissaInverse(InverseHessian):
         self.operator_ = operator
         self.depth = int(self.options.get("depth", 1000))
         self.repeats = int(self.options.get("repeats", 1))
-        self.batch_size = int(min(self.options.get("batch_size", 100), operator.n_train))
+        self.batch_size = int(
+            min(self.options.get("batch_size", 100), operator.n_train)
+        )
         scale = self.options.get("scale")
-        self.scale_ = float(scale) if scale is not None else 2.0 * self._top_eigenvalue()
+        self.scale_ = (
+            float(scale) if scale is not None else 2.0 * self._top_eigenvalue()
+        )
         return self
 
     def _top_eigenvalue(self, n_iter=30):
         rng = np.random.RandomState(0)
-        v = self.operator_.remove_null(rng.standard_normal((1, self.operator_.n_params)))
+        v = self.operator_.remove_null(
+            rng.standard_normal((1, self.operator_.n_params))
+        )
         eigenvalue = 0.0
         for _ in range(n_iter):
             v /= np.linalg.norm(v)

@@ -66,8 +66,17 @@ def inverse(H, model):
     return np.linalg.pinv(H, hermitian=True) if singular else np.linalg.inv(H)
 
 
-def scores(model, X_train, y_train, X_test, y_test, method, sample_weight=None,
-           damping=0.0, identity=False):
+def scores(
+    model,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    method,
+    sample_weight=None,
+    damping=0.0,
+    identity=False,
+):
     G = gradients(model, X_train, y_train)
     Gt = gradients(model, X_test, y_test)
     H = hessian(model, X_train, y_train, sample_weight, damping)

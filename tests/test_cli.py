@@ -26,7 +26,11 @@ def test_demo_relatif_beats_if_on_digits(capsys):
 def test_python_dash_m_runs_the_demo():
     done = subprocess.run(
         [sys.executable, "-m", "skrelatif", "demo", "--k", "3", "--n-show", "2"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=True,
     )
     assert "Labels of the top 3 proponents of the first 2 test digits" in done.stdout
 
@@ -73,7 +77,11 @@ def test_plot_path_is_checked_before_the_demo_runs(capsys, tmp_path, name):
 def test_help_lists_both_commands():
     done = subprocess.run(
         [sys.executable, "-m", "skrelatif", "--help"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
     )
     assert "demo" in done.stdout and "explain" in done.stdout
 

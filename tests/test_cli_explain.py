@@ -33,8 +33,13 @@ NAMES = np.array(["ant", "bee", "cat"])
 
 def _data(n_train=60, n_test=7):
     X, y = make_classification(
-        n_samples=n_train + n_test, n_features=4, n_informative=3, n_redundant=0,
-        n_classes=3, n_clusters_per_class=1, random_state=0,
+        n_samples=n_train + n_test,
+        n_features=4,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=3,
+        n_clusters_per_class=1,
+        random_state=0,
     )
     return X[:n_train], NAMES[y[:n_train]], X[n_train:], NAMES[y[n_train:]]
 
@@ -53,7 +58,10 @@ def _write_csv(path, X, y=None, names=FEATURES, target="label"):
 def files(tmp_path):
     X, y, X_test, y_test = _data()
     return {
-        "X": X, "y": y, "X_test": X_test, "y_test": y_test,
+        "X": X,
+        "y": y,
+        "X_test": X_test,
+        "y_test": y_test,
         "train": _write_csv(tmp_path / "train.csv", X, y),
         "test": _write_csv(tmp_path / "test.csv", X_test),
         "test_labelled": _write_csv(tmp_path / "test_labelled.csv", X_test, y_test),
@@ -66,7 +74,11 @@ def _run(*args, check=True):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "skrelatif", "explain", *map(str, args)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     if check:
         assert done.returncode == 0, done.stderr
@@ -100,14 +112,25 @@ def _check_against(records, explanation, y_train, k):
                 assert int(record["rank"]) == rank + 1
                 assert int(record["train_row"]) == index[t, rank]
                 assert str(record["train_label"]) == str(y_train[index[t, rank]])
-                np.testing.assert_allclose(float(record["score"]), scores[t, rank],
-                                           rtol=1e-9, atol=1e-12)
+                np.testing.assert_allclose(
+                    float(record["score"]), scores[t, rank], rtol=1e-9, atol=1e-12
+                )
 
 
 def test_explain_csv_output_matches_the_python_api(files):
     out = files["dir"] / "result.csv"
-    done = _run("--train", files["train"], "--test", files["test"], "--target", "label",
-                "--k", 3, "--output", out)
+    done = _run(
+        "--train",
+        files["train"],
+        "--test",
+        files["test"],
+        "--target",
+        "label",
+        "--k",
+        3,
+        "--output",
+        out,
+    )
     assert done.stdout == "" and done.stderr == ""
     model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
     ex = InfluenceExplainer(model, method="l-relatif").fit(files["X"], files["y"])
@@ -116,8 +139,23 @@ def test_explain_csv_output_matches_the_python_api(files):
 
 def test_explain_json_output_with_svc_and_if(files):
     out = files["dir"] / "result.json"
-    _run("--train", files["train"], "--test", files["test"], "--target", "label",
-         "--model", "svc", "--method", "if", "--k", 2, "--output", out, "--quiet")
+    _run(
+        "--train",
+        files["train"],
+        "--test",
+        files["test"],
+        "--target",
+        "label",
+        "--model",
+        "svc",
+        "--method",
+        "if",
+        "--k",
+        2,
+        "--output",
+        out,
+        "--quiet",
+    )
     records = _read_output(out)
     assert isinstance(records[0]["score"], float)
     assert isinstance(records[0]["rank"], int)
@@ -128,9 +166,22 @@ def test_explain_json_output_with_svc_and_if(files):
 
 def test_explain_given_test_labels_to_stdout(files, capsys):
     # In-process: the labels of the test file are explained, CSV on stdout.
-    status = main(["explain", "--train", str(files["train"]),
-                   "--test", str(files["test_labelled"]), "--target", "label",
-                   "--method", "theta-relatif", "--k", "2", "--test-labels"])
+    status = main(
+        [
+            "explain",
+            "--train",
+            str(files["train"]),
+            "--test",
+            str(files["test_labelled"]),
+            "--target",
+            "label",
+            "--method",
+            "theta-relatif",
+            "--k",
+            "2",
+            "--test-labels",
+        ]
+    )
     assert status == 0
     records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
@@ -141,8 +192,9 @@ def test_explain_given_test_labels_to_stdout(files, capsys):
 
 
 def test_columns_of_the_test_file_are_matched_by_name(files, capsys):
-    reordered = _write_csv(files["dir"] / "reordered.csv", files["X_test"][:, ::-1],
-                           names=FEATURES[::-1])
+    reordered = _write_csv(
+        files["dir"] / "reordered.csv", files["X_test"][:, ::-1], names=FEATURES[::-1]
+    )
     args = ["explain", "--train", str(files["train"]), "--target", "label", "--k", "2"]
     assert main([*args, "--test", str(files["test"])]) == 0
     expected = capsys.readouterr().out
@@ -162,8 +214,22 @@ def test_model_file_skops(files):
     path = files["dir"] / "model.skops"
     sio.dump(model, path)
     out = files["dir"] / "result.csv"
-    _run("--train", files["train"], "--test", files["test"], "--target", "label",
-         "--model-file", path, "--method", "if", "--k", 4, "--output", out)
+    _run(
+        "--train",
+        files["train"],
+        "--test",
+        files["test"],
+        "--target",
+        "label",
+        "--model-file",
+        path,
+        "--method",
+        "if",
+        "--k",
+        4,
+        "--output",
+        out,
+    )
     ex = InfluenceExplainer(model, method="if").fit(files["X"], files["y"])
     _check_against(_read_output(out), ex.explain(files["X_test"], k=4), files["y"], 4)
 
@@ -174,8 +240,19 @@ def test_model_file_skops_refuses_untrusted_types_unless_trusted(files, capsys):
     path = files["dir"] / "model.skops"
     sio.dump(model, path)
     out = files["dir"] / "result.csv"
-    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"]),
-            "--target", "label", "--model-file", str(path), "--output", str(out)]
+    args = [
+        "explain",
+        "--train",
+        str(files["train"]),
+        "--test",
+        str(files["test"]),
+        "--target",
+        "label",
+        "--model-file",
+        str(path),
+        "--output",
+        str(out),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "_operator.neg" in err and "--trust" in err
@@ -191,9 +268,21 @@ def test_model_file_pickle_needs_trust_pickle(files, capsys):
     path = files["dir"] / "model.joblib"
     joblib.dump(model, path)
     out = files["dir"] / "result.json"
-    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"]),
-            "--target", "label", "--model-file", str(path), "--output", str(out),
-            "--k", "2"]
+    args = [
+        "explain",
+        "--train",
+        str(files["train"]),
+        "--test",
+        str(files["test"]),
+        "--target",
+        "label",
+        "--model-file",
+        str(path),
+        "--output",
+        str(out),
+        "--k",
+        "2",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--trust-pickle" in err and "runs any code" in err
@@ -214,17 +303,34 @@ def test_model_file_pipeline_fitted_on_a_dataframe(files, capsys):
     test = pd.DataFrame(files["X_test"], columns=FEATURES)
     test["colour"] = np.where(files["X_test"][:, 0] > 0, "red", "blue")
     model = make_pipeline(
-        make_column_transformer((OneHotEncoder(), ["colour"]),
-                                (StandardScaler(), FEATURES)),
+        make_column_transformer(
+            (OneHotEncoder(), ["colour"]), (StandardScaler(), FEATURES)
+        ),
         LogisticRegression(tol=1e-8),
     ).fit(frame, files["y"])
     frame.assign(label=files["y"]).to_csv(files["dir"] / "train_text.csv", index=False)
     test.to_csv(files["dir"] / "test_text.csv", index=False)
     path = files["dir"] / "model.joblib"
     pytest.importorskip("joblib").dump(model, path)
-    assert main(["explain", "--train", str(files["dir"] / "train_text.csv"),
-                 "--test", str(files["dir"] / "test_text.csv"), "--target", "label",
-                 "--model-file", str(path), "--trust-pickle", "--k", "2"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--train",
+                str(files["dir"] / "train_text.csv"),
+                "--test",
+                str(files["dir"] / "test_text.csv"),
+                "--target",
+                "label",
+                "--model-file",
+                str(path),
+                "--trust-pickle",
+                "--k",
+                "2",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert captured.err == ""
     records = list(csv.DictReader(io.StringIO(captured.out)))
@@ -249,8 +355,9 @@ def _bad_inputs(files):
     (d / "ragged.csv").write_text("\n".join(ragged) + "\n")
     _write_csv(d / "missing_value.csv", missing_value, y)
     _write_csv(d / "one_class.csv", X, one_class)
-    _write_csv(d / "extra_column.csv", np.c_[X_test, X_test[:, 0]],
-               names=[*FEATURES, "f4"])
+    _write_csv(
+        d / "extra_column.csv", np.c_[X_test, X_test[:, 0]], names=[*FEATURES, "f4"]
+    )
     _write_csv(d / "missing_column.csv", X_test[:, :3], names=FEATURES[:3])
     _write_csv(d / "unknown_label.csv", X_test, ["eel"] * len(X_test))
     (d / "model.pkl").write_bytes(b"not a pickle")
@@ -259,56 +366,173 @@ def _bad_inputs(files):
     joblib.dump(LogisticRegression().fit(X, y), d / "bare.joblib")
     train, test = str(files["train"]), str(files["test"])
     return {
-        "missing target column": (["--train", train, "--test", test, "--target", "y"],
-                                  "has no column 'y'"),
-        "non-numeric feature": (["--train", str(d / "text.csv"), "--test", test,
-                                 "--target", "label"], "column 'f1' of"),
+        "missing target column": (
+            ["--train", train, "--test", test, "--target", "y"],
+            "has no column 'y'",
+        ),
+        "non-numeric feature": (
+            ["--train", str(d / "text.csv"), "--test", test, "--target", "label"],
+            "column 'f1' of",
+        ),
         "non-numeric feature, bare model file": (
-            ["--train", str(d / "text.csv"), "--test", test, "--target", "label",
-             "--model-file", str(d / "bare.joblib"), "--trust-pickle"],
-            "A LogisticRegression that is not in a pipeline needs numeric"),
-        "empty file": (["--train", str(d / "empty.csv"), "--test", test,
-                        "--target", "label"], "is empty"),
-        "empty test file": (["--train", train, "--test", str(d / "empty.csv"),
-                             "--target", "label"], "is empty"),
-        "header only": (["--train", str(d / "header_only.csv"), "--test", test,
-                         "--target", "label"], "no data rows"),
-        "ragged row": (["--train", str(d / "ragged.csv"), "--test", test,
-                        "--target", "label"], "line 6: 6 fields"),
-        "missing value": (["--train", str(d / "missing_value.csv"), "--test", test,
-                           "--target", "label"], "missing value (row 2, line 4)"),
+            [
+                "--train",
+                str(d / "text.csv"),
+                "--test",
+                test,
+                "--target",
+                "label",
+                "--model-file",
+                str(d / "bare.joblib"),
+                "--trust-pickle",
+            ],
+            "A LogisticRegression that is not in a pipeline needs numeric",
+        ),
+        "empty file": (
+            ["--train", str(d / "empty.csv"), "--test", test, "--target", "label"],
+            "is empty",
+        ),
+        "empty test file": (
+            ["--train", train, "--test", str(d / "empty.csv"), "--target", "label"],
+            "is empty",
+        ),
+        "header only": (
+            [
+                "--train",
+                str(d / "header_only.csv"),
+                "--test",
+                test,
+                "--target",
+                "label",
+            ],
+            "no data rows",
+        ),
+        "ragged row": (
+            ["--train", str(d / "ragged.csv"), "--test", test, "--target", "label"],
+            "line 6: 6 fields",
+        ),
+        "missing value": (
+            [
+                "--train",
+                str(d / "missing_value.csv"),
+                "--test",
+                test,
+                "--target",
+                "label",
+            ],
+            "missing value (row 2, line 4)",
+        ),
         "test file with another column": (
-            ["--train", train, "--test", str(d / "extra_column.csv"),
-             "--target", "label"], "'f4'"),
+            [
+                "--train",
+                train,
+                "--test",
+                str(d / "extra_column.csv"),
+                "--target",
+                "label",
+            ],
+            "'f4'",
+        ),
         "test file without a column": (
-            ["--train", train, "--test", str(d / "missing_column.csv"),
-             "--target", "label"], "no column 'f3'"),
-        "no such file": (["--train", str(d / "nope.csv"), "--test", test,
-                          "--target", "label"], "cannot read the training file"),
-        "one class": (["--train", str(d / "one_class.csv"), "--test", test,
-                       "--target", "label"], "class"),
-        "unknown test label": (["--train", train, "--test",
-                                str(d / "unknown_label.csv"), "--target", "label",
-                                "--test-labels"], "does not know"),
-        "k too large": (["--train", train, "--test", test, "--target", "label",
-                         "--k", "61"], "k must be"),
-        "hessian for an SVM": (["--train", train, "--test", test, "--target", "label",
-                                "--model", "svc", "--hessian", "cg"], "hessian='cg'"),
-        "model and model file": (["--train", train, "--test", test, "--target",
-                                  "label", "--model", "svc", "--model-file",
-                                  str(d / "model.pkl")], "either --model"),
-        "not a pickle": (["--train", train, "--test", test, "--target", "label",
-                          "--model-file", str(d / "model.pkl"), "--trust-pickle"],
-                         "cannot load"),
+            [
+                "--train",
+                train,
+                "--test",
+                str(d / "missing_column.csv"),
+                "--target",
+                "label",
+            ],
+            "no column 'f3'",
+        ),
+        "no such file": (
+            ["--train", str(d / "nope.csv"), "--test", test, "--target", "label"],
+            "cannot read the training file",
+        ),
+        "one class": (
+            ["--train", str(d / "one_class.csv"), "--test", test, "--target", "label"],
+            "class",
+        ),
+        "unknown test label": (
+            [
+                "--train",
+                train,
+                "--test",
+                str(d / "unknown_label.csv"),
+                "--target",
+                "label",
+                "--test-labels",
+            ],
+            "does not know",
+        ),
+        "k too large": (
+            ["--train", train, "--test", test, "--target", "label", "--k", "61"],
+            "k must be",
+        ),
+        "hessian for an SVM": (
+            [
+                "--train",
+                train,
+                "--test",
+                test,
+                "--target",
+                "label",
+                "--model",
+                "svc",
+                "--hessian",
+                "cg",
+            ],
+            "hessian='cg'",
+        ),
+        "model and model file": (
+            [
+                "--train",
+                train,
+                "--test",
+                test,
+                "--target",
+                "label",
+                "--model",
+                "svc",
+                "--model-file",
+                str(d / "model.pkl"),
+            ],
+            "either --model",
+        ),
+        "not a pickle": (
+            [
+                "--train",
+                train,
+                "--test",
+                test,
+                "--target",
+                "label",
+                "--model-file",
+                str(d / "model.pkl"),
+                "--trust-pickle",
+            ],
+            "cannot load",
+        ),
     }
 
 
 CASES = [
-    "missing target column", "non-numeric feature",
-    "non-numeric feature, bare model file", "empty file", "empty test file",
-    "header only", "ragged row", "missing value", "test file with another column",
-    "test file without a column", "no such file", "one class", "unknown test label",
-    "k too large", "hessian for an SVM", "model and model file", "not a pickle",
+    "missing target column",
+    "non-numeric feature",
+    "non-numeric feature, bare model file",
+    "empty file",
+    "empty test file",
+    "header only",
+    "ragged row",
+    "missing value",
+    "test file with another column",
+    "test file without a column",
+    "no such file",
+    "one class",
+    "unknown test label",
+    "k too large",
+    "hessian for an SVM",
+    "model and model file",
+    "not a pickle",
 ]
 
 
@@ -345,9 +569,24 @@ def test_closed_standard_output_is_not_a_traceback(files):
     test = _write_csv(files["dir"] / "long_test.csv", X_test)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "skrelatif", "explain", "--train", str(files["train"]),
-         "--test", str(test), "--target", "label", "--k", "10"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "skrelatif",
+            "explain",
+            "--train",
+            str(files["train"]),
+            "--test",
+            str(test),
+            "--target",
+            "label",
+            "--k",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
     )
     assert process.stdout.readline().startswith(b"test_row,")
     process.stdout.close()
@@ -359,9 +598,19 @@ def test_closed_standard_output_is_not_a_traceback(files):
 
 @pytest.mark.parametrize("output", ["result.txt", "no_such_dir/result.csv"])
 def test_bad_output_path_is_refused_before_any_work(files, capsys, output):
-    status = main(["explain", "--train", str(files["train"]), "--test",
-                   str(files["test"]), "--target", "label",
-                   "--output", str(files["dir"] / output)])
+    status = main(
+        [
+            "explain",
+            "--train",
+            str(files["train"]),
+            "--test",
+            str(files["test"]),
+            "--target",
+            "label",
+            "--output",
+            str(files["dir"] / output),
+        ]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert err.startswith("skrelatif: error: --output") and err.count("\n") == 1
@@ -374,9 +623,20 @@ def test_warnings_are_one_line_and_quiet_silences_them(files, capsys):
     model.fit(files["X"][:30], files["y"][:30])
     path = files["dir"] / "other.joblib"
     joblib.dump(model, path)
-    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"]),
-            "--target", "label", "--k", "1", "--model-file", str(path),
-            "--trust-pickle"]
+    args = [
+        "explain",
+        "--train",
+        str(files["train"]),
+        "--test",
+        str(files["test"]),
+        "--target",
+        "label",
+        "--k",
+        "1",
+        "--model-file",
+        str(path),
+        "--trust-pickle",
+    ]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err.startswith("skrelatif: warning: ") and "minimum" in err

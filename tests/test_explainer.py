@@ -25,8 +25,12 @@ from skrelatif import InfluenceExplainer
 @pytest.fixture(scope="module")
 def data():
     X, y = make_classification(
-        n_samples=120, n_features=6, n_informative=4, n_classes=3,
-        n_clusters_per_class=1, random_state=0,
+        n_samples=120,
+        n_features=6,
+        n_informative=4,
+        n_classes=3,
+        n_clusters_per_class=1,
+        random_state=0,
     )
     X[:, 0] *= 10.0  # so that scaling in a pipeline matters
     return X[:100], y[:100], X[100:], y[100:]
@@ -37,8 +41,10 @@ def test_fitted_pipeline_equals_manual_transform(data):
     pipe = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10)).fit(X, y)
     scaler, model = pipe[0], pipe[-1]
     via_pipe = InfluenceExplainer(pipe).fit(X, y).transform(X_test)
-    direct = InfluenceExplainer(model).fit(scaler.transform(X), y).transform(
-        scaler.transform(X_test)
+    direct = (
+        InfluenceExplainer(model)
+        .fit(scaler.transform(X), y)
+        .transform(scaler.transform(X_test))
     )
     np.testing.assert_allclose(via_pipe, direct, rtol=1e-12, atol=1e-14)
 
@@ -67,22 +73,36 @@ def test_sample_weight_reaches_unfitted_pipeline(data):
 
 def test_explainer_as_last_pipeline_step(data):
     X, y, X_test, _ = data
-    pipe = make_pipeline(StandardScaler(), InfluenceExplainer(LogisticRegression(tol=1e-10)))
+    pipe = make_pipeline(
+        StandardScaler(), InfluenceExplainer(LogisticRegression(tol=1e-10))
+    )
     scores = pipe.fit(X, y).transform(X_test)
     scaler = StandardScaler().fit(X)
     model = LogisticRegression(tol=1e-10).fit(scaler.transform(X), y)
-    expected = InfluenceExplainer(model).fit(scaler.transform(X), y).transform(
-        scaler.transform(X_test)
+    expected = (
+        InfluenceExplainer(model)
+        .fit(scaler.transform(X), y)
+        .transform(scaler.transform(X_test))
     )
     np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-12)
     assert pipe.get_feature_names_out().shape == (len(X),)
 
 
 def test_sparse_pipeline_output_and_sparse_input():
-    texts = ["good movie", "bad movie", "great film", "awful film", "good film",
-             "bad acting", "great acting", "awful movie"] * 5
+    texts = [
+        "good movie",
+        "bad movie",
+        "great film",
+        "awful film",
+        "good film",
+        "bad acting",
+        "great acting",
+        "awful movie",
+    ] * 5
     labels = np.array([1, 0, 1, 0, 1, 0, 1, 0] * 5)
-    pipe = make_pipeline(TfidfVectorizer(), LogisticRegression(tol=1e-10)).fit(texts, labels)
+    pipe = make_pipeline(TfidfVectorizer(), LogisticRegression(tol=1e-10)).fit(
+        texts, labels
+    )
     ex = InfluenceExplainer(pipe).fit(texts, labels)
     Xt = pipe[0].transform(texts)
     assert sparse.issparse(Xt)
@@ -92,7 +112,8 @@ def test_sparse_pipeline_output_and_sparse_input():
     np.testing.assert_allclose(
         ex.transform(["good acting", "awful"]),
         dense.transform(pipe[0].transform(["good acting", "awful"]).toarray()),
-        rtol=1e-6, atol=1e-10,
+        rtol=1e-6,
+        atol=1e-10,
     )
     # Sparse X straight into the explainer (CSC is accepted as well).
     sparse_ex = InfluenceExplainer(pipe[-1]).fit(Xt.tocsc(), labels)
@@ -104,7 +125,9 @@ def test_one_hot_pipeline_with_dataframe():
     frame = pd.DataFrame({"colour": list("rgbrgbrrgb") * 3, "size": np.arange(30) % 7})
     y = np.array(frame["size"] > 3, dtype=int)
     y[:3] = 1 - y[:3]
-    pipe = make_pipeline(OneHotEncoder(), LogisticRegression(C=0.5, tol=1e-10)).fit(frame, y)
+    pipe = make_pipeline(OneHotEncoder(), LogisticRegression(C=0.5, tol=1e-10)).fit(
+        frame, y
+    )
     ex = InfluenceExplainer(pipe).fit(frame, y)
     assert list(ex.feature_names_in_) == ["colour", "size"]
     assert ex.explain(frame.iloc[:4], k=3).proponents.shape == (4, 3)
@@ -139,10 +162,12 @@ def test_n_jobs_and_chunk_size_do_not_change_results(data, method):
     expected, e_ref = reference.transform(X_test), reference.explain(X_test, k=7)
     with config_context(working_memory=0.001):  # ~1 KiB: many tiny chunks
         chunked = InfluenceExplainer(model, method=method, n_jobs=2).fit(X, y)
-        np.testing.assert_allclose(chunked.self_influence_, reference.self_influence_,
-                                   rtol=1e-10)
-        np.testing.assert_allclose(chunked.transform(X_test), expected, rtol=1e-10,
-                                   atol=1e-13)
+        np.testing.assert_allclose(
+            chunked.self_influence_, reference.self_influence_, rtol=1e-10
+        )
+        np.testing.assert_allclose(
+            chunked.transform(X_test), expected, rtol=1e-10, atol=1e-13
+        )
         e = chunked.explain(X_test, k=7)
     np.testing.assert_array_equal(e.proponents, e_ref.proponents)
     np.testing.assert_array_equal(e.opponents, e_ref.opponents)
@@ -287,7 +312,9 @@ def test_singular_hessian_asks_for_damping():
 def test_not_at_minimum_warns(data):
     X, y, _, _ = data
     other = LogisticRegression().fit(X[::-1][:60], y[::-1][:60])
-    with pytest.warns(UserWarning, match="not at a minimum of its training objective") as record:
+    with pytest.warns(
+        UserWarning, match="not at a minimum of its training objective"
+    ) as record:
         InfluenceExplainer(other).fit(X, y)
     assert record[0].filename == __file__  # points at the caller
     converged = LogisticRegression(tol=1e-8).fit(X, y)

@@ -16,8 +16,14 @@ METHODS = ["if", "theta-relatif", "l-relatif"]
 
 def _data(n_classes, n_samples=90, n_features=5, seed=0):
     X, y = make_classification(
-        n_samples=n_samples, n_features=n_features, n_informative=4, n_redundant=0,
-        n_classes=n_classes, n_clusters_per_class=1, flip_y=0.1, random_state=seed,
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        flip_y=0.1,
+        random_state=seed,
     )
     return X[:70], y[:70], X[70:], y[70:]
 
@@ -41,7 +47,10 @@ def test_scores_match_dense_reference(n_classes, fit_intercept, weights, damping
     elif weights == "both":
         class_weight = dict(zip(range(n_classes), [1.0, 2.5, 0.7][:n_classes]))
     model = LogisticRegression(
-        C=0.7, fit_intercept=fit_intercept, class_weight=class_weight, tol=1e-10,
+        C=0.7,
+        fit_intercept=fit_intercept,
+        class_weight=class_weight,
+        tol=1e-10,
         max_iter=10_000,
     ).fit(X, y, sample_weight=sw)
     y_explained = model.predict(X_test)
@@ -135,8 +144,10 @@ def _loo_agreement(X, y, X_test, n_removed, C, seed=0):
     adapter = ex._adapter
 
     def test_loss(m):
-        return adapter.losses(m.decision_function(X_test).reshape(len(X_test), -1),
-                              np.searchsorted(m.classes_, y_test))
+        return adapter.losses(
+            m.decision_function(X_test).reshape(len(X_test), -1),
+            np.searchsorted(m.classes_, y_test),
+        )
 
     base = test_loss(model)
     removed = np.random.RandomState(seed).choice(len(y), n_removed, replace=False)
@@ -173,9 +184,11 @@ def test_sign_duplicate_is_proponent_flipped_copy_is_opponent():
     y_aug = np.append(y, [label, 1 - label])
     model = LogisticRegression(tol=1e-10).fit(X_aug, y_aug)
     for method in METHODS:
-        scores = InfluenceExplainer(model, method=method).fit(X_aug, y_aug).transform(
-            x_new, [label]
-        )[0]
+        scores = (
+            InfluenceExplainer(model, method=method)
+            .fit(X_aug, y_aug)
+            .transform(x_new, [label])[0]
+        )
         assert scores[-2] > 0 > scores[-1]
 
 
@@ -198,7 +211,9 @@ def test_tiny_gradients_give_finite_relatif_scores():
         H = _dense.hessian(model, X_aug, y_aug)
         Gt = _dense.gradients(model, X_test, model.predict(X_test))
         solved = np.linalg.solve(H, G.T).T
-        norm = np.sqrt(solved @ G.T) if method == "l-relatif" else np.linalg.norm(solved)
+        norm = (
+            np.sqrt(solved @ G.T) if method == "l-relatif" else np.linalg.norm(solved)
+        )
         _assert_close(scores[:, -2], (Gt @ solved.T).ravel() / np.ravel(norm))
     assert np.isfinite(ex.self_influence_).all()
 
@@ -208,7 +223,9 @@ def test_zero_gradient_example_scores_zero():
     X_aug, y_aug = np.vstack([X, np.zeros(X.shape[1])]), np.append(y, 1)
     model = LogisticRegression(fit_intercept=False, tol=1e-10).fit(X_aug, y_aug)
     for method in METHODS:
-        scores = InfluenceExplainer(model, method=method).fit(X_aug, y_aug).transform(X_test)
+        scores = (
+            InfluenceExplainer(model, method=method).fit(X_aug, y_aug).transform(X_test)
+        )
         assert np.all(scores[:, -1] == 0)
         assert np.all(np.isfinite(scores))
 
@@ -221,17 +238,24 @@ def test_explain_is_top_k_of_transform():
     e = ex.explain(X_test, k=4)
     order = np.argsort(-scores, axis=1, kind="stable")
     np.testing.assert_array_equal(e.proponents, order[:, :4])
-    np.testing.assert_array_equal(e.opponents, np.argsort(scores, axis=1, kind="stable")[:, :4])
-    np.testing.assert_allclose(e.proponent_scores, np.take_along_axis(scores, order[:, :4], 1))
+    np.testing.assert_array_equal(
+        e.opponents, np.argsort(scores, axis=1, kind="stable")[:, :4]
+    )
+    np.testing.assert_allclose(
+        e.proponent_scores, np.take_along_axis(scores, order[:, :4], 1)
+    )
     assert (np.diff(e.proponent_scores, axis=1) <= 0).all()
     assert (np.diff(e.opponent_scores, axis=1) >= 0).all()
     np.testing.assert_array_equal(e.target, model.predict(X_test))
     np.testing.assert_array_equal(e.train_target, y)
-    runner_up = model.classes_[np.argsort(model.decision_function(X_test), axis=1)[:, -2]]
+    runner_up = model.classes_[
+        np.argsort(model.decision_function(X_test), axis=1)[:, -2]
+    ]
     e2 = ex.explain(X_test, y=runner_up, k=2)
     np.testing.assert_array_equal(e2.target, runner_up)
     np.testing.assert_array_equal(
-        e2.proponents, np.argsort(-ex.transform(X_test, runner_up), 1, kind="stable")[:, :2]
+        e2.proponents,
+        np.argsort(-ex.transform(X_test, runner_up), 1, kind="stable")[:, :2],
     )
 
 
@@ -242,7 +266,9 @@ def test_explanation_to_frame():
     e = ex.explain(X_test[:3], k=2)
     frame = e.to_frame()
     assert len(frame) == 3 * 2 * 2
-    first = frame[(frame.test_index == 1) & (frame.kind == "proponent") & (frame["rank"] == 1)]
+    first = frame[
+        (frame.test_index == 1) & (frame.kind == "proponent") & (frame["rank"] == 1)
+    ]
     assert first.train_index.item() == e.proponents[1, 0]
     assert first.score.item() == e.proponent_scores[1, 0]
     assert first.train_target.item() == y[e.proponents[1, 0]]

@@ -19,14 +19,22 @@ METHODS = ["if", "theta-relatif", "l-relatif"]
 
 def _data(n_classes, seed=0, n_samples=130, n_features=6):
     X, y = make_classification(
-        n_samples=n_samples, n_features=n_features, n_informative=4, n_redundant=0,
-        n_classes=n_classes, n_clusters_per_class=1, flip_y=0.05, random_state=seed,
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        flip_y=0.05,
+        random_state=seed,
     )
     return X[:100], y[:100], X[100:]
 
 
 def _close(actual, expected, rtol):
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * np.abs(expected).max())
+    np.testing.assert_allclose(
+        actual, expected, rtol=0, atol=rtol * np.abs(expected).max()
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -40,7 +48,9 @@ def test_block_diagonal_is_exact_on_the_dense_blocks(method):
     d = X.shape[1] + 1
     blocks = np.zeros_like(H)
     for k in range(3):
-        blocks[k * d:(k + 1) * d, k * d:(k + 1) * d] = H[k * d:(k + 1) * d, k * d:(k + 1) * d]
+        blocks[k * d : (k + 1) * d, k * d : (k + 1) * d] = H[
+            k * d : (k + 1) * d, k * d : (k + 1) * d
+        ]
     G = _dense.gradients(model, X, y)
     Gt = _dense.gradients(model, X_test, model.predict(X_test))
     solved = np.linalg.solve(blocks, G.T).T
@@ -71,8 +81,9 @@ def test_cg_matches_exact(n_classes, method):
 def test_cg_warns_when_not_converged():
     X, y, X_test = _data(3, seed=1)
     model = LogisticRegression(C=100.0, tol=1e-10).fit(X, y)
-    ex = InfluenceExplainer(model, method="if", hessian="cg",
-                            hessian_options={"max_iter": 2}).fit(X, y)
+    ex = InfluenceExplainer(
+        model, method="if", hessian="cg", hessian_options={"max_iter": 2}
+    ).fit(X, y)
     with pytest.warns(UserWarning, match="Conjugate gradients did not reach"):
         ex.transform(X_test)
 
@@ -117,19 +128,26 @@ def test_float32_falls_back_to_float64_when_ill_conditioned():
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     X = X[:, X.std(axis=0) > 0]
-    model = LogisticRegression(C=100.0, tol=1e-10, max_iter=10_000).fit(X[:1200], y[:1200])
+    model = LogisticRegression(C=100.0, tol=1e-10, max_iter=10_000).fit(
+        X[:1200], y[:1200]
+    )
     ex32 = InfluenceExplainer(model).fit(X[:1200].astype(np.float32), y[:1200])
     assert ex32._adapter.solver_.compute_dtype == np.float64
     ex64 = InfluenceExplainer(model).fit(X[:1200], y[:1200])
-    _close(ex32.transform(X[1200:1230].astype(np.float32)),
-           ex64.transform(X[1200:1230]), 1e-5)
+    _close(
+        ex32.transform(X[1200:1230].astype(np.float32)),
+        ex64.transform(X[1200:1230]),
+        1e-5,
+    )
 
 
 def test_exact_hessian_too_large_says_how_much(monkeypatch):
     X, y, _ = _data(3)
     model = LogisticRegression().fit(X, y)
     monkeypatch.setattr(skrelatif._solvers, "_available_memory", lambda: 1000)
-    with pytest.raises(ValueError, match=r"21 x 21 Hessian \(0\.0 GiB\).*block-diagonal"):
+    with pytest.raises(
+        ValueError, match=r"21 x 21 Hessian \(0\.0 GiB\).*block-diagonal"
+    ):
         InfluenceExplainer(model).fit(X, y)
     # The other options need no dense Hessian.
     InfluenceExplainer(model, hessian="cg").fit(X, y)
@@ -161,9 +179,11 @@ def test_sparse_input_is_never_densified_whole(monkeypatch, hessian):
     X = sparse.random(200, 50, density=0.1, format="csr", random_state=rng)
     y = rng.randint(0, 3, 200)
     model = LogisticRegression(C=0.5, tol=1e-10).fit(X, y)
-    dense_scores = InfluenceExplainer(model, hessian=hessian).fit(
-        X.toarray(), y
-    ).transform(X[:7].toarray())
+    dense_scores = (
+        InfluenceExplainer(model, hessian=hessian)
+        .fit(X.toarray(), y)
+        .transform(X[:7].toarray())
+    )
     densified = []
     original = sparse.csr_matrix.toarray
 
@@ -188,11 +208,16 @@ def test_dask_cluster_gives_identical_results():
     model = LogisticRegression(tol=1e-10).fit(X, y)
     local = InfluenceExplainer(model, method="theta-relatif").fit(X, y)
     expected, e_local = local.transform(X_test), local.explain(X_test, k=4)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with config_context(working_memory=0.01), parallel_config(backend="dask"):
-            remote = InfluenceExplainer(model, method="theta-relatif", n_jobs=-1).fit(X, y)
+            remote = InfluenceExplainer(model, method="theta-relatif", n_jobs=-1).fit(
+                X, y
+            )
             scores = remote.transform(X_test)
             e = remote.explain(X_test, k=4)
         assert client.run(lambda: 1)  # the workers were there
@@ -217,4 +242,6 @@ def test_explain_memory_is_bounded_by_working_memory():
         tracemalloc.stop()
     full_matrix = 500 * 20_000 * 8
     assert peak < full_matrix / 4, (peak, full_matrix)
-    np.testing.assert_array_equal(e.proponents, np.argsort(-ex.transform(X_test), 1)[:, :5])
+    np.testing.assert_array_equal(
+        e.proponents, np.argsort(-ex.transform(X_test), 1)[:, :5]
+    )

@@ -66,7 +66,7 @@ class ModelAdapter(ABC):
     def supports(cls, estimator: Any) -> bool:
         return isinstance(estimator, cls.estimator_types)
 
-    def check_estimator(self) -> None:
+    def check_estimator(self) -> None:  # noqa: B027 - an optional hook
         """Raise ``ValueError`` when the estimator's options are unsupported."""
 
     @property
@@ -146,7 +146,11 @@ def find_adapter(estimator: Any) -> type[ModelAdapter]:
         if adapter.supports(estimator):
             return adapter
     supported = sorted(
-        {t.__name__ for adapter in ModelAdapter._registry for t in adapter.estimator_types}
+        {
+            t.__name__
+            for adapter in ModelAdapter._registry
+            for t in adapter.estimator_types
+        }
     )
     raise TypeError(
         f"{type(estimator).__name__} is not supported. InfluenceExplainer explains "

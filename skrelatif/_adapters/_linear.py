@@ -91,7 +91,9 @@ def _hessian_chunks(X, fit_intercept, dtype, chunks, weights, diag_curv, rank_cu
                     format="csr",
                 )
             else:  # filled in place: the chunk's only (n_chunk, P) array
-                stacked = np.empty((design.shape[0], n_outputs * n_design), design.dtype)
+                stacked = np.empty(
+                    (design.shape[0], n_outputs * n_design), design.dtype
+                )
                 for k in range(n_outputs):
                     np.multiply(
                         design,
@@ -108,9 +110,10 @@ def _symmetrise_lower(H: np.ndarray, block: int = 1024) -> np.ndarray:
     for start in range(0, n, block):
         stop = min(start + block, n)
         H[start:stop, stop:] = H[stop:, start:stop].T
-        H[start:stop, start:stop] = np.tril(H[start:stop, start:stop]) + np.tril(
-            H[start:stop, start:stop], -1
-        ).T
+        H[start:stop, start:stop] = (
+            np.tril(H[start:stop, start:stop])
+            + np.tril(H[start:stop, start:stop], -1).T
+        )
     return H
 
 
@@ -123,7 +126,9 @@ def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
     proj = np.asarray(design @ Vk.T).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
     out = diag_curv[:, None, :] * proj
     if rank_curv is not None:
-        out -= rank_curv[:, None, :] * np.einsum("imk,ik->im", proj, rank_curv)[..., None]
+        out -= (
+            rank_curv[:, None, :] * np.einsum("imk,ik->im", proj, rank_curv)[..., None]
+        )
     out *= weights[:, None, None]
     return np.asarray(design.T @ out.reshape(n_rows, -1)).T.reshape(m, -1)
 
@@ -185,8 +190,13 @@ class LinearHessian:
             _hessian_chunks,
             (
                 (
-                    self.adapter.X_, self.adapter.fit_intercept, dtype, chunks[g::n_groups],
-                    self.weights, self.diag_curv, self.rank_curv,
+                    self.adapter.X_,
+                    self.adapter.fit_intercept,
+                    dtype,
+                    chunks[g::n_groups],
+                    self.weights,
+                    self.diag_curv,
+                    self.rank_curv,
                 )
                 for g in range(n_groups)
             ),
@@ -236,7 +246,11 @@ class LinearHessian:
     def diagonal(self) -> np.ndarray:
         """The Hessian's diagonal: ``C X̃^2^T (s (a - b^2)) + penalty``."""
         data = np.zeros((self.n_outputs, self.n_design))
-        own = self.diag_curv if self.rank_curv is None else self.diag_curv - self.rank_curv**2
+        own = (
+            self.diag_curv
+            if self.rank_curv is None
+            else self.diag_curv - self.rank_curv**2
+        )
         for design, chunk in self._design_chunks(8 * 2 * self.n_design):
             squared = design.multiply(design) if sparse.issparse(design) else design**2
             data += np.asarray(squared.T @ (self.weights[chunk, None] * own[chunk])).T
@@ -244,12 +258,19 @@ class LinearHessian:
 
     def diagonal_blocks(self) -> np.ndarray:
         """The K diagonal blocks ``H_kk`` of shape (n_design, n_design)."""
-        own = self.diag_curv if self.rank_curv is None else self.diag_curv - self.rank_curv**2
+        own = (
+            self.diag_curv
+            if self.rank_curv is None
+            else self.diag_curv - self.rank_curv**2
+        )
         blocks = np.zeros((self.n_outputs, self.n_design, self.n_design))
         for design, chunk in self._design_chunks(8 * 2 * self.n_design):
             for k in range(self.n_outputs):
                 block = np.zeros((self.n_design, self.n_design), order="F")
-                _add_gram(block, _scale_rows(design, np.sqrt(self.weights[chunk] * own[chunk, k])))
+                _add_gram(
+                    block,
+                    _scale_rows(design, np.sqrt(self.weights[chunk] * own[chunk, k])),
+                )
                 blocks[k] += _symmetrise_lower(block)
         penalty = self.penalty.reshape(self.n_outputs, self.n_design)
         for k in range(self.n_outputs):
@@ -301,7 +322,10 @@ class LinearModelAdapter(ModelAdapter):
 
     @abstractmethod
     def residuals(self, F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``dl/df`` as (unit direction (n, n_outputs), norm (n,)), without cancellation."""
+        """``dl/df`` as (unit direction (n, n_outputs), norm (n,)).
+
+        Computed without cancellation, so the direction is exact even when the
+        norm underflows."""
 
     @abstractmethod
     def curvature(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -376,8 +400,20 @@ class LinearModelAdapter(ModelAdapter):
     def predict_encoded(self, X: Any) -> np.ndarray:
         return self.predict_from_decision(self.decision(X))
 
-    def fit(self, X, y_encoded, sample_weight, *, method, hessian, damping, n_jobs,
-            verbose=0, hessian_options=None, random_state=None):
+    def fit(
+        self,
+        X,
+        y_encoded,
+        sample_weight,
+        *,
+        method,
+        hessian,
+        damping,
+        n_jobs,
+        verbose=0,
+        hessian_options=None,
+        random_state=None,
+    ):
         self.X_ = X
         self.n_train_ = X.shape[0]
         self.n_jobs = n_jobs
@@ -393,8 +429,12 @@ class LinearModelAdapter(ModelAdapter):
         self.solver_ = SOLVERS[hessian](
             damping, options=hessian_options, random_state=random_state, verbose=verbose
         ).fit(LinearHessian(self, n_jobs))
-        log(verbose, 1, f"{hessian} Hessian ready ({self.n_params} parameters, "
-            f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s")
+        log(
+            verbose,
+            1,
+            f"{hessian} Hessian ready ({self.n_params} parameters, "
+            f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s",
+        )
 
         self._verbose = verbose
         self._self_influence = None
@@ -433,8 +473,12 @@ class LinearModelAdapter(ModelAdapter):
         )
         quad = np.concatenate([q for q, _ in results])
         norm = np.concatenate([n for _, n in results]) if need_norms else None
-        log(self._verbose, 1, f"normalisers of {self.n_train_} examples in "
-            f"{time.perf_counter() - start:.1f} s ({len(chunks)} chunks)")
+        log(
+            self._verbose,
+            1,
+            f"normalisers of {self.n_train_} examples in "
+            f"{time.perf_counter() - start:.1f} s ({len(chunks)} chunks)",
+        )
         self._self_influence = (
             self._loss_scale * self.sample_weight_ * self.resid_norm_**2 * quad
         )
@@ -476,8 +520,14 @@ class LinearModelAdapter(ModelAdapter):
         inequality, ``C sum_i s_i ||r_i|| ||x̃_i||``, plus ``||C penalty * theta||``.
         """
         X = self.X_
-        sq = X.multiply(X).sum(axis=1) if sparse.issparse(X) else np.einsum("ij,ij->i", X, X)
-        row_norms = np.sqrt(np.asarray(sq, dtype=np.float64).ravel() + self.fit_intercept)
+        sq = (
+            X.multiply(X).sum(axis=1)
+            if sparse.issparse(X)
+            else np.einsum("ij,ij->i", X, X)
+        )
+        row_norms = np.sqrt(
+            np.asarray(sq, dtype=np.float64).ravel() + self.fit_intercept
+        )
         data_size = np.sum(self.sample_weight_ * self.resid_norm_ * row_norms)
         penalty = self.penalty_diag().reshape(self.n_outputs, self.n_design)
         size = self._loss_scale * (data_size + np.linalg.norm(penalty * self.params))
@@ -501,7 +551,9 @@ class LinearModelAdapter(ModelAdapter):
     # -- test side ---------------------------------------------------------------------
     def prepare_test(self, X, y_encoded):
         direction, norm = self.residuals(self.decision(X), y_encoded)
-        test_grads = outer_rows(direction * norm[:, None], self.design(X).astype(np.float64))
+        test_grads = outer_rows(
+            direction * norm[:, None], self.design(X).astype(np.float64)
+        )
         s_test = self.solver_.solve(test_grads)  # rows: H^-1 g_t
         s_test = s_test.astype(self.solver_.compute_dtype, copy=False)
         return s_test.reshape(-1, self.n_design)  # (n_test * n_outputs, n_design)
@@ -522,4 +574,3 @@ class LinearModelAdapter(ModelAdapter):
 
     def cross_bytes_per_pair(self) -> int:
         return 8 * (self.n_outputs + 1)
-

@@ -284,8 +284,18 @@ class SVMAdapter(ModelAdapter):
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
-        self, X, y_encoded, sample_weight, *, method, hessian, damping, n_jobs,
-        verbose=0, hessian_options=None, random_state=None,
+        self,
+        X,
+        y_encoded,
+        sample_weight,
+        *,
+        method,
+        hessian,
+        damping,
+        n_jobs,
+        verbose=0,
+        hessian_options=None,
+        random_state=None,
     ):
         name = type(self.estimator).__name__
         if hessian != "exact":
