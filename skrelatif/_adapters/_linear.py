@@ -101,6 +101,7 @@ def _hessian_chunks(X, fit_intercept, dtype, chunks, weights, diag_curv, rank_cu
                         out=stacked[:, k * n_design : (k + 1) * n_design],
                     )
             _add_gram(hessian, stacked, alpha=-1.0)
+            del stacked  # before the next chunk's is allocated
     return hessian
 
 
