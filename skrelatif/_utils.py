@@ -34,9 +34,11 @@ def parallel_map(
     Dispatched with joblib (so ``joblib.parallel_config`` chooses the backend, a
     Dask cluster included); with one job everything runs in this process.
     """
-    return Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(function)(*args) for args in arguments
-    )
+    parallel = Parallel(n_jobs=n_jobs)
+    if getattr(parallel._backend, "supports_return_generator", False):
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    # else (e.g. the Dask backend of joblib < 1.5): a list, returned whole
+    return iter(parallel(delayed(function)(*args) for args in arguments))
 
 
 def outer_rows(residuals: np.ndarray, design: Any) -> np.ndarray:

@@ -32,7 +32,7 @@ __all__ = ["agreement", "leave_one_out"]
 #: Above this many parameters the retraining keeps the model's own solver
 #: instead of switching to Newton's method (whose steps cost O(P^3)).
 _NEWTON_MAX_PARAMS = 2000
-#: Solvers that minimise exactly the same objective as "newton-cholesky".
+#: Solvers that minimise exactly the same objective as "newton-cg".
 _SAME_OBJECTIVE = {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}
 
 
@@ -53,8 +53,10 @@ def _retraining_template(final: Any, n_params: int, tol: float, max_iter: int):
         and params["solver"] in _SAME_OBJECTIVE
         and n_params <= _NEWTON_MAX_PARAMS
     ):
-        # Same objective, quadratic convergence: the tolerance is really reached.
-        updates["solver"] = "newton-cholesky"
+        # Same objective, Newton convergence: the tolerance is really reached.
+        # (Not "newton-cholesky": its warm start mis-sets multinomial
+        # intercepts in scikit-learn 1.6.)
+        updates["solver"] = "newton-cg"
     return template.set_params(**updates), warm
 
 
@@ -144,8 +146,8 @@ def leave_one_out(
     Models with a ``warm_start`` parameter are warm-started from the fitted
     parameters. A :class:`~sklearn.linear_model.LogisticRegression` trained
     with "lbfgs", "newton-cg", "sag" or "saga" (all minimise the same
-    objective) is retrained with "newton-cholesky", which converges to
-    ``tol`` in a few steps, unless it has more than 2000 parameters. Models
+    objective) is retrained with "newton-cg", which converges to ``tol`` in a
+    few Newton steps, unless it has more than 2000 parameters. Models
     without ``warm_start`` (e.g. kernel SVMs) are retrained from scratch.
     Each refit uses one BLAS thread (the refits are small; parallelism comes
     from ``n_jobs``, as in joblib's own workers), which also avoids the

@@ -72,7 +72,7 @@ def _close(actual, expected, rel=1e-7):
     """Agreement up to the optimisers' tolerance, relative to the values' scale.
 
     The hand-written loop refits from scratch with another solver (newton-cg,
-    tol=1e-14) than the helper (warm-started newton-cholesky, tol=1e-10); both
+    tol=1e-14) than the helper (warm-started newton-cg, tol=1e-10); both
     reach the optimum to ~1e-12. (lbfgs stops on its relative-decrease test
     first and would only agree to ~1e-4.)
     """
