@@ -182,8 +182,9 @@ class LinearHessian:
 
     def dense(self, dtype=np.float64) -> np.ndarray:
         """The P x P Hessian (float64, symmetric) from ``dtype`` products."""
-        itemsize = np.dtype(dtype).itemsize
-        row_bytes = itemsize * (self.n_params + 2 * self.n_design)
+        # float64-sized rows even for float32 products: their float32 P x P
+        # partial sum (added to the float64 total) needs room too.
+        row_bytes = 8 * (self.n_params + 2 * self.n_design)
         chunks = chunk_slices(self.n_train, row_bytes)
         n_groups = max(1, min(len(chunks), _effective_jobs(self.n_jobs)))
         hessian = None
