@@ -24,9 +24,10 @@ def _scores_chunk(cross, test_state, payload, scale):
 
 
 def best_k(
-    scores: np.ndarray, index: np.ndarray, k: int
+    scores: np.ndarray, index: np.ndarray, k: int, *, largest: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest ``scores`` per row, largest first, ties to the smaller index.
+    """The ``k`` largest (or smallest) ``scores`` per row, in that order, ties
+    to the smaller index.
 
     ``index`` (increasing) gives the training index of each column. Returns
     (indices, scores), each of shape (n_rows, min(k, n_columns)).
@@ -34,37 +35,43 @@ def best_k(
     n_rows, n_cols = scores.shape
     k = min(k, n_cols)
     if k < n_cols:
-        chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(scores, chosen, axis=1).min(axis=1)
+        if largest:
+            chosen = np.argpartition(scores, n_cols - k, axis=1)[:, n_cols - k :]
+            kth = np.take_along_axis(scores, chosen, axis=1).min(axis=1)
+            tied = np.count_nonzero(scores >= kth[:, None], axis=1) > k
+        else:
+            chosen = np.argpartition(scores, k - 1, axis=1)[:, :k]
+            kth = np.take_along_axis(scores, chosen, axis=1).max(axis=1)
+            tied = np.count_nonzero(scores <= kth[:, None], axis=1) > k
         # Rows where the k-th value is tied with an unchosen column: take the
         # smallest indices among the ties (a stable sort; rare outside SVMs).
-        tied = np.count_nonzero(scores >= kth[:, None], axis=1) > k
         if tied.any():
-            chosen[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+            key = -scores[tied] if largest else scores[tied]
+            chosen[tied] = np.argsort(key, axis=1, kind="stable")[:, :k]
     else:
         chosen = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
-    return _sorted(index[chosen], np.take_along_axis(scores, chosen, axis=1), k)
+    selected = np.take_along_axis(scores, chosen, axis=1)
+    return _sorted(index[chosen], selected, k, largest)
 
 
-def _sorted(indices, scores, k):
-    order = np.lexsort((indices, -scores), axis=-1)[:, :k]
+def _sorted(indices, scores, k, largest=True):
+    order = np.lexsort((indices, -scores if largest else scores), axis=-1)[:, :k]
     return np.take_along_axis(indices, order, 1), np.take_along_axis(scores, order, 1)
 
 
 def _top_k_chunk(cross, test_state, payload, scale, index, k):
-    scores = cross(test_state, *payload) * scale
-    top = best_k(scores, index, k)
-    bottom_index, bottom = best_k(-scores, index, k)
-    return top, (bottom_index, -bottom)
+    scores = cross(test_state, *payload)
+    scores *= scale.astype(scores.dtype, copy=False)  # float32 stays float32
+    return best_k(scores, index, k), best_k(scores, index, k, largest=False)
 
 
 def _test_batches(adapter, n_test: int) -> list[slice]:
     return chunk_slices(n_test, adapter.test_row_bytes())
 
 
-#: Temporary bytes per (test, train) pair of the top-k selection: the negated
-#: scores, argpartition's int64 indices and a boolean mask, for each direction.
-TOP_K_BYTES_PER_PAIR = 8 + 8 + 1 + 8
+#: Temporary bytes per (test, train) pair of the top-k selection, one direction
+#: at a time: argpartition's int64 indices and a boolean mask (with margin).
+TOP_K_BYTES_PER_PAIR = 8 + 1 + 8
 
 
 def _train_chunks(adapter, n_test_batch: int, extra: int = 0) -> list[np.ndarray]:
@@ -110,11 +117,13 @@ def score_matrix(adapter, X, y_encoded, *, n_jobs=None) -> np.ndarray:
     return scores
 
 
-def _merge(best, new, k):
+def _merge(best, new, k, largest=True):
     """Running top-k: merge two (indices, scores) candidate sets."""
     if best is None:
         return new
-    return _sorted(np.hstack([best[0], new[0]]), np.hstack([best[1], new[1]]), k)
+    return _sorted(
+        np.hstack([best[0], new[0]]), np.hstack([best[1], new[1]]), k, largest
+    )
 
 
 def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
@@ -146,15 +155,23 @@ def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
             n_jobs=n_jobs,
         ):
             top = _merge(top, top_part, k)
-            bottom = _merge(bottom, (bottom_part[0], -bottom_part[1]), k)
-        parts.append((*top, bottom[0], -bottom[1]))
+            bottom = _merge(bottom, bottom_part, k, largest=False)
+        parts.append((*top, *bottom))
         log(
             verbose,
             1,
             f"explained {tests.stop} of {n_test} test points against "
             f"{len(chunks)} training chunks ({time.perf_counter() - start:.1f} s)",
         )
-    return tuple(np.vstack(a) for a in zip(*parts))
+    proponents, proponent_scores, opponents, opponent_scores = (
+        np.vstack(a) for a in zip(*parts)
+    )
+    return (
+        proponents,
+        proponent_scores.astype(np.float64, copy=False),
+        opponents,
+        opponent_scores.astype(np.float64, copy=False),
+    )
 
 
 @dataclass(repr=False)

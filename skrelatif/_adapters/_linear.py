@@ -569,7 +569,9 @@ class LinearModelAdapter(ModelAdapter):
         n_rows, n_outputs = resid_dir.shape
         # (X̃ S^T)[i, t, k] = x̃_i . (H^-1 g_t)_k ; contract k with ĝ_i's residual.
         products = np.asarray(design @ s_test.T).reshape(n_rows, -1, n_outputs)
-        return np.einsum("itk,ik->ti", products, resid_dir)
+        # in the products' dtype: float32 products are not upcast (a copy as
+        # large as the score block times K)
+        return np.einsum("itk,ik->ti", products, resid_dir.astype(products.dtype))
 
     def test_row_bytes(self) -> int:
         return 8 * self.solver_.workspace * self.n_params
