@@ -249,6 +249,18 @@ class InfluenceExplainer(
     See Also
     --------
     skrelatif.Explanation : The result of :meth:`explain`.
+    skrelatif.NearestNeighborExplainer : The nearest-neighbour baseline.
+    skrelatif.validation.leave_one_out : Check the scores by retraining.
+
+    Notes
+    -----
+    Memory stays bounded whatever the data size: training examples are
+    processed in chunks sized by scikit-learn's ``working_memory`` (see
+    :func:`sklearn.config_context`), no matrix of all training gradients is
+    formed, sparse X is never densified whole, and :meth:`explain` keeps a
+    running top-k instead of the score matrix. float32 X is kept and computed
+    in float32 where a measured accuracy check allows (the Hessian's measured
+    float32 error times its condition number at most 1), otherwise in float64.
 
     References
     ----------
