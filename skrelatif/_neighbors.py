@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from ._adapters._base import encode_labels
 from ._explainer import _final_step, _ModelInputMixin
 from ._scoring import Explanation, best_k
 from ._utils import chunk_slices, parallel_map
@@ -147,6 +148,7 @@ class NearestNeighborExplainer(
                 f"NearestNeighborExplainer explains classifiers; "
                 f"{type(final).__name__} has no classes_."
             )
+        encode_labels(final.classes_, y)  # as InfluenceExplainer does
         self._X_train = self._model_input(X, estimator, final)
         self.estimator_ = estimator
         self.classes_ = np.asarray(final.classes_)
@@ -160,13 +162,7 @@ class NearestNeighborExplainer(
             return Xt, np.asarray(_final_step(self.estimator_).predict(Xt))
         y = column_or_1d(y, warn=True)
         check_consistent_length(Xt, y)
-        unknown = ~np.isin(y, self.classes_)
-        if unknown.any():
-            raise ValueError(
-                f"y contains labels the model does not know: "
-                f"{list(np.unique(y[unknown])[:5])}. The model was trained on "
-                f"classes {list(self.classes_)}."
-            )
+        encode_labels(self.classes_, y)  # unknown labels: a clear ValueError
         return Xt, y
 
     def transform(self, X: Any, y: Any = None) -> np.ndarray:

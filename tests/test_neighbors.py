@@ -89,6 +89,16 @@ def test_given_labels_change_target_not_neighbours(cancer):
         explainer.explain(X_test, y=np.full(len(X_test), 5))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         explainer.transform(X_test, y=[0, 1])
+    # Labels of another type get the same clear error, not a numpy traceback.
+    with pytest.raises(ValueError, match=r"does not know: \['cat'\]"):
+        explainer.explain(X_test[:2], y=["cat", "cat"])
+
+
+def test_unknown_training_labels_are_rejected(cancer):
+    X, y, _, _ = cancer
+    model = LogisticRegression(max_iter=5000).fit(X, y)
+    with pytest.raises(ValueError, match=r"does not know: \[7\]"):
+        NearestNeighborExplainer(model).fit(X, np.where(y == 1, 7, y))
 
 
 def test_fitted_model_is_used_as_is_and_unfitted_model_is_fitted(cancer):

@@ -75,24 +75,7 @@ class ModelAdapter(ABC):
 
     def encode_labels(self, y: np.ndarray, *, what: str = "y") -> np.ndarray:
         """Indices of ``y`` in ``classes_``; unknown labels raise ``ValueError``."""
-        classes = self.classes_
-        y = np.asarray(y)
-        try:
-            position = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
-            # object comparison: elementwise even for mixed str/int labels
-            known = np.asarray(
-                classes[position].astype(object) == y.astype(object), dtype=bool
-            )
-        except TypeError:  # labels not comparable with classes_
-            position, known = None, np.zeros(len(y), dtype=bool)
-        if not np.all(known):
-            unknown = np.unique(y[~known].astype(object))[:5]
-            raise ValueError(
-                f"{what} contains labels the model does not know: "
-                f"{list(unknown)}. The model was trained on classes "
-                f"{list(classes)}."
-            )
-        return position
+        return encode_labels(self.classes_, y, what=what)
 
     @abstractmethod
     def predict_encoded(self, X: Any) -> np.ndarray:
@@ -138,6 +121,26 @@ class ModelAdapter(ABC):
     def cross_bytes_per_pair(self) -> int:
         """Temporary bytes :meth:`cross` needs per (test, train) pair."""
         return 8
+
+
+def encode_labels(classes: np.ndarray, y: Any, *, what: str = "y") -> np.ndarray:
+    """Indices of ``y`` in the sorted ``classes``; unknown labels: ``ValueError``."""
+    y = np.asarray(y)
+    try:
+        position = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+        # object comparison: elementwise even for mixed str/int labels
+        known = np.asarray(
+            classes[position].astype(object) == y.astype(object), dtype=bool
+        )
+    except TypeError:  # labels not comparable with classes_
+        position, known = None, np.zeros(len(y), dtype=bool)
+    if not np.all(known):
+        unknown = np.unique(y[~known].astype(object))[:5]
+        raise ValueError(
+            f"{what} contains labels the model does not know: "
+            f"{list(unknown)}. The model was trained on classes {list(classes)}."
+        )
+    return position
 
 
 def find_adapter(estimator: Any) -> type[ModelAdapter]:
