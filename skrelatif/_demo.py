@@ -9,11 +9,11 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._explainer import InfluenceExplainer
+from ._neighbors import NearestNeighborExplainer
 
 DEMO_METHODS = ("if", "theta-relatif", "l-relatif")
 
@@ -97,11 +97,8 @@ def run_demo(
         from ._demo_plot import plot_demo_grid
 
         # Nearest neighbours where the model sees the digits: after the scaler.
-        transform = model[:-1]
-        neighbors = NearestNeighbors(n_neighbors=k).fit(transform.transform(X_train))
-        proponents["nearest neighbour"] = neighbors.kneighbors(
-            transform.transform(shown), return_distance=False
-        )
+        neighbors = NearestNeighborExplainer(model).fit(X_train, y_train)
+        proponents["nearest neighbour"] = neighbors.explain(shown, k=k).proponents
         plot_demo_grid(plot, shown, targets, X_train, y_train, proponents)
         say(f"Saved the test digits and their top {k} proponents to {plot}.")
     return summary
