@@ -6,9 +6,9 @@ them.
 """
 
 from ._explainer import InfluenceExplainer
+from ._explanation import Explanation
 from ._neighbors import NearestNeighborExplainer
 from ._plot import ExplanationGridDisplay, LeaveOneOutDisplay
-from ._scoring import Explanation
 
 __version__ = "0.1.0.dev0"
 

@@ -558,7 +558,7 @@ class ProgressBar:
 
 def _explain_rows(explainer, X, y, k: int, progress: ProgressBar):
     """``explainer.explain`` over batches of test rows, updating ``progress``."""
-    from ._scoring import Explanation
+    from ._explanation import Explanation
 
     n_test = X.shape[0]
     batch = max(64, math.ceil(n_test / 100))

@@ -25,7 +25,8 @@ from sklearn.utils.validation import (
 )
 
 from ._adapters import METHODS, ModelAdapter, find_adapter
-from ._scoring import Explanation, score_matrix, top_k
+from ._explanation import Explanation
+from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
 
 try:  # scikit-learn >= 1.6

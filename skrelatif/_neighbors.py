@@ -23,7 +23,8 @@ from sklearn.utils.validation import (
 
 from ._adapters._base import encode_labels
 from ._explainer import _final_step, _ModelInputMixin
-from ._scoring import Explanation, best_k
+from ._explanation import Explanation
+from ._scoring import best_k
 from ._utils import chunk_slices, parallel_map
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._scoring import Explanation
+from ._explanation import Explanation
 
 
 def _pyplot(caller: str) -> Any:

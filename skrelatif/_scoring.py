@@ -10,8 +10,6 @@ running top-k per chunk, so the full (n_test, n_train) matrix never exists.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from sklearn.utils import gen_batches
@@ -172,92 +170,3 @@ def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
         opponents,
         opponent_scores.astype(np.float64, copy=False),
     )
-
-
-@dataclass(repr=False)
-class Explanation:
-    """Top-k training examples for each explained test point.
-
-    Attributes
-    ----------
-    proponents : ndarray of shape (n_test, k)
-        Training indices with the largest scores (they support ``target``),
-        strongest first; ties go to the smaller index.
-    proponent_scores : ndarray of shape (n_test, k)
-    opponents : ndarray of shape (n_test, k)
-        Training indices with the most negative scores, most negative first.
-        Proponents and opponents are the top and bottom ``k`` whatever their
-        sign: when fewer than ``k`` scores are positive (or negative), the rest
-        are the next ones in order; check the sign of the scores.
-    opponent_scores : ndarray of shape (n_test, k)
-    target : ndarray of shape (n_test,)
-        The labels explained (the model's predictions unless given).
-    method : str
-        The scoring method.
-    train_target : ndarray of shape (n_train,) or None
-        The training labels, to read off ``train_target[proponents]``.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import load_iris
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from skrelatif import InfluenceExplainer
-    >>> X, y = load_iris(return_X_y=True)
-    >>> model = LogisticRegression(max_iter=1000, tol=1e-8).fit(X, y)
-    >>> e = InfluenceExplainer(model).fit(X, y).explain(X[:2], k=3)
-    >>> e.proponents.shape
-    (2, 3)
-    >>> bool((e.train_target[e.proponents] == e.target[:, None]).all())
-    True
-    """
-
-    proponents: np.ndarray
-    proponent_scores: np.ndarray
-    opponents: np.ndarray
-    opponent_scores: np.ndarray
-    target: np.ndarray
-    method: str
-    train_target: np.ndarray | None = field(default=None)
-
-    def __repr__(self) -> str:
-        n_test, k = self.proponents.shape
-        return f"Explanation(method={self.method!r}, n_test={n_test}, k={k})"
-
-    def __len__(self) -> int:
-        return len(self.target)
-
-    def to_frame(self) -> Any:
-        """One row per (test point, kind, rank) as a :class:`pandas.DataFrame`.
-
-        Columns: ``test_index``, ``target``, ``kind`` ("proponent" or
-        "opponent"), ``rank`` (1 = strongest), ``train_index``, ``score`` and,
-        when known, ``train_target``.
-        """
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - exercised without pandas
-            raise ImportError(
-                "Explanation.to_frame requires pandas: pip install 'skrelatif[pandas]'"
-            ) from exc
-        frames = []
-        for kind, index, score in (
-            ("proponent", self.proponents, self.proponent_scores),
-            ("opponent", self.opponents, self.opponent_scores),
-        ):
-            n_test, k = index.shape
-            frame = {
-                "test_index": np.repeat(np.arange(n_test), k),
-                "target": np.repeat(self.target, k),
-                "kind": kind,
-                "rank": np.tile(np.arange(1, k + 1), n_test),
-                "train_index": index.ravel(),
-                "score": score.ravel(),
-            }
-            if self.train_target is not None:
-                frame["train_target"] = self.train_target[index.ravel()]
-            frames.append(pd.DataFrame(frame))
-        return (
-            pd.concat(frames, ignore_index=True)
-            .sort_values(["test_index", "kind", "rank"], ascending=[True, False, True])
-            .reset_index(drop=True)
-        )
