@@ -123,23 +123,16 @@ def measure(function, repeat=1):
 def naive(model, X, y, X_test):
     """Materialised gradients, np.linalg.solve: the straightforward way."""
     # An identity-Hessian explainer just to reuse the residuals and the Hessian.
-    adapter = InfluenceExplainer(model, hessian="identity").fit(X, y)._adapter
-    H = adapter.hessian()
+    influence = InfluenceExplainer(model, hessian="identity").fit(X, y)._influence
+    adapter = influence.adapter
+    H = adapter.hessian_operator(X, influence.y_, influence.weights_).dense()
     null_space = adapter.null_space()
     if null_space is not None:
         H += null_space @ null_space.T
-    G = (adapter.resid_dir_[:, :, None] * adapter.design(X)[:, None, :]).reshape(
-        len(X), -1
-    )
-    solved = np.linalg.solve(H, G.T).T  # all n gradients at once
+    G = adapter.gradients(X, influence.direction_)  # all n gradients at once
+    solved = np.linalg.solve(H, G.T).T
     norms = np.sqrt(np.einsum("ij,ij->i", solved, G))
-    direction, size = adapter.residuals(
-        adapter.decision(X_test), adapter.predict_encoded(X_test)
-    )
-    residual = direction * size[:, None]
-    Gt = (residual[:, :, None] * adapter.design(X_test)[:, None, :]).reshape(
-        len(X_test), -1
-    )
+    Gt = influence.test_gradients(X_test, adapter.predict_target(X_test))
     return (Gt @ solved.T) / norms
 
 
@@ -187,7 +180,7 @@ def main():
         label = f"K={K} {np.dtype(dtype).name}"
         ex = InfluenceExplainer(model, method="l-relatif")
         seconds, memory = measure(partial(ex.fit, X, y), args.repeat)
-        precision = ex._adapter.solver_.compute_dtype
+        precision = ex._influence.solver_.compute_dtype
         rate_used = rate if precision == dtype else rate64
         row(
             f"fit     {label} (computed {precision})",
@@ -247,7 +240,7 @@ def main():
             f'  hessian="cg", method="if": fit {fit_s:.1f} s '
             f"(peak {fit_memory / 2**20:.0f} MiB); explain {X_test.shape[0]} test "
             f"points {explain_s:.1f} s (peak {explain_memory / 2**20:.0f} MiB, "
-            f"{ex._adapter.solver_.n_iter_} CG iterations per batch); the top "
+            f"{ex._influence.solver_.n_iter_} CG iterations per batch); the top "
             f"proponent of 8 test points shares their label for "
             f"{np.mean(y[e.proponents[:, 0]] == e.target):.0%}"
         )

@@ -1,4 +1,6 @@
-"""The :class:`InfluenceExplainer` estimator."""
+"""The :class:`InfluenceExplainer` estimator: parameters, fit, transform,
+explain; nothing model-specific (see :mod:`skrelatif._influence` and
+:mod:`skrelatif._adapters`)."""
 
 from __future__ import annotations
 
@@ -6,144 +8,19 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    clone,
-)
-from sklearn.exceptions import NotFittedError
-from sklearn.pipeline import Pipeline
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted
 
-from ._adapters import METHODS, ModelAdapter, find_adapter
+from ._adapters import METHODS, find_adapter
+from ._base import _BaseExplainer, _final_step
 from ._explanation import Explanation
+from ._influence import Influence, check_hessian
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
 
-try:  # scikit-learn >= 1.6
-    from sklearn.frozen import FrozenEstimator
-except ImportError:  # pragma: no cover
-    FrozenEstimator = ()
 
-
-def _unfreeze(estimator: Any) -> Any:
-    while isinstance(estimator, FrozenEstimator):
-        estimator = estimator.estimator
-    return estimator
-
-
-def _final_step(model: Any) -> Any:
-    model = _unfreeze(model)
-    if isinstance(model, Pipeline):
-        return _final_step(model.steps[-1][1])
-    return model
-
-
-def _is_fitted(model: Any) -> bool:
-    try:
-        check_is_fitted(_unfreeze(model))
-    except NotFittedError:
-        return False
-    return True
-
-
-class _ModelInputMixin:
-    """Input validation shared by the explainers of a ``model`` (``self.model``).
-
-    Raw X is checked like the model's own input (as is, for a pipeline) and
-    then mapped to the final estimator's input through the pipeline's earlier
-    steps.
-    """
-
-    def _validate_train(self, X, y, sample_weight):
-        """Checked training ``X, y, sample_weight``; sets ``n_features_in_``."""
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None: fit needs the training labels."
-            )
-        if isinstance(_unfreeze(self.model), Pipeline):
-            validate_data(self, X, skip_check_array=True)
-            y = column_or_1d(y, warn=True)
-            check_consistent_length(X, y)
-        else:
-            X, y = self._check_X(X, y=y, reset=True)
-        if y.shape[0] == 0:
-            raise ValueError("Found an empty y: fit needs at least one sample.")
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, ensure_non_negative=True
-            )
-        return X, y, sample_weight
-
-    def _fitted_model(self, X, y, sample_weight):
-        """``self.model`` if fitted, else a clone of it fitted on ``X, y``."""
-        if _is_fitted(self.model):
-            return self.model
-        estimator = clone(self.model)
-        fit_params = {}
-        if sample_weight is not None:
-            key = "sample_weight"
-            if isinstance(_unfreeze(estimator), Pipeline):
-                key = f"{estimator.steps[-1][0]}__sample_weight"
-            fit_params[key] = sample_weight
-        estimator.fit(X, y, **fit_params)
-        return estimator
-
-    def _check_X(self, X, *, y=None, reset):
-        check_params = dict(
-            accept_sparse=("csr", "csc"),
-            dtype=(np.float64, np.float32),
-            ensure_all_finite=True,
-        )
-        if y is None:
-            return validate_data(self, X, reset=reset, **check_params)
-        return validate_data(self, X, y, reset=reset, **check_params)
-
-    def _model_input(self, X, estimator, final):
-        """The final estimator's input: X through the pipeline's earlier steps."""
-        estimator = _unfreeze(estimator)
-        if isinstance(estimator, Pipeline):
-            X = estimator[:-1].transform(X)
-        Xt = check_array(
-            X,
-            accept_sparse="csr",
-            dtype=(np.float64, np.float32),
-            ensure_all_finite=True,
-        )
-        expected = getattr(final, "n_features_in_", Xt.shape[1])
-        if Xt.shape[1] != expected:
-            raise ValueError(
-                f"X has {Xt.shape[1]} features after the pipeline's transforms, but "
-                f"{type(final).__name__} was fitted on {expected} features."
-            )
-        return Xt
-
-    def _test_model_input(self, X):
-        """Test ``X`` checked against ``fit`` and mapped to the model's input."""
-        check_is_fitted(self)
-        if isinstance(_unfreeze(self.estimator_), Pipeline):
-            validate_data(self, X, skip_check_array=True, reset=False)
-        else:
-            X = self._check_X(X, reset=False)
-        Xt = self._model_input(X, self.estimator_, _final_step(self.estimator_))
-        if Xt.shape[0] == 0:
-            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
-        return Xt
-
-
-class InfluenceExplainer(
-    _ModelInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class InfluenceExplainer(_BaseExplainer):
     """Explain a classifier's predictions with the training examples behind them.
 
     For a test point ``t`` and a training example ``i``, the score says how
@@ -297,7 +174,11 @@ class InfluenceExplainer(
         "hessian": [StrOptions(set(SOLVERS))],
         "damping": [Interval(Real, 0, None, closed="left")],
         "hessian_options": [dict, None],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -323,14 +204,8 @@ class InfluenceExplainer(
         self.random_state = random_state
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64"]
-        return tags
-
     # -- fitting -----------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> InfluenceExplainer:
         """Prepare the explanations of ``model`` trained on ``X, y``.
 
@@ -339,7 +214,7 @@ class InfluenceExplainer(
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The training data of the model (raw input for a pipeline).
         y : array-like of shape (n_samples,)
-            The training labels.
+            The training labels (or targets, for a regressor).
         sample_weight : array-like of shape (n_samples,), default=None
             The sample weights the model was (or is to be) trained with.
 
@@ -348,71 +223,67 @@ class InfluenceExplainer(
         self : InfluenceExplainer
             The fitted explainer.
         """
-        state = self.__dict__.copy()
-        try:
-            return self._fit(X, y, sample_weight)
-        except BaseException:
-            # Bad input changes nothing: drop what validation set on the way.
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "_adapter")
-
-    @property
-    def self_influence_(self) -> np.ndarray:
-        """``C s_i g_i^T H^-1 g_i`` per training example (see the class docstring)."""
-        check_is_fitted(self)
-        return self._adapter.self_influence_
-
-    def _fit(self, X, y, sample_weight):
-        self._validate_params()
-        adapter_class = find_adapter(_final_step(self.model))
-        X, y, sample_weight = self._validate_train(X, y, sample_weight)
-        estimator = self._fitted_model(X, y, sample_weight)
-        final = _final_step(estimator)
-        adapter = adapter_class(final)
-        if (
-            adapter.hessian_options is not None
-            and self.hessian not in adapter.hessian_options
-        ):
-            raise ValueError(
-                f"hessian={self.hessian!r} is not available for "
-                f"{type(final).__name__}; use one of {list(adapter.hessian_options)}."
-            )
-        Xt = self._model_input(X, estimator, final)
-        y_encoded = adapter.encode_labels(y, what="y")
-        adapter.fit(
-            Xt,
-            y_encoded,
-            sample_weight,
+        # Nothing is set on self until everything has succeeded: bad input
+        # changes nothing.
+        final = _final_step(self.model)
+        adapter_class = find_adapter(final)
+        check_hessian(
+            adapter_class,
+            self.hessian,
+            float(self.damping),
+            self.hessian_options,
+            type(final).__name__,
+        )
+        X_checked, y, sample_weight = self._validate_train(X, y, sample_weight)
+        estimator = self._fitted_model(X_checked, y, sample_weight)
+        adapter = adapter_class(_final_step(estimator))
+        influence = Influence(
+            adapter,
             method=self.method,
             hessian=self.hessian,
             damping=float(self.damping),
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
             hessian_options=self.hessian_options,
+            n_jobs=self.n_jobs,
             random_state=self.random_state,
+            verbose=self.verbose,
+        ).fit(
+            self._final_input(X_checked, estimator),
+            adapter.encode_target(y, what="y"),
+            sample_weight,
         )
         self.estimator_ = estimator
-        self._adapter: ModelAdapter = adapter
+        self._influence = influence
         self._train_target = np.asarray(y)
         self._fit_sample_weight = sample_weight  # as given (no class weight)
-        self.classes_ = adapter.classes_
-        self._n_features_out = adapter.n_train_
+        if adapter.is_regressor:
+            self.__dict__.pop("classes_", None)
+        else:
+            self.classes_ = adapter.classes_
+        self._n_features_out = influence.n_train_
+        self._set_n_features(X)
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_influence")
+
+    @property
+    def self_influence_(self) -> np.ndarray:
+        """``c s_i g_i^T H^-1 g_i`` per training example (see the class docstring)."""
+        check_is_fitted(self)
+        return self._influence.self_influence_
 
     # -- explaining --------------------------------------------------------------------
     def _test_input(self, X, y):
+        """The model's input for X and the encoded targets explained (None for a
+        regressor's predictions) with the targets reported."""
         Xt = self._test_model_input(X)
+        adapter = self._influence.adapter
         if y is None:
-            y_encoded = self._adapter.predict_encoded(Xt)
-        else:
-            y = column_or_1d(y, warn=True)
-            check_consistent_length(Xt, y)
-            y_encoded = self._adapter.encode_labels(y, what="y")
-        return Xt, y_encoded
+            predicted = adapter.predict_target(Xt)
+            y_encoded = None if adapter.is_regressor else predicted
+            return Xt, y_encoded, adapter.decode_target(predicted)
+        y_encoded = adapter.encode_target(self._test_target(Xt, y), what="y")
+        return Xt, y_encoded, adapter.decode_target(y_encoded)
 
     def transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Score every training example for every row of ``X``.
@@ -422,7 +293,10 @@ class InfluenceExplainer(
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             The points to explain.
         y : array-like of shape (n_test,), default=None
-            The labels to explain; the model's predictions when None.
+            The labels (or targets) to explain: the test loss at ``y``. When
+            None, a classifier explains its predicted labels and a regressor
+            its predictions themselves (positive: the example pushes the
+            prediction up).
 
         Returns
         -------
@@ -431,8 +305,8 @@ class InfluenceExplainer(
             ``t`` (positive: proponent). For many test points prefer
             :meth:`explain`, which never holds the whole matrix.
         """
-        Xt, y_encoded = self._test_input(X, y)
-        return score_matrix(self._adapter, Xt, y_encoded, n_jobs=self.n_jobs)
+        Xt, y_encoded, _ = self._test_input(X, y)
+        return score_matrix(self._influence, Xt, y_encoded, n_jobs=self.n_jobs)
 
     def explain(self, X: Any, y: Any = None, k: int = 5) -> Explanation:
         """The ``k`` strongest proponents and opponents of each row of ``X``.
@@ -442,7 +316,8 @@ class InfluenceExplainer(
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             The points to explain.
         y : array-like of shape (n_test,), default=None
-            The labels to explain; the model's predictions when None.
+            The labels (or targets) to explain; the model's predictions when
+            None (see :meth:`transform`).
         k : int, default=5
             How many proponents and opponents to return per point.
 
@@ -451,38 +326,15 @@ class InfluenceExplainer(
         explanation : Explanation
             ``proponents``/``opponents`` (training indices) and their scores,
             each of shape (n_test, k), strongest first; ``target``, the labels
-            explained.
+            (or, for a regressor, the predictions or targets) explained.
         """
         check_is_fitted(self)
-        n_candidates = (
-            self._adapter.n_train_
-            if self._adapter.candidates_ is None
-            else len(self._adapter.candidates_)
+        influence = self._influence
+        candidates = influence.candidates_
+        n_candidates = influence.n_train_ if candidates is None else len(candidates)
+        k = self._check_k(k, n_candidates)
+        Xt, y_encoded, target = self._test_input(X, y)
+        top = top_k(
+            influence, Xt, y_encoded, k, n_jobs=self.n_jobs, verbose=self.verbose
         )
-        if (
-            isinstance(k, bool)
-            or not isinstance(k, Integral)
-            or not 1 <= k <= n_candidates
-        ):
-            raise ValueError(
-                f"k must be an integer between 1 and the number of training examples "
-                f"that can be scored ({n_candidates}); got k={k!r}."
-            )
-        Xt, y_encoded = self._test_input(X, y)
-        proponents, proponent_scores, opponents, opponent_scores = top_k(
-            self._adapter,
-            Xt,
-            y_encoded,
-            int(k),
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-        )
-        return Explanation(
-            proponents=proponents,
-            proponent_scores=proponent_scores,
-            opponents=opponents,
-            opponent_scores=opponent_scores,
-            target=self.classes_[y_encoded],
-            method=self.method,
-            train_target=self._train_target,
-        )
+        return self._explanation(top, target, self.method)

@@ -8,21 +8,13 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from scipy.spatial.distance import cdist
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-)
+from sklearn.base import _fit_context, is_regressor
 from sklearn.metrics import euclidean_distances
-from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-)
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted
 
 from ._adapters._base import encode_labels
-from ._explainer import _final_step, _ModelInputMixin
+from ._base import _BaseExplainer, _final_step
 from ._explanation import Explanation
 from ._scoring import best_k
 from ._utils import chunk_slices, parallel_map
@@ -43,9 +35,7 @@ def _neighbours_chunk(X: Any, Y: Any, k: int):
     return near_index, near, far_index, -far
 
 
-class NearestNeighborExplainer(
-    _ModelInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class NearestNeighborExplainer(_BaseExplainer):
     """Explain predictions with the nearest training examples (a baseline).
 
     The score of training example ``i`` for test point ``t`` is minus their
@@ -107,20 +97,18 @@ class NearestNeighborExplainer(
 
     _parameter_constraints: dict = {
         "model": [HasMethods(["fit", "predict"])],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
     }
 
     def __init__(self, model: Any, *, n_jobs: int | None = None) -> None:
         self.model = model
         self.n_jobs = n_jobs
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64"]
-        return tags
-
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(
         self, X: Any, y: Any, sample_weight: Any = None
     ) -> NearestNeighborExplainer:
@@ -140,30 +128,31 @@ class NearestNeighborExplainer(
         self : NearestNeighborExplainer
             The fitted explainer.
         """
-        self._validate_params()
-        X, y, sample_weight = self._validate_train(X, y, sample_weight)
-        estimator = self._fitted_model(X, y, sample_weight)
+        X_checked, y, sample_weight = self._validate_train(X, y, sample_weight)
+        estimator = self._fitted_model(X_checked, y, sample_weight)
         final = _final_step(estimator)
-        if not hasattr(final, "classes_"):
-            raise TypeError(
-                f"NearestNeighborExplainer explains classifiers; "
-                f"{type(final).__name__} has no classes_."
-            )
-        encode_labels(final.classes_, y)  # as InfluenceExplainer does
-        self._X_train = self._model_input(X, estimator, final)
+        regressor = is_regressor(final) or not hasattr(final, "classes_")
+        if not regressor:
+            encode_labels(final.classes_, y)  # as InfluenceExplainer does
+        X_train = self._final_input(X_checked, estimator)
         self.estimator_ = estimator
-        self.classes_ = np.asarray(final.classes_)
+        if regressor:
+            self.__dict__.pop("classes_", None)
+        else:
+            self.classes_ = np.asarray(final.classes_)
+        self._X_train = X_train
         self._train_target = np.asarray(y)
-        self._n_features_out = self._X_train.shape[0]
+        self._n_features_out = X_train.shape[0]
+        self._set_n_features(X)
         return self
 
     def _test_input(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
         Xt = self._test_model_input(X)
         if y is None:
             return Xt, np.asarray(_final_step(self.estimator_).predict(Xt))
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(Xt, y)
-        encode_labels(self.classes_, y)  # unknown labels: a clear ValueError
+        y = self._test_target(Xt, y)
+        if hasattr(self, "classes_"):
+            encode_labels(self.classes_, y)  # unknown labels: a clear ValueError
         return Xt, y
 
     def transform(self, X: Any, y: Any = None) -> np.ndarray:
@@ -211,11 +200,7 @@ class NearestNeighborExplainer(
         """
         check_is_fitted(self)
         n_train = self._X_train.shape[0]
-        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n_train:
-            raise ValueError(
-                f"k must be an integer between 1 and the number of training examples "
-                f"({n_train}); got k={k!r}."
-            )
+        k = self._check_k(k, n_train)
         Xt, target = self._test_input(X, y)
         rows = chunk_slices(Xt.shape[0], 8 * 3 * n_train)
         chunks = parallel_map(
@@ -223,15 +208,5 @@ class NearestNeighborExplainer(
             ((Xt[r], self._X_train, int(k)) for r in rows),
             n_jobs=self.n_jobs,
         )
-        proponents, proponent_scores, opponents, opponent_scores = (
-            np.vstack(parts) for parts in zip(*chunks)
-        )
-        return Explanation(
-            proponents=proponents,
-            proponent_scores=proponent_scores,
-            opponents=opponents,
-            opponent_scores=opponent_scores,
-            target=target,
-            method="nearest-neighbor",
-            train_target=self._train_target,
-        )
+        top = tuple(np.vstack(parts) for parts in zip(*chunks))
+        return self._explanation(top, target, "nearest-neighbor")

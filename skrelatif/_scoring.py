@@ -1,7 +1,7 @@
 """Streaming score computation and top-k selection over training chunks.
 
-Scores are ``adapter.cross(...) * adapter.train_scale_`` (see
-:mod:`skrelatif._adapters._base`). Test points are processed in batches and
+Scores are ``influence.cross(...) * influence.train_scale_`` (see
+:mod:`skrelatif._influence`). Test points are processed in batches and
 training examples in chunks sized by scikit-learn's ``working_memory``; the
 chunks of one test batch are dispatched with joblib. ``explain`` keeps only a
 running top-k per chunk, so the full (n_test, n_train) matrix never exists.
@@ -63,8 +63,8 @@ def _top_k_chunk(cross, test_state, payload, scale, index, k):
     return best_k(scores, index, k), best_k(scores, index, k, largest=False)
 
 
-def _test_batches(adapter, n_test: int) -> list[slice]:
-    return chunk_slices(n_test, adapter.test_row_bytes())
+def _test_batches(influence, n_test: int) -> list[slice]:
+    return chunk_slices(n_test, influence.test_row_bytes())
 
 
 #: Temporary bytes per (test, train) pair of the top-k selection, one direction
@@ -72,15 +72,20 @@ def _test_batches(adapter, n_test: int) -> list[slice]:
 TOP_K_BYTES_PER_PAIR = 8 + 1 + 8
 
 
-def _train_chunks(adapter, n_test_batch: int, extra: int = 0) -> list[np.ndarray]:
+def _train_chunks(influence, n_test_batch: int, extra: int = 0) -> list[np.ndarray]:
     """Chunks of candidate training indices for one test batch; each pair
-    needs ``adapter.cross_bytes_per_pair() + extra`` bytes."""
-    candidates = adapter.candidates_
+    needs ``influence.cross_bytes_per_pair() + extra`` bytes."""
+    candidates = influence.candidates_
     if candidates is None:
-        candidates = np.arange(adapter.n_train_)
-    pair_bytes = adapter.cross_bytes_per_pair() + extra
+        candidates = np.arange(influence.n_train_)
+    pair_bytes = influence.cross_bytes_per_pair() + extra
     size = chunk_size(pair_bytes * n_test_batch, len(candidates))
     return [candidates[rows] for rows in gen_batches(len(candidates), size)]
+
+
+def _rows(y_encoded, rows):
+    """``y_encoded[rows]``, or None (a regressor's predictions are explained)."""
+    return None if y_encoded is None else y_encoded[rows]
 
 
 def _as_rows(index: np.ndarray) -> np.ndarray | slice:
@@ -90,21 +95,21 @@ def _as_rows(index: np.ndarray) -> np.ndarray | slice:
     return index
 
 
-def score_matrix(adapter, X, y_encoded, *, n_jobs=None) -> np.ndarray:
+def score_matrix(influence, X, y_encoded, *, n_jobs=None) -> np.ndarray:
     """The dense (n_test, n_train) score matrix."""
     n_test = X.shape[0]
-    scores = np.zeros((n_test, adapter.n_train_))
-    for tests in _test_batches(adapter, n_test):
-        state = adapter.prepare_test(X[tests], y_encoded[tests])
-        chunks = _train_chunks(adapter, tests.stop - tests.start)
+    scores = np.zeros((n_test, influence.n_train_))
+    for tests in _test_batches(influence, n_test):
+        state = influence.prepare_test(X[tests], _rows(y_encoded, tests))
+        chunks = _train_chunks(influence, tests.stop - tests.start)
         blocks = parallel_map(
             _scores_chunk,
             (
                 (
-                    adapter.cross,
+                    influence.cross,
                     state,
-                    adapter.train_chunk(_as_rows(rows)),
-                    adapter.train_scale_[rows],
+                    influence.train_chunk(_as_rows(rows)),
+                    influence.train_scale_[rows],
                 )
                 for rows in chunks
             ),
@@ -124,7 +129,7 @@ def _merge(best, new, k, largest=True):
     )
 
 
-def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
+def top_k(influence, X, y_encoded, k, *, n_jobs=None, verbose=0):
     """Top-k proponents and opponents per test point, streamed over chunks.
 
     Memory: one test batch's state plus, per chunk in flight, one
@@ -133,18 +138,20 @@ def top_k(adapter, X, y_encoded, k, *, n_jobs=None, verbose=0):
     n_test = X.shape[0]
     parts = []
     start = time.perf_counter()
-    for tests in _test_batches(adapter, n_test):
-        state = adapter.prepare_test(X[tests], y_encoded[tests])
-        chunks = _train_chunks(adapter, tests.stop - tests.start, TOP_K_BYTES_PER_PAIR)
+    for tests in _test_batches(influence, n_test):
+        state = influence.prepare_test(X[tests], _rows(y_encoded, tests))
+        chunks = _train_chunks(
+            influence, tests.stop - tests.start, TOP_K_BYTES_PER_PAIR
+        )
         top = bottom = None
         for top_part, bottom_part in parallel_map(
             _top_k_chunk,
             (
                 (
-                    adapter.cross,
+                    influence.cross,
                     state,
-                    adapter.train_chunk(_as_rows(rows)),
-                    adapter.train_scale_[rows],
+                    influence.train_chunk(_as_rows(rows)),
+                    influence.train_scale_[rows],
                     rows,
                     k,
                 )

@@ -1,7 +1,8 @@
 """Inverse-Hessian solvers: apply ``(H + damping * I)^-1`` to gradients.
 
-A solver is built from a *Hessian operator* (provided by a model adapter, see
-:class:`skrelatif._adapters._linear.LinearHessian`) with
+A solver is built from a *Hessian operator* (provided by a model adapter's
+``hessian_operator``, e.g. :class:`skrelatif._adapters._linear.LinearHessian`)
+with
 
 - ``n_params``, ``n_outputs``, ``n_design`` (P = n_outputs * n_design), ``n_train``;
 - ``dtype``: the dtype of the training data (float32 or float64);
@@ -14,9 +15,10 @@ A solver is built from a *Hessian operator* (provided by a model adapter, see
   and a minibatch estimate of ``V H``;
 - ``remove_null(V)``: the rows of V projected (in place) off the null space.
 
-Gradients come in rows. Solvers answer ``solve(G) = G H^-1`` and, for
-Kronecker-factored rows ``g_i = r_i ⊗ x̃_i``,
-``quad_norms(r, x̃) = (g^T H^-1 g, ||H^-1 g||)`` per row.
+Gradients come in dense rows (one chunk of examples at a time). Solvers
+answer ``solve(G) = G H^-1`` and ``quad_norms(G) = (g^T H^-1 g, ||H^-1 g||)``
+per row. Their options are declared in ``option_constraints`` (scikit-learn
+parameter constraints) and validated by the core before any work is done.
 
 =================== ============================================================
 ``"exact"``         dense Hessian, one Cholesky factorisation (O(P^3)).
@@ -36,13 +38,15 @@ from __future__ import annotations
 import os
 import warnings
 from abc import ABC, abstractmethod
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 
-from ._utils import log, outer_rows
+from ._utils import log
 
 #: Largest ``kappa * e`` (condition number times the measured relative error of the
 #: float32-accumulated Hessian) for which float32 is kept (see CholeskyInverse).
@@ -88,8 +92,9 @@ def _check_rcond(rcond: float, n: int) -> None:
 class InverseHessian(ABC):
     """Base class: ``H`` is the Hessian of the objective plus ``damping * I``."""
 
-    #: Options accepted through ``InfluenceExplainer(hessian_options=...)``.
-    option_names: ClassVar[tuple[str, ...]] = ()
+    #: Options accepted through ``InfluenceExplainer(hessian_options=...)``,
+    #: with their scikit-learn parameter constraints.
+    option_constraints: ClassVar[dict[str, list]] = {}
 
     def __init__(
         self,
@@ -100,15 +105,27 @@ class InverseHessian(ABC):
         verbose: int = 0,
     ) -> None:
         self.damping = damping
-        self.options = dict(options or {})
-        unknown = set(self.options) - set(self.option_names)
-        if unknown:
-            raise ValueError(
-                f"Unknown hessian_options {sorted(unknown)} for "
-                f"{type(self).__name__}; accepted: {list(self.option_names)}."
-            )
+        self.options = self.check_options(options)
         self.random_state = random_state
         self.verbose = verbose
+
+    @classmethod
+    def check_options(cls, options: dict | None, name: str = "") -> dict:
+        """``options`` checked against :attr:`option_constraints`."""
+        options = dict(options or {})
+        unknown = set(options) - set(cls.option_constraints)
+        if unknown:
+            accepted = list(cls.option_constraints) or "none"
+            raise ValueError(
+                f"Unknown hessian_options {sorted(unknown)} for "
+                f"hessian={name or cls.__name__!r}; accepted: {accepted}."
+            )
+        validate_parameter_constraints(
+            {key: cls.option_constraints[key] for key in options},
+            options,
+            caller_name=f"hessian_options of hessian={name or cls.__name__!r}",
+        )
+        return options
 
     @abstractmethod
     def fit(self, operator: Any) -> InverseHessian:
@@ -125,9 +142,8 @@ class InverseHessian(ABC):
     #: Vectors of length P held per right-hand side while solving (for chunking).
     workspace: ClassVar[int] = 3
 
-    def quad_norms(self, resid: np.ndarray, design: Any, *, norms: bool):
-        """Per row ``g = r ⊗ x̃``: ``g^T H^-1 g`` and, if ``norms``, ``||H^-1 g||``."""
-        G = outer_rows(resid, design)
+    def quad_norms(self, G: np.ndarray, *, norms: bool):
+        """Per row g of G: ``g^T H^-1 g`` and, if ``norms``, ``||H^-1 g||``."""
         solved = self.solve(G)
         quad = np.einsum("ij,ij->i", solved, G)
         return quad, (np.linalg.norm(solved, axis=1) if norms else None)
@@ -143,13 +159,8 @@ class IdentityInverse(InverseHessian):
     def solve(self, G):
         return G / (1.0 + self.damping)
 
-    def quad_norms(self, resid, design, *, norms):
-        # ||r ⊗ x̃||^2 = ||r||^2 ||x̃||^2: no need to form the gradients.
-        if hasattr(design, "multiply"):
-            x_sq = np.asarray(design.multiply(design).sum(axis=1)).ravel()
-        else:
-            x_sq = np.einsum("ij,ij->i", design, design)
-        sq = np.einsum("ij,ij->i", resid, resid) * x_sq
+    def quad_norms(self, G, *, norms):
+        sq = np.einsum("ij,ij->i", G, G, dtype=np.float64)
         scale = 1.0 + self.damping
         return sq / scale, (np.sqrt(sq) / scale if norms else None)
 
@@ -224,8 +235,8 @@ class CholeskyInverse(InverseHessian):
     def solve(self, G):
         return linalg.cho_solve((self.factor_, True), G.T, check_finite=False).T
 
-    def quad_norms(self, resid, design, *, norms):
-        G = outer_rows(resid.astype(self.compute_dtype), design)
+    def quad_norms(self, G, *, norms):
+        G = G.astype(self.compute_dtype, copy=False)
         half = linalg.solve_triangular(
             self._factor_lowp, G.T, lower=True, check_finite=False
         )  # L^-1 g
@@ -265,20 +276,20 @@ class BlockDiagonalInverse(InverseHessian):
             solved[:, k] = linalg.cho_solve((factor, True), G[:, k].T).T
         return solved.reshape(len(G), -1)
 
-    def quad_norms(self, resid, design, *, norms):
-        design = design.toarray() if hasattr(design, "toarray") else design
-        quad = np.zeros(len(resid))
-        norm_sq = np.zeros(len(resid)) if norms else None
+    def quad_norms(self, G, *, norms):
+        G = G.reshape(len(G), self.n_outputs, self.n_design)
+        quad = np.zeros(len(G))
+        norm_sq = np.zeros(len(G)) if norms else None
         for k, factor in enumerate(self.factors_):
             half = linalg.solve_triangular(
-                factor, design.T, lower=True, check_finite=False
+                factor, G[:, k].T, lower=True, check_finite=False
             )
-            quad += resid[:, k] ** 2 * np.einsum("ij,ij->j", half, half)
+            quad += np.einsum("ij,ij->j", half, half)
             if norms:
                 solved = linalg.solve_triangular(
                     factor, half, lower=True, trans="T", check_finite=False
                 )
-                norm_sq += resid[:, k] ** 2 * np.einsum("ij,ij->j", solved, solved)
+                norm_sq += np.einsum("ij,ij->j", solved, solved)
         return quad, (np.sqrt(norm_sq) if norms else None)
 
 
@@ -292,7 +303,10 @@ class ConjugateGradientInverse(InverseHessian):
     the null space.
     """
 
-    option_names = ("tol", "max_iter")
+    option_constraints = {
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
     iterative = True
     workspace = 8
 
@@ -356,7 +370,12 @@ class LissaInverse(InverseHessian):
     ``batch_size`` (default 100). Stochastic: fix ``random_state``.
     """
 
-    option_names = ("scale", "depth", "repeats", "batch_size")
+    option_constraints = {
+        "scale": [Interval(Real, 0, None, closed="neither"), None],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "repeats": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
     iterative = True
     workspace = 5
 

@@ -61,20 +61,15 @@ def _retraining_template(final: Any, n_params: int, tol: float, max_iter: int):
 
 
 def _losses_and_params(adapter_class, estimator, X, y_encoded):
-    """Per-example losses on ``X, y_encoded`` and theta (or None) of ``estimator``."""
+    """Per-example losses on ``X, y_encoded`` (``None``: minus the predictions
+    of a regressor) and theta (None for kernel machines) of ``estimator``."""
     adapter = adapter_class(estimator)
-    if hasattr(adapter, "losses") and hasattr(adapter, "decision"):
-        losses = adapter.losses(adapter.decision(X), y_encoded)
-    elif len(estimator.classes_) == 2 and hasattr(estimator, "decision_function"):
-        margin = np.where(y_encoded == 1, 1.0, -1.0) * estimator.decision_function(X)
-        losses = np.maximum(0.0, 1.0 - margin)  # hinge loss
+    if y_encoded is None:
+        losses = -adapter.predict_target(X)
     else:
-        raise TypeError(
-            f"leave_one_out does not know the loss of a multiclass "
-            f"{type(estimator).__name__}."
-        )
-    params = getattr(adapter, "params", None)
-    return losses, None if params is None else np.asarray(params, dtype=float).ravel()
+        losses = adapter.losses(X, y_encoded)
+    params = None if adapter.kernel_space else adapter.parameters()
+    return losses, params
 
 
 def _projected_norm(delta: np.ndarray | None, null_space: np.ndarray | None) -> float:
@@ -239,12 +234,13 @@ def leave_one_out(
         raise ValueError(f"tol must be a positive number; got {tol!r}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
-    adapter = explainer._adapter
+    influence = explainer._influence
+    adapter = influence.adapter
     final = adapter.estimator
-    X = adapter.X_
+    X = influence.X_
     n_train = X.shape[0]
     y = explainer._train_target
-    y_encoded = adapter.encode_labels(y, what="y")
+    y_encoded = influence.y_
     sample_weight = explainer._fit_sample_weight
 
     indices = np.asarray(indices)
@@ -260,19 +256,22 @@ def leave_one_out(
             f"indices must be between 0 and n_train - 1 = {n_train - 1}; got "
             f"values from {indices.min()} to {indices.max()}."
         )
-    counts = np.bincount(y_encoded, minlength=len(adapter.classes_))
-    alone = indices[counts[y_encoded[indices]] <= 1]
-    if alone.size:
-        raise ValueError(
-            f"Training examples {list(alone[:5])} are the only examples of their "
-            "class; removing one changes the model's classes, so it cannot be "
-            "compared with the original."
-        )
-    Xt_test, yt_test = explainer._test_input(X_test, y_test)
+    if not adapter.is_regressor:
+        counts = np.bincount(y_encoded, minlength=len(adapter.classes_))
+        alone = indices[counts[y_encoded[indices]] <= 1]
+        if alone.size:
+            raise ValueError(
+                f"Training examples {list(alone[:5])} are the only examples of "
+                "their class; removing one changes the model's classes, so it "
+                "cannot be compared with the original."
+            )
+    Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
+    if yt_test is not None:  # a loss that retraining cannot track fails here,
+        adapter.losses(Xt_test[:1], yt_test[:1])  # before any refit
 
     adapter_class = type(adapter)
-    null_space = adapter.null_space() if hasattr(adapter, "null_space") else None
-    n_params = getattr(adapter, "n_params", 0)
+    null_space = None if adapter.kernel_space else adapter.null_space()
+    n_params = adapter.n_params
     template, warm = _retraining_template(final, n_params, float(tol), max_iter)
     reference, converged = _retrain(template, warm, final, X, y, sample_weight, None)
     train_loss, theta = _losses_and_params(adapter_class, reference, X, y_encoded)

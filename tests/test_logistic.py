@@ -83,9 +83,8 @@ def test_hessian_matches_finite_differences():
     sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
     model = LogisticRegression(C=2.0, tol=1e-10).fit(X, y, sample_weight=sw)
     ex = InfluenceExplainer(model).fit(X, y, sample_weight=sw)
-    adapter = ex._adapter
-    adapter._curvature = adapter.curvature(adapter.decision(adapter.X_))
-    H = adapter.hessian()
+    influence = ex._influence
+    H = influence.adapter.hessian_operator(X, y, influence.weights_).dense()
 
     def objective_gradient(theta):
         fitted = LogisticRegression(C=model.C)
@@ -141,10 +140,10 @@ def _loo_agreement(X, y, X_test, n_removed, C, seed=0):
     ex = InfluenceExplainer(model, method="if").fit(X, y)
     predicted = ex.transform(X_test)
     y_test = model.predict(X_test)
-    adapter = ex._adapter
+    adapter = ex._influence.adapter
 
     def test_loss(m):
-        return adapter.losses(
+        return adapter.output_losses(
             m.decision_function(X_test).reshape(len(X_test), -1),
             np.searchsorted(m.classes_, y_test),
         )

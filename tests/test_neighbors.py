@@ -163,8 +163,6 @@ def test_bad_input(cancer):
         explainer.transform(X_test[:0])
     with pytest.raises(ValueError, match="requires y"):
         NearestNeighborExplainer(LogisticRegression()).fit(X, None)
-    with pytest.raises(TypeError, match="classifiers"):
-        NearestNeighborExplainer(LinearRegression()).fit(X, y.astype(float))
     with pytest.raises(ValueError, match="model"):
         NearestNeighborExplainer("not a model").fit(X, y)
 
@@ -180,3 +178,23 @@ def test_check_estimator():
             "check_sample_weight_equivalence_on_sparse_data": "one column per row",
         },
     )
+
+
+def test_regressor_neighbours_need_no_labels():
+    """A regressor's explanation: neighbours in its input space, its predictions
+    as the target, float training targets, no label matching."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=40)
+    model = LinearRegression().fit(X, y)
+    explainer = NearestNeighborExplainer(model).fit(X, y)
+    assert not hasattr(explainer, "classes_")
+    e = explainer.explain(X[:3] + 0.01, k=2)
+    np.testing.assert_array_equal(e.proponents[:, 0], [0, 1, 2])
+    np.testing.assert_allclose(e.target, model.predict(X[:3] + 0.01))
+    np.testing.assert_allclose(e.train_target[e.proponents[:, 0]], y[:3])
+    # any float y is accepted (no label matching), with the neighbours unchanged
+    given = explainer.explain(X[:3] + 0.01, y=[10.5, -3.0, 0.25], k=2)
+    np.testing.assert_array_equal(given.proponents, e.proponents)
+    np.testing.assert_allclose(given.target, [10.5, -3.0, 0.25])
+

@@ -118,8 +118,8 @@ def test_float32_is_used_when_accurate_and_agrees_with_float64():
     for method in METHODS:
         ex64 = InfluenceExplainer(model, method=method).fit(X[:1200], y[:1200])
         ex32 = InfluenceExplainer(model, method=method).fit(X32[:1200], y[:1200])
-        assert ex32._adapter.solver_.compute_dtype == np.float32
-        assert ex32._adapter.X_.dtype == np.float32  # training data kept in float32
+        assert ex32._influence.solver_.compute_dtype == np.float32
+        assert ex32._influence.X_.dtype == np.float32  # training data kept in float32
         _close(ex32.transform(X32[1200:1260]), ex64.transform(X[1200:1260]), 1e-3)
         _close(ex32.self_influence_, ex64.self_influence_, 1e-3)
 
@@ -132,7 +132,7 @@ def test_float32_falls_back_to_float64_when_ill_conditioned():
         X[:1200], y[:1200]
     )
     ex32 = InfluenceExplainer(model).fit(X[:1200].astype(np.float32), y[:1200])
-    assert ex32._adapter.solver_.compute_dtype == np.float64
+    assert ex32._influence.solver_.compute_dtype == np.float64
     ex64 = InfluenceExplainer(model).fit(X[:1200], y[:1200])
     _close(
         ex32.transform(X[1200:1230].astype(np.float32)),

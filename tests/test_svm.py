@@ -308,7 +308,7 @@ def test_rbf_rankings_coincide():
     scores = [
         InfluenceExplainer(model, method=m).fit(X, y).transform(X_test) for m in METHODS
     ]
-    n_machines = InfluenceExplainer(model).fit(X, y)._adapter.n_machines_
+    n_machines = InfluenceExplainer(model).fit(X, y)._influence.adapter.n_machines_
     assert np.any(n_machines > 1)
     np.testing.assert_allclose(scores[1], scores[2])
     # Multiclass RelatIF divides by sqrt(n_i): the number of machines of i.
@@ -422,15 +422,15 @@ def test_only_support_vectors_are_scored():
     X, y, X_test = data(2, n_samples=80, seed=6)
     model = SVC(kernel="poly", C=0.5).fit(X, y)
     explainer = InfluenceExplainer(model).fit(X, y)
-    adapter = explainer._adapter
+    influence = explainer._influence
     seen = []
-    train_chunk = adapter.train_chunk
+    train_chunk = influence.train_chunk
 
     def spy(rows):
         seen.append(np.arange(len(y))[rows])
         return train_chunk(rows)
 
-    adapter.train_chunk = spy
+    influence.train_chunk = spy
     with config_context(working_memory=1e-3):
         explainer.explain(X_test, k=2)
         explainer.transform(X_test)
@@ -479,14 +479,14 @@ def test_memory_is_bounded_for_100k_training_points():
         e = explainer.explain(X_test, k=3)
         _, explain_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    n_support = len(explainer._adapter.candidates_)
+    n_support = len(explainer._influence.candidates_)
     assert n_support > 10_000
     # fit keeps a few numbers per training example, never a kernel matrix ...
     assert fit_peak < 200 * n
     # ... and explain never holds the (n_test, n_SV) scores (8 * 30 * n_SV bytes).
     assert explain_peak < 8 * len(X_test) * n_support / 2
     assert e.proponents.shape == (30, 3)
-    assert np.isin(e.proponents, explainer._adapter.candidates_).all()
+    assert np.isin(e.proponents, explainer._influence.candidates_).all()
 
 
 # -- bad input -------------------------------------------------------------------------
@@ -567,7 +567,7 @@ def test_zero_sample_weights():
         warnings.simplefilter("error")
         explainer = InfluenceExplainer(model, method="if")
         explainer.fit(X, y, sample_weight=sample_weight)
-    support = explainer._adapter.candidates_
+    support = explainer._influence.candidates_
     np.testing.assert_array_equal(support, np.sort(kept[model.support_]))
     scores = explainer.transform(X_test)
     assert np.all(scores[:, sample_weight == 0] == 0)
@@ -589,7 +589,7 @@ def test_zero_sample_weights_callable_kernel_warns():
     kept = np.flatnonzero(sample_weight > 0)
     with pytest.warns(UserWarning, match="sample weight 0"):
         explainer = InfluenceExplainer(model).fit(X, y, sample_weight=sample_weight)
-    support = explainer._adapter.candidates_
+    support = explainer._influence.candidates_
     np.testing.assert_array_equal(support, np.sort(kept[model.support_]))
 
 
@@ -599,11 +599,11 @@ def test_linear_svc_zero_weights_are_not_support_vectors():
     model = LinearSVC(tol=1e-6).fit(X, y, sample_weight=sample_weight)
     explainer = InfluenceExplainer(model).fit(X, y, sample_weight=sample_weight)
     unweighted = InfluenceExplainer(model).fit(X, y)
-    support = explainer._adapter.candidates_
+    support = explainer._influence.candidates_
     assert np.all(sample_weight[support] > 0)
-    assert np.any(sample_weight[unweighted._adapter.candidates_] == 0)
+    assert np.any(sample_weight[unweighted._influence.candidates_] == 0)
     np.testing.assert_array_equal(
-        support, np.intersect1d(unweighted._adapter.candidates_, support)
+        support, np.intersect1d(unweighted._influence.candidates_, support)
     )
 
 

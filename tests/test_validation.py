@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from joblib import parallel_config
 from scipy import stats
-from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -210,10 +210,7 @@ def test_leave_one_out_frozen_pipeline(cancer):
 
 def test_models_without_warm_start_or_parameters():
     """Kernel SVMs: retrained from scratch, hinge loss, no parameter vector."""
-
-    class NoLossAdapter:  # an adapter that knows neither losses nor params
-        def __init__(self, estimator):
-            self.estimator = estimator
+    from skrelatif._adapters.svm import SVMAdapter
 
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X[:80, :5])
@@ -221,7 +218,7 @@ def test_models_without_warm_start_or_parameters():
     svc = SVC(kernel="rbf", C=1.0).fit(X, y)
     template, warm = _retraining_template(svc, 0, 1e-10, 10_000)
     assert not warm and template.tol == 1e-10 and template.max_iter == -1
-    losses, params = _losses_and_params(NoLossAdapter, svc, X, y)
+    losses, params = _losses_and_params(SVMAdapter, svc, X, y)
     margin = np.where(y == 1, 1.0, -1.0) * svc.decision_function(X)
     np.testing.assert_allclose(losses, np.maximum(0.0, 1.0 - margin))
     assert params is None
@@ -234,6 +231,22 @@ def test_models_without_warm_start_or_parameters():
         refit.decision_function(X), expected.decision_function(X), rtol=1e-8
     )
     assert converged
+
+
+def test_leave_one_out_multiclass_svc_fails_before_refitting(monkeypatch):
+    """The multiclass SVC's loss is not tracked: a clear error, and no refit."""
+    import skrelatif.validation
+
+    X, y = load_digits(n_class=3, return_X_y=True)
+    model = SVC().fit(X[:90], y[:90])
+    explainer = InfluenceExplainer(model).fit(X[:90], y[:90])
+
+    def refit(*args, **kwargs):
+        raise AssertionError("refitted before checking the loss")
+
+    monkeypatch.setattr(skrelatif.validation, "_retrain", refit)
+    with pytest.raises(ValueError, match="binary SVMs only"):
+        leave_one_out(explainer, X[90:92], None, [0, 1])
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ new model family is supported by adding one module that subclasses
 import importlib
 import pkgutil
 
-from ._base import METHODS, ModelAdapter, find_adapter
+from ._base import METHODS, ModelAdapter, find_adapter, supported_estimators
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "ModelAdapter", "find_adapter"]
+__all__ = ["METHODS", "ModelAdapter", "find_adapter", "supported_estimators"]

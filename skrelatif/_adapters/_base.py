@@ -1,20 +1,40 @@
-"""The contract between :class:`~skrelatif.InfluenceExplainer` and a model family.
+"""The contract between the core and a model family: :class:`ModelAdapter`.
 
-An adapter knows the mathematics of one kind of fitted estimator (its loss
-gradients, Hessian, kernel, ...). The explainer only ever sees the quantities
-below; adding a model means adding one module to this package that subclasses
-:class:`ModelAdapter` and lists the estimator classes it handles.
+An adapter is the mathematics of one family of fitted estimators and nothing
+else. The core (:mod:`skrelatif._influence`) owns everything that is not
+model-specific: which inverse-Hessian solver, the validation of ``hessian``,
+``damping`` and ``hessian_options``, the method's scale, ``self_influence_``,
+streaming, top-k and the :class:`~skrelatif.Explanation`.
 
-Every supported influence score factorises as ::
+A model trained by minimising its own objective ::
 
-    score[t, i] = cross(t, i) * train_scale[i]
+    F(theta) = c sum_i s_i l_i(theta) + 1/2 theta^T diag(p) theta
 
-where ``cross(t, i) = g_t^T H^-1 ĝ_i`` pairs the test point with the *unit*
-gradient direction ``ĝ_i`` of training example ``i`` and ``train_scale``
-depends on the method only (see :meth:`ModelAdapter.fit`). The scoring
-machinery (:mod:`skrelatif._scoring`) streams over training chunks, calling
-the picklable static :meth:`ModelAdapter.cross` on the payloads returned by
-:meth:`ModelAdapter.train_chunk`.
+(``c`` the objective's constant, ``s_i`` sample x class weight, ``p`` the
+penalty per parameter, 0 for unpenalised intercepts) is described by
+
+- the target: :meth:`encode_target`, :meth:`decode_target`,
+  :meth:`predict_target` (classifiers: indices into ``classes_``; regressors:
+  float targets);
+- the objective: :attr:`loss_scale` (``c``), :meth:`sample_weights`,
+  :meth:`penalty`, :meth:`parameters`, :meth:`null_space`;
+- per-example quantities on a chunk of rows (the final estimator's input):
+  :meth:`loss_gradients` (``dl/df`` per output as a unit direction and a norm,
+  computed without cancellation), :meth:`prediction_gradients` (regressors:
+  the test "gradient" that explains the prediction itself), :meth:`losses`;
+- the geometry of its gradients: :meth:`gradients` (dense rows for a chunk),
+  :meth:`gradient_dots` (products with solved test vectors, without forming
+  the training gradients), :meth:`hessian_operator` (dense blocks, matvec,
+  diagonal, diagonal blocks: see :mod:`skrelatif._solvers`).
+
+Kernel machines (``kernel_space = True``) have an identity Hessian in an
+implicit feature space: they answer :meth:`gradient_dots` with kernel
+evaluations and never form parameters.
+
+Dispatch is on exact types (:func:`find_adapter`): a subclass of a supported
+estimator can change the objective, so it gets the clear ``TypeError``.
+Adding a model family means adding one module to this package that
+subclasses :class:`ModelAdapter`; it registers itself.
 """
 
 from __future__ import annotations
@@ -24,38 +44,45 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._utils import chunk_slices
+
+#: The scoring methods of :class:`~skrelatif.InfluenceExplainer`.
 METHODS = ("if", "theta-relatif", "l-relatif")
 
 
 class ModelAdapter(ABC):
-    """Base class of the model adapters; subclasses register themselves.
+    """Base class of the model adapters; concrete subclasses register themselves.
 
     Parameters
     ----------
     estimator : estimator instance
         The fitted final estimator (never modified).
-
-    Attributes set by :meth:`fit`
-    -----------------------------
-    classes_ : ndarray of shape (n_classes,)
-    n_train_ : int
-    train_scale_ : ndarray of shape (n_train,)
-        Per-example factor that turns ``cross`` into the method's score.
-    self_influence_ : ndarray of shape (n_train,) or None
-    candidates_ : ndarray of int or None
-        Training indices that can have a non-zero score, sorted ascending
-        (``None``: all). Only these are ever scored.
     """
 
-    #: Estimator classes this adapter handles.
+    #: Estimator classes this adapter handles (exact types).
     estimator_types: ClassVar[tuple[type, ...]] = ()
-    #: Hessian options this adapter understands (``None``: the option is ignored).
-    hessian_options: ClassVar[tuple[str, ...] | None] = None
+    #: The ``hessian`` options that apply to this family (first: the default).
+    hessians: ClassVar[tuple[str, ...]] = ("exact",)
+    #: Whether ``damping`` applies (False: only 0 is accepted).
+    accepts_damping: ClassVar[bool] = True
+    #: Why other ``hessian`` / ``damping`` values do not apply (error messages).
+    hessian_note: ClassVar[str] = ""
+    #: True for kernel machines (identity Hessian in an implicit feature space).
+    kernel_space: ClassVar[bool] = False
+    #: True for regressors (float targets; no ``classes_``).
+    is_regressor: ClassVar[bool] = False
+    #: What to do when the model is not at a minimum (ends the warning's sentence).
+    convergence_advice: ClassVar[str] = "refit with a smaller tol or a larger max_iter"
+    #: For the "Supported models" table: the objective, the loss, notes.
+    objective: ClassVar[str] = ""
+    loss: ClassVar[str] = ""
+    notes: ClassVar[str] = ""
+
     _registry: ClassVar[list[type[ModelAdapter]]] = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.estimator_types:
+        if "estimator_types" in cls.__dict__ and cls.estimator_types:
             ModelAdapter._registry.append(cls)
 
     def __init__(self, estimator: Any) -> None:
@@ -64,62 +91,136 @@ class ModelAdapter(ABC):
 
     @classmethod
     def supports(cls, estimator: Any) -> bool:
-        return isinstance(estimator, cls.estimator_types)
+        return type(estimator) in cls.estimator_types
 
     def check_estimator(self) -> None:  # noqa: B027 - an optional hook
         """Raise ``ValueError`` when the estimator's options are unsupported."""
 
+    # -- the target ------------------------------------------------------------------
     @property
-    def classes_(self) -> np.ndarray:
-        return self.estimator.classes_
+    def classes_(self) -> np.ndarray | None:
+        return None if self.is_regressor else self.estimator.classes_
 
-    def encode_labels(self, y: np.ndarray, *, what: str = "y") -> np.ndarray:
-        """Indices of ``y`` in ``classes_``; unknown labels raise ``ValueError``."""
+    def encode_target(self, y: Any, *, what: str = "y") -> np.ndarray:
+        """Classifiers: indices of ``y`` in ``classes_``; regressors: floats."""
+        if self.is_regressor:
+            y = np.asarray(y)
+            try:
+                encoded = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{what} must be numeric for a regressor; got dtype {y.dtype}."
+                ) from None
+            if not np.all(np.isfinite(encoded)):
+                raise ValueError(f"{what} contains NaN or infinity.")
+            return encoded
         return encode_labels(self.classes_, y, what=what)
 
-    @abstractmethod
-    def predict_encoded(self, X: Any) -> np.ndarray:
-        """Indices in ``classes_`` of the model's predictions for ``X``."""
+    def decode_target(self, y_encoded: np.ndarray) -> np.ndarray:
+        """The labels (or target values) of encoded ``y``."""
+        return y_encoded if self.is_regressor else self.classes_[y_encoded]
 
     @abstractmethod
-    def fit(
-        self,
-        X: Any,
-        y_encoded: np.ndarray,
-        sample_weight: np.ndarray | None,
-        *,
-        method: str,
-        hessian: str,
-        damping: float,
-        n_jobs: int | None,
-        verbose: int = 0,
-        hessian_options: dict | None = None,
-        random_state: Any = None,
-    ) -> ModelAdapter:
-        """Compute everything that depends on the training set only."""
+    def predict_target(self, X: Any) -> np.ndarray:
+        """The model's encoded predictions for ``X`` (labels or values)."""
+
+    # -- per-example mathematics -------------------------------------------------------
+    def check_training_data(self, X: Any, y_encoded: np.ndarray) -> None:  # noqa: B027
+        """Raise ``ValueError`` when ``X, y`` cannot be the training data."""
+
+    def candidates(self, X: Any, y_encoded: np.ndarray, sample_weight) -> Any:
+        """Training indices that can have a non-zero score (None: all)."""
+        return None
 
     @abstractmethod
-    def prepare_test(self, X: Any, y_encoded: np.ndarray) -> Any:
-        """Per-test-batch state, e.g. ``H^-1 g_t`` (the "s_test" vectors)."""
+    def loss_gradients(
+        self, X: Any, y_encoded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``dl/df`` per example as (direction (n, K), norm (n,))."""
+
+    def prediction_gradients(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Regressors: minus the gradient of the prediction ``f(x)`` per output,
+        as (direction (n, K), norm (n,)), so that a positive score means the
+        training example pushes the prediction up (spec section 5)."""
+        raise NotImplementedError
 
     @abstractmethod
-    def train_chunk(self, rows: np.ndarray | slice) -> tuple:
-        """Picklable payload with what :meth:`cross` needs of training ``rows``."""
+    def losses(self, X: Any, y_encoded: np.ndarray) -> np.ndarray:
+        """Per-example loss ``l(y_i, f(x_i))`` as the objective writes it."""
 
-    @staticmethod
-    @abstractmethod
-    def cross(test_state: Any, *payload: Any) -> np.ndarray:
-        """``g_t^T H^-1 ĝ_i`` for the test batch and one training chunk.
+    # -- the objective -----------------------------------------------------------------
+    @property
+    def loss_scale(self) -> float:
+        """``c``, the objective's constant in front of its data term."""
+        return 1.0
 
-        Returns an array of shape (n_test_batch, n_chunk_rows).
-        """
+    def sample_weights(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray:
+        """``s_i``: sample weight (times class weight, where the model has one)."""
+        if sample_weight is None:
+            return np.ones(len(y_encoded))
+        return np.asarray(sample_weight, dtype=np.float64)
 
+    # -- gradients (parametric families) ----------------------------------------
+    n_params: int = 0
+
+    def parameters(self) -> np.ndarray:
+        """theta, flat, in the layout of :meth:`gradients`."""
+        raise NotImplementedError
+
+    def penalty(self) -> np.ndarray:
+        """``p``: the penalty's Hessian diagonal per parameter (0: unpenalised)."""
+        raise NotImplementedError
+
+    def null_space(self) -> np.ndarray | None:
+        """Orthonormal (P, m) directions along which every loss is flat and
+        which are unpenalised (e.g. the common shift of softmax intercepts)."""
+        return None
+
+    def gradients(self, X: Any, coefficients: np.ndarray) -> np.ndarray:
+        """Rows ``coefficients_i ⊗ (df_i/dtheta)``: dense (n, P) gradients of a
+        chunk, ``coefficients`` (n, K) being ``dl/df`` (or a direction of it)."""
+        raise NotImplementedError
+
+    def gradient_dots(self, solved: Any, X: Any, direction: np.ndarray) -> np.ndarray:
+        """``solved_t . ĝ_i`` for the rows of ``solved`` (m, P) and the chunk's
+        training gradients ``ĝ_i = direction_i ⊗ df_i/dtheta``, shape (m, n)."""
+        raise NotImplementedError
+
+    def hessian_operator(
+        self, X: Any, y_encoded: np.ndarray, weights: np.ndarray, n_jobs=None
+    ) -> Any:
+        """The Hessian of ``F`` with data weights ``weights = c s`` (see
+        :mod:`skrelatif._solvers` for the operator's interface)."""
+        raise NotImplementedError
+
+    def objective_gradient(
+        self, X: Any, y_encoded: np.ndarray, weights: np.ndarray
+    ) -> tuple[float, float]:
+        """``||dF/dtheta||`` and a size to compare it with (see the core's
+        optimality check): ``sum_i w_i ||g_i|| + ||p theta||``."""
+        total = np.zeros(self.n_params)
+        size = 0.0
+        for rows in chunk_slices(X.shape[0], 8 * 2 * max(self.n_params, 1)):
+            direction, norm = self.loss_gradients(X[rows], y_encoded[rows])
+            G = self.gradients(X[rows], direction * norm[:, None])
+            total += weights[rows] @ G
+            size += weights[rows] @ np.linalg.norm(G, axis=1)
+        step = self.penalty() * self.parameters()
+        return float(np.linalg.norm(total + step)), size + float(np.linalg.norm(step))
+
+    # -- kernel machines -------------------------------------------------------------
+    def kernel_norms(self, X: Any, rows: np.ndarray) -> np.ndarray:
+        """Kernel machines: ``g_i^T g_i`` of the candidates ``rows`` (may be
+        negative for a kernel that is not positive semi-definite)."""
+        raise NotImplementedError
+
+    # -- chunk sizes -----------------------------------------------------------------
     def test_row_bytes(self) -> int:
-        """Bytes of ``prepare_test`` state per test point (for chunking)."""
-        return 8
+        """Bytes of solved test state per test point (for chunking)."""
+        return 8 * 3 * max(self.n_params, 1)
 
-    def cross_bytes_per_pair(self) -> int:
-        """Temporary bytes :meth:`cross` needs per (test, train) pair."""
+    def dot_bytes_per_pair(self) -> int:
+        """Temporary bytes :meth:`gradient_dots` needs per (test, train) pair."""
         return 8
 
 
@@ -143,19 +244,24 @@ def encode_labels(classes: np.ndarray, y: Any, *, what: str = "y") -> np.ndarray
     return position
 
 
-def find_adapter(estimator: Any) -> type[ModelAdapter]:
-    """Adapter class for ``estimator``; ``TypeError`` lists the supported ones."""
-    for adapter in ModelAdapter._registry:
-        if adapter.supports(estimator):
-            return adapter
-    supported = sorted(
+def supported_estimators() -> list[str]:
+    """Names of every supported estimator class, sorted."""
+    return sorted(
         {
             t.__name__
             for adapter in ModelAdapter._registry
             for t in adapter.estimator_types
         }
     )
+
+
+def find_adapter(estimator: Any) -> type[ModelAdapter]:
+    """Adapter class for ``estimator``; ``TypeError`` lists the supported ones."""
+    for adapter in ModelAdapter._registry:
+        if adapter.supports(estimator):
+            return adapter
     raise TypeError(
         f"{type(estimator).__name__} is not supported. InfluenceExplainer explains "
-        f"{', '.join(supported)}, or a Pipeline whose last step is one of them."
+        f"{', '.join(supported_estimators())}, or a Pipeline whose last step is "
+        "one of them."
     )

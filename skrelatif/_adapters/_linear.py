@@ -17,29 +17,24 @@ n x P gradient matrix is ever held in memory:
 - test/train products ``g_t^T H^-1 g_i = sum_k r_ik (X̃ S_t^T)_ik`` with
   ``S_t = H^-1 g_t`` reshaped to (K, d).
 
-A subclass provides the loss: :meth:`residuals`, :meth:`curvature`,
-:meth:`losses`, and the fitted parameters.
+A subclass provides the parameters (``coef``, ``intercept``, the penalty) and
+the loss as a function of the outputs ``F`` (n, K): :meth:`output_gradients`,
+:meth:`output_curvature`, :meth:`output_losses`.
 """
 
 from __future__ import annotations
 
 import functools
-import time
-import warnings
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 from scipy.linalg import blas
+from sklearn.utils.extmath import row_norms
 
-from .._solvers import SOLVERS
-from .._utils import chunk_slices, log, outer_rows, parallel_map
+from .._utils import chunk_slices, outer_rows, parallel_map
 from ._base import ModelAdapter
-
-#: Relative size of the training objective's gradient above which the model is
-#: reported as not being at a minimum (see ``LinearModelAdapter.optimality_gap``).
-OPTIMALITY_TOLERANCE = 1e-2
 
 
 def add_intercept_column(X: Any, fit_intercept: bool) -> Any:
@@ -139,10 +134,6 @@ def _gradient_sum_chunk(design, weighted_residuals):
     return np.asarray(design.T @ weighted_residuals).T
 
 
-def _normaliser_chunk(solver, design, resid_dir, norms):
-    return solver.quad_norms(resid_dir, design, norms=norms)
-
-
 class LinearHessian:
     """The Hessian of a linear model's training objective, for the solvers.
 
@@ -150,20 +141,22 @@ class LinearHessian:
     ``working_memory``; chunk groups are dispatched with joblib (``n_jobs``).
     """
 
-    def __init__(self, adapter: LinearModelAdapter, n_jobs=None) -> None:
+    def __init__(
+        self, adapter: LinearModelAdapter, X, weights, curvature, n_jobs=None
+    ) -> None:
         self.adapter = adapter
+        self.X = X
         self.n_jobs = n_jobs
         self.n_outputs = adapter.n_outputs
         self.n_design = adapter.n_design
         self.n_params = adapter.n_params
-        self.n_train = adapter.n_train_
-        self.dtype = adapter.X_.dtype
+        self.n_train = X.shape[0]
+        self.dtype = X.dtype
         self.null_space = adapter.null_space()
         self._unpenalised = adapter.unpenalised_inputs()
-        self.penalty = adapter._loss_scale * adapter.penalty_diag()
-        diag_curv, rank_curv = adapter.curvature_
-        self.weights = adapter._loss_scale * adapter.sample_weight_
-        self.diag_curv, self.rank_curv = diag_curv, rank_curv
+        self.penalty = adapter.penalty()
+        self.weights = weights
+        self.diag_curv, self.rank_curv = curvature
 
     def remove_null(self, V: np.ndarray) -> np.ndarray:
         """Project the rows of V onto the orthogonal complement of the null
@@ -176,7 +169,7 @@ class LinearHessian:
         return V
 
     def _design_chunks(self, row_bytes, X=None):
-        X = self.adapter.X_ if X is None else X
+        X = self.X if X is None else X
         for chunk in chunk_slices(X.shape[0], row_bytes):
             yield self.adapter.design(X[chunk].astype(np.float64, copy=False)), chunk
 
@@ -192,7 +185,7 @@ class LinearHessian:
             _hessian_chunks,
             (
                 (
-                    self.adapter.X_,
+                    self.X,
                     self.adapter.fit_intercept,
                     dtype,
                     chunks[g::n_groups],
@@ -222,7 +215,7 @@ class LinearHessian:
         def take(a):
             return a if rows is None or a is None else a[rows]
 
-        X, weights = take(self.adapter.X_), take(self.weights)
+        X, weights = take(self.X), take(self.weights)
         diag_curv, rank_curv = take(self.diag_curv), take(self.rank_curv)
         # Each chunk also makes a few dense (m, P) products, so chunks are as
         # large as the (n_chunk, m, K) temporaries allow (a sparse row is small).
@@ -292,9 +285,13 @@ def _effective_jobs(n_jobs) -> int:
 
 
 class LinearModelAdapter(ModelAdapter):
-    """Base class of the adapters of linear models (see the module docstring)."""
+    """Base class of the adapters of linear models ``f = W x + b``.
 
-    hessian_options = tuple(SOLVERS)
+    See the module docstring for the gradient and Hessian structure. A
+    subclass provides the parameters and the loss as a function of ``F``.
+    """
+
+    hessians = ("exact", "identity", "block-diagonal", "cg", "lissa")
 
     # -- what a subclass provides ---------------------------------------------------
     @property
@@ -303,44 +300,52 @@ class LinearModelAdapter(ModelAdapter):
         """Weights W, shape (n_outputs, n_features)."""
 
     @property
-    @abstractmethod
     def intercept(self) -> np.ndarray:
         """Intercepts b, shape (n_outputs,) (zeros without an intercept)."""
+        intercept = np.asarray(self.estimator.intercept_, dtype=float)
+        return np.broadcast_to(intercept.ravel(), (self.n_outputs,))
+
+    @property
+    def fit_intercept(self) -> bool:
+        return bool(self.estimator.fit_intercept)
 
     @property
     @abstractmethod
-    def fit_intercept(self) -> bool: ...
-
-    @property
-    @abstractmethod
-    def inverse_penalty(self) -> float:
-        """``C`` of ``F = C sum_i s_i l_i + 1/2 theta^T diag(penalty) theta``;
-        ``np.inf`` for no penalty (then ``F = sum_i s_i l_i``)."""
+    def weight_penalty(self) -> float | np.ndarray:
+        """``p`` of the weights (scalar, or one per output); 0 for none."""
 
     #: Penalty weight on the intercept (0: not penalised).
     intercept_penalty: float = 0.0
     #: True when the loss is invariant to adding a constant to all outputs (softmax).
-    shift_invariant: bool = False
+    shift_invariant: ClassVar[bool] = False
 
     @abstractmethod
-    def residuals(self, F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``dl/df`` as (unit direction (n, n_outputs), norm (n,)).
-
-        Computed without cancellation, so the direction is exact even when the
-        norm underflows."""
+    def output_gradients(
+        self, F: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``dl/df`` as (unit direction (n, n_outputs), norm (n,)), computed
+        without cancellation, so the direction is exact even when the norm
+        underflows."""
 
     @abstractmethod
-    def curvature(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def output_curvature(
+        self, F: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """``d²l/df² = diag(a) - b b^T`` as (a, b); ``b`` is None when zero."""
 
     @abstractmethod
-    def losses(self, F: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def output_losses(self, F: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Per-example loss ``l(y_i, f_i)``."""
 
-    @abstractmethod
-    def predict_from_decision(self, F: np.ndarray) -> np.ndarray: ...
+    def predict_from_decision(self, F: np.ndarray) -> np.ndarray:
+        """Encoded predictions from the outputs (classifiers: class indices)."""
+        if self.is_regressor:
+            return F[:, 0]
+        if F.shape[1] == 1:
+            return (F[:, 0] > 0).astype(np.intp)
+        return F.argmax(axis=1)
 
-    # -- shared machinery -------------------------------------------------------------
+    # -- derived -----------------------------------------------------------------------
     @property
     def n_outputs(self) -> int:
         return self.coef.shape[0]
@@ -350,7 +355,7 @@ class LinearModelAdapter(ModelAdapter):
         return self.coef.shape[1] + int(self.fit_intercept)
 
     @property
-    def n_params(self) -> int:
+    def n_params(self) -> int:  # type: ignore[override]
         return self.n_outputs * self.n_design
 
     @property
@@ -360,20 +365,15 @@ class LinearModelAdapter(ModelAdapter):
             return np.column_stack([self.coef, self.intercept])
         return np.asarray(self.coef, dtype=float)
 
-    @property
-    def _loss_scale(self) -> float:
-        """The factor C in front of the data term (1 without a penalty)."""
-        C = self.inverse_penalty
-        return 1.0 if np.isinf(C) else float(C)
+    def parameters(self) -> np.ndarray:
+        return self.params.ravel()
 
-    def penalty_diag(self) -> np.ndarray:
-        """Diagonal of the penalty's Hessian divided by C, per parameter."""
-        if np.isinf(self.inverse_penalty):
-            return np.zeros(self.n_params)
-        per_output = np.ones(self.n_design)
+    def penalty(self) -> np.ndarray:
+        per_output = np.ones((self.n_outputs, self.n_design))
+        per_output *= np.reshape(self.weight_penalty, (-1, 1))
         if self.fit_intercept:
-            per_output[-1] = self.intercept_penalty
-        return np.tile(per_output, self.n_outputs) / self.inverse_penalty
+            per_output[:, -1] = self.intercept_penalty
+        return per_output.ravel()
 
     def null_space(self) -> np.ndarray | None:
         """Directions ``1_K ⊗ e_j / sqrt(K)`` for every unpenalised input j of a
@@ -388,193 +388,62 @@ class LinearModelAdapter(ModelAdapter):
         return basis.reshape(self.n_params, -1)
 
     def unpenalised_inputs(self) -> np.ndarray:
-        """Indices j of the design columns whose weights are not penalised."""
-        return np.flatnonzero(self.penalty_diag()[: self.n_design] == 0)
+        """Indices j of the design columns whose weights are not penalised in
+        every output."""
+        penalty = self.penalty().reshape(self.n_outputs, self.n_design)
+        return np.flatnonzero(np.all(penalty == 0, axis=0))
 
     def design(self, X: Any) -> Any:
         return add_intercept_column(X, self.fit_intercept)
 
     def decision(self, X: Any) -> np.ndarray:
-        """``f = X W^T + b`` in float64 (computed chunk-wise in X's dtype)."""
+        """``f = X W^T + b`` in float64 (computed in X's dtype)."""
         coef = self.coef.astype(X.dtype, copy=False)
         return np.asarray(X @ coef.T, dtype=np.float64) + self.intercept
 
-    def predict_encoded(self, X: Any) -> np.ndarray:
+    def predict_target(self, X: Any) -> np.ndarray:
         return self.predict_from_decision(self.decision(X))
 
-    def fit(
-        self,
-        X,
-        y_encoded,
-        sample_weight,
-        *,
-        method,
-        hessian,
-        damping,
-        n_jobs,
-        verbose=0,
-        hessian_options=None,
-        random_state=None,
-    ):
-        self.X_ = X
-        self.n_train_ = X.shape[0]
-        self.n_jobs = n_jobs
-        self.sample_weight_ = (
-            np.ones(self.n_train_) if sample_weight is None else sample_weight
-        )
-        F = self.decision(X)
-        self.resid_dir_, self.resid_norm_ = self.residuals(F, y_encoded)
-        self.curvature_ = self.curvature(F)
-        self._check_optimality()
+    def loss_gradients(self, X, y_encoded):
+        return self.output_gradients(self.decision(X), y_encoded)
 
-        start = time.perf_counter()
-        self.solver_ = SOLVERS[hessian](
-            damping, options=hessian_options, random_state=random_state, verbose=verbose
-        ).fit(LinearHessian(self, n_jobs))
-        log(
-            verbose,
-            1,
-            f"{hessian} Hessian ready ({self.n_params} parameters, "
-            f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s",
-        )
+    def prediction_gradients(self, X):
+        # d f / d theta = 1 ⊗ x̃ for the (single) output; minus, so that removing
+        # an example that pushes f up lowers f: a positive score.
+        n = X.shape[0]
+        return -np.ones((n, self.n_outputs)), np.ones(n)
 
-        self._verbose = verbose
-        self._self_influence = None
-        self.train_scale_ = self._loss_scale * self.sample_weight_ * self.resid_norm_
-        if method != "if" or not self.solver_.iterative:
-            quad, norm = self._normalisers(need_norms=method == "theta-relatif")
-            if method != "if":
-                norm = np.sqrt(quad) if norm is None else norm
-                # An example whose gradient direction is zero (x̃_i = 0) scores 0.
-                self.train_scale_ = np.divide(
-                    1.0, norm, out=np.zeros_like(norm), where=norm > 0
-                )
-        self.candidates_ = None
-        return self
+    def losses(self, X, y_encoded):
+        return self.output_losses(self.decision(X), y_encoded)
 
-    def _normalisers(self, need_norms):
-        """q_i = ĝ_i^T H^-1 ĝ_i (and ||H^-1 ĝ_i|| if ``need_norms``) for every
-        training example; also sets the self-influence ``C s_i ||r_i||^2 q_i``."""
-        start = time.perf_counter()
-        dtype = self.solver_.compute_dtype
-        chunks = chunk_slices(self.n_train_, dtype.itemsize * 2 * self.n_params)
-        results = list(
-            parallel_map(
-                _normaliser_chunk,
-                (
-                    (
-                        self.solver_,
-                        self.design(self.X_[rows].astype(dtype, copy=False)),
-                        self.resid_dir_[rows],
-                        need_norms,
-                    )
-                    for rows in chunks
-                ),
-                n_jobs=self.n_jobs,
-            )
-        )
-        quad = np.concatenate([q for q, _ in results])
-        norm = np.concatenate([n for _, n in results]) if need_norms else None
-        log(
-            self._verbose,
-            1,
-            f"normalisers of {self.n_train_} examples in "
-            f"{time.perf_counter() - start:.1f} s ({len(chunks)} chunks)",
-        )
-        self._self_influence = (
-            self._loss_scale * self.sample_weight_ * self.resid_norm_**2 * quad
-        )
-        return quad, norm
+    def gradients(self, X, coefficients):
+        return outer_rows(coefficients, self.design(X))
 
-    @property
-    def self_influence_(self) -> np.ndarray:
-        """``C s_i g_i^T H^-1 g_i``; computed on first use with iterative solvers."""
-        if self._self_influence is None:
-            self._normalisers(need_norms=False)
-        return self._self_influence
-
-    def hessian(self) -> np.ndarray:
-        """The dense Hessian of the training objective (without damping)."""
-        return LinearHessian(self, self.n_jobs).dense()
-
-    def objective_gradient(self) -> np.ndarray:
-        """``dF/dtheta`` at the fitted parameters, shape (n_outputs, n_design)."""
-        weighted = (
-            self.sample_weight_[:, None] * self.resid_dir_ * self.resid_norm_[:, None]
-        )
-        grad = sum(
-            parallel_map(
-                _gradient_sum_chunk,
-                (
-                    (self.design(self.X_[rows]), weighted[rows])
-                    for rows in chunk_slices(self.n_train_, 8 * self.n_design)
-                ),
-                n_jobs=self.n_jobs,
-            )
-        )
-        penalty = self.penalty_diag().reshape(self.n_outputs, self.n_design)
-        return self._loss_scale * (grad + penalty * self.params)
-
-    def optimality_gap(self) -> float:
-        """``||dF/dtheta||`` relative to the size of its two terms (0 at a minimum).
-
-        The denominator bounds the norm of ``C sum_i s_i g_i`` by the triangle
-        inequality, ``C sum_i s_i ||r_i|| ||x̃_i||``, plus ``||C penalty * theta||``.
-        """
-        X = self.X_
-        sq = (
-            X.multiply(X).sum(axis=1)
-            if sparse.issparse(X)
-            else np.einsum("ij,ij->i", X, X)
-        )
-        row_norms = np.sqrt(
-            np.asarray(sq, dtype=np.float64).ravel() + self.fit_intercept
-        )
-        data_size = np.sum(self.sample_weight_ * self.resid_norm_ * row_norms)
-        penalty = self.penalty_diag().reshape(self.n_outputs, self.n_design)
-        size = self._loss_scale * (data_size + np.linalg.norm(penalty * self.params))
-        return float(np.linalg.norm(self.objective_gradient()) / max(size, 1e-300))
-
-    def _check_optimality(self) -> None:
-        gap = self.optimality_gap()
-        self.optimality_gap_ = gap
-        if gap > OPTIMALITY_TOLERANCE:
-            warnings.warn(
-                f"{type(self.estimator).__name__} is not at a minimum of its training "
-                f"objective on the X, y (and sample_weight) given to fit: the "
-                f"objective's gradient is {gap:.1%} of its size. Influence scores "
-                "assume a model trained to convergence on exactly these data; check "
-                "that they are the training data, or refit with a smaller tol or a "
-                "larger max_iter.",
-                UserWarning,
-                stacklevel=6,
-            )
-
-    # -- test side ---------------------------------------------------------------------
-    def prepare_test(self, X, y_encoded):
-        direction, norm = self.residuals(self.decision(X), y_encoded)
-        test_grads = outer_rows(
-            direction * norm[:, None], self.design(X).astype(np.float64)
-        )
-        s_test = self.solver_.solve(test_grads)  # rows: H^-1 g_t
-        s_test = s_test.astype(self.solver_.compute_dtype, copy=False)
-        return s_test.reshape(-1, self.n_design)  # (n_test * n_outputs, n_design)
-
-    def train_chunk(self, rows):
-        X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
-        return self.design(X), self.resid_dir_[rows]
-
-    @staticmethod
-    def cross(s_test, design, resid_dir):
-        n_rows, n_outputs = resid_dir.shape
+    def gradient_dots(self, solved, X, direction):
+        n_rows, n_outputs = direction.shape
+        solved = solved.reshape(-1, self.n_design)  # (m * n_outputs, n_design)
         # (X̃ S^T)[i, t, k] = x̃_i . (H^-1 g_t)_k ; contract k with ĝ_i's residual.
-        products = np.asarray(design @ s_test.T).reshape(n_rows, -1, n_outputs)
+        products = np.asarray(self.design(X) @ solved.T).reshape(n_rows, -1, n_outputs)
         # in the products' dtype: float32 products are not upcast (a copy as
         # large as the score block times K)
-        return np.einsum("itk,ik->ti", products, resid_dir.astype(products.dtype))
+        return np.einsum("itk,ik->ti", products, direction.astype(products.dtype))
 
-    def test_row_bytes(self) -> int:
-        return 8 * self.solver_.workspace * self.n_params
+    def hessian_operator(self, X, y_encoded, weights, n_jobs=None):
+        curvature = self.output_curvature(self.decision(X), y_encoded)
+        return LinearHessian(self, X, weights, curvature, n_jobs)
 
-    def cross_bytes_per_pair(self) -> int:
+    def objective_gradient(self, X, y_encoded, weights):
+        direction, norm = self.loss_gradients(X, y_encoded)
+        weighted = (weights * norm)[:, None] * direction
+        chunks = chunk_slices(X.shape[0], 8 * self.n_design)
+        grad = sum(
+            _gradient_sum_chunk(self.design(X[rows]), weighted[rows]) for rows in chunks
+        )
+        # sum_i w_i ||g_i|| = sum_i w_i ||r_i|| ||x̃_i||
+        x_norms = np.sqrt(row_norms(X, squared=True) + self.fit_intercept)
+        step = self.penalty() * self.parameters()
+        size = float(np.sum(weights * norm * x_norms) + np.linalg.norm(step))
+        return float(np.linalg.norm(grad.ravel() + step)), size
+
+    def dot_bytes_per_pair(self) -> int:
         return 8 * (self.n_outputs + 1)

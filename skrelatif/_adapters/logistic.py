@@ -24,6 +24,12 @@ from ._linear import LinearModelAdapter
 
 class LogisticRegressionAdapter(LinearModelAdapter):
     estimator_types = (LogisticRegression,)
+    objective = "C sum_i s_i l_i + 1/2 ||W||^2 (no penalty: C = inf, F = sum_i s_i l_i)"
+    loss = "log-loss (binary: logistic; multiclass: multinomial softmax)"
+    notes = (
+        "L2 or no penalty; liblinear's penalised intercept; class_weight; "
+        "multinomial intercept null direction handled exactly"
+    )
 
     def check_estimator(self) -> None:
         est = self.estimator
@@ -66,22 +72,24 @@ class LogisticRegressionAdapter(LinearModelAdapter):
         return np.asarray(self.estimator.coef_, dtype=float)
 
     @property
-    def intercept(self):
-        return np.asarray(self.estimator.intercept_, dtype=float)
-
-    @property
-    def fit_intercept(self):
-        return bool(self.estimator.fit_intercept)
-
-    @property
-    def inverse_penalty(self):
+    def inverse_penalty(self) -> float:
+        """``C``; ``np.inf`` for no penalty."""
         est = self.estimator
         return np.inf if getattr(est, "penalty", "l2") is None else float(est.C)
 
     @property
+    def loss_scale(self):
+        C = self.inverse_penalty
+        return 1.0 if np.isinf(C) else C
+
+    @property
+    def weight_penalty(self):
+        return 0.0 if np.isinf(self.inverse_penalty) else 1.0
+
+    @property
     def intercept_penalty(self):
         est = self.estimator
-        if est.solver == "liblinear":
+        if est.solver == "liblinear" and not np.isinf(self.inverse_penalty):
             return 1.0 / est.intercept_scaling**2
         return 0.0
 
@@ -106,13 +114,8 @@ class LogisticRegressionAdapter(LinearModelAdapter):
             weights *= class_weight[y_encoded]
         return weights
 
-    def fit(self, X, y_encoded, sample_weight, **kwargs):
-        return super().fit(
-            X, y_encoded, self.sample_weights(y_encoded, sample_weight), **kwargs
-        )
-
     # -- the loss ----------------------------------------------------------------------
-    def residuals(self, F, y):
+    def output_gradients(self, F, y):
         if self.n_outputs == 1:
             # r = expit(f) - y: +expit(f) for y = 0 and -expit(-f) for y = 1.
             f = F[:, 0]
@@ -131,19 +134,14 @@ class LogisticRegressionAdapter(LinearModelAdapter):
         size = np.linalg.norm(scaled, axis=1)
         return scaled / size[:, None], np.exp(top[:, 0]) * size
 
-    def curvature(self, F):
+    def output_curvature(self, F, y):
         if self.n_outputs == 1:
             return (expit(F) * expit(-F)), None
         proba = np.exp(F - logsumexp(F, axis=1, keepdims=True))
         return proba, proba  # diag(p) - p p^T
 
-    def losses(self, F, y):
+    def output_losses(self, F, y):
         if self.n_outputs == 1:
             f = F[:, 0]
             return np.logaddexp(0.0, np.where(y == 1, -f, f))
         return logsumexp(F, axis=1) - F[np.arange(len(y)), y]
-
-    def predict_from_decision(self, F):
-        if self.n_outputs == 1:
-            return (F[:, 0] > 0).astype(np.intp)
-        return F.argmax(axis=1)

@@ -197,9 +197,21 @@ class SVMAdapter(ModelAdapter):
     """
 
     estimator_types = (SVC, NuSVC, LinearSVC)
-    #: ``hessian`` and ``damping`` are checked in :meth:`fit`: only the defaults
-    #: apply (the Hessian of an SVM objective is the identity in feature space).
-    hessian_options = None
+    kernel_space = True
+    hessians = ("exact",)
+    accepts_damping = False
+    hessian_note = (
+        "Its influence scores (Barshan et al. 2020, appendix F) use the Hessian of "
+        "the SVM objective, which is the identity in the kernel's feature space "
+        "(the hinge loss has no curvature): there is nothing to approximate, and "
+        "damping would only rescale the 'if' scores."
+    )
+    objective = "1/2 ||w||^2 + C sum_i s_i hinge(y_i f(x_i)) (feature space)"
+    loss = "hinge (support vectors only)"
+    notes = (
+        "every kernel incl. precomputed and callables; multiclass one-vs-one "
+        "(SVC, NuSVC) or one-vs-rest (LinearSVC)"
+    )
 
     def check_estimator(self) -> None:
         est = self.estimator
@@ -229,8 +241,8 @@ class SVMAdapter(ModelAdapter):
         params = {"gamma": float(est._gamma), "degree": est.degree, "coef0": est.coef0}
         return est.kernel, params
 
-    def predict_encoded(self, X: Any) -> np.ndarray:
-        return self.encode_labels(self.estimator.predict(X), what="the predictions")
+    def predict_target(self, X: Any) -> np.ndarray:
+        return self.encode_target(self.estimator.predict(X), what="the predictions")
 
     def _svc_machines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One-vs-one machines of SVC/NuSVC, per support vector (in ``support_`` order).
@@ -282,39 +294,11 @@ class SVMAdapter(ModelAdapter):
         m = signed @ side  # sum_k [i SV of k] y_i^(k) y_c^(k)
         return support, sv_class, m, active[support].sum(axis=1)
 
-    # -- fitting -----------------------------------------------------------------------
-    def fit(
-        self,
-        X,
-        y_encoded,
-        sample_weight,
-        *,
-        method,
-        hessian,
-        damping,
-        n_jobs,
-        verbose=0,
-        hessian_options=None,
-        random_state=None,
-    ):
-        name = type(self.estimator).__name__
-        if hessian != "exact":
-            raise ValueError(
-                f"hessian={hessian!r} does not apply to {name}: its influence scores "
-                "(Barshan et al. 2020, appendix F) use the Hessian of the SVM "
-                "objective, which is the identity in the kernel's feature space "
-                "(the hinge loss has no curvature). Leave hessian='exact'."
-            )
-        if damping != 0:
-            raise ValueError(
-                f"damping={damping!r} does not apply to {name}: the Hessian of the "
-                "SVM objective is the identity, so damping would only rescale the "
-                "'if' scores and leave RelatIF unchanged. Leave damping=0."
-            )
-        self.X_ = X
-        self.n_train_ = X.shape[0]
+    # -- the training set ------------------------------------------------------------
+    def candidates(self, X, y_encoded, sample_weight):
+        """The support vectors (sorted training indices); also sets ``signs_``
+        (``m``, one column per class), ``n_machines_`` (``n_i``) and ``kernel_``."""
         self.kernel_ = self.kernel
-        kernel, params = self.kernel_
         if isinstance(self.estimator, LinearSVC):
             support, sv_class, m, n_active = self._linear_svc_machines(
                 X, y_encoded, sample_weight
@@ -330,34 +314,41 @@ class SVMAdapter(ModelAdapter):
             support = self._training_support(
                 X, y_encoded, support, sv_class, sample_weight
             )
-
         # Support vectors in increasing training index (the scoring's chunks).
         order = np.argsort(support, kind="stable")
-        self.candidates_ = support[order]
         self.signs_ = m[order]
-        sv_class, n_active = sv_class[order], n_active[order]
-        self.n_machines_ = n_active  # n_i
+        self.n_machines_ = n_active[order]  # n_i
+        self.support_ = support[order]
+        return self.support_
 
-        diagonal = _kernel_diagonal(X, self.candidates_, kernel, params, n_jobs)
+    def kernel_norms(self, X, rows):
+        """``g_i^T g_i = n_i K(x_i, x_i)`` for the support vectors ``rows``."""
+        kernel, params = self.kernel_
+        diagonal = _kernel_diagonal(X, rows, kernel, params, None)
         if not np.all(np.isfinite(diagonal)):
             raise ValueError(
-                f"The kernel of the {name} gives non-finite values K(x_i, x_i) on "
-                "the training data."
+                f"The kernel of the {type(self.estimator).__name__} gives non-finite "
+                "values K(x_i, x_i) on the training data."
             )
-        self.kernel_diagonal_ = diagonal
-        # self_influence = m_{y_i}(i) K(x_i, x_i) = n_i K(x_i, x_i).
-        self.self_influence_ = np.zeros(self.n_train_)
-        self.self_influence_[self.candidates_] = n_active * diagonal
-        # RelatIF: 1 / ||g_i|| = 1 / sqrt(n_i |K(x_i, x_i)|), and 0 when it is zero.
-        self.train_scale_ = np.zeros(self.n_train_)
-        if method == "if":
-            self.train_scale_[self.candidates_] = 1.0
-        else:
-            norm = np.sqrt(n_active * np.abs(diagonal))
-            self.train_scale_[self.candidates_] = np.divide(
-                1.0, norm, out=np.zeros_like(norm), where=norm > 0
+        return self.n_machines_ * diagonal
+
+    def loss_gradients(self, X, y_encoded):
+        raise NotImplementedError(  # pragma: no cover - kernel_space
+            "SVM gradients live in the kernel's feature space."
+        )
+
+    def losses(self, X, y_encoded):
+        """The hinge loss ``max(0, 1 - y f)`` of a binary machine."""
+        if len(self.classes_) != 2:
+            raise ValueError(
+                f"The loss of a multiclass {type(self.estimator).__name__} is a sum "
+                "over its binary machines, which retraining does not reproduce; "
+                "leave-one-out validation supports binary SVMs only."
             )
-        return self
+        margin = np.where(y_encoded == 1, 1.0, -1.0) * self.estimator.decision_function(
+            X
+        )
+        return np.maximum(0.0, 1.0 - margin)
 
     def _training_support(self, X, y_encoded, support, sv_class, sample_weight):
         """Training indices of the SVC's support vectors; warns when the model
@@ -392,7 +383,7 @@ class SVMAdapter(ModelAdapter):
                 "Its support vectors index the training data: pass exactly the X, "
                 "y (and sample_weight) the model was trained on, in the same order.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         return support
 
@@ -450,25 +441,25 @@ class SVMAdapter(ModelAdapter):
         return bool(np.allclose(actual, computed, rtol=1e-6, atol=1e-6))
 
     # -- test side ---------------------------------------------------------------------
-    def prepare_test(self, X, y_encoded):
+    def kernel_test_state(self, X, y_encoded):
         return X, np.asarray(y_encoded), self.kernel_
 
-    def train_chunk(self, rows):
+    def kernel_payload(self, X, rows):
         index = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
-        position = np.searchsorted(self.candidates_, index)
+        position = np.searchsorted(self.support_, index)
         kernel = self.kernel_[0]
         if kernel == "precomputed" and not callable(kernel):
             return np.asarray(index), self.signs_[position]
-        return self.X_[rows], self.signs_[position]
+        return X[rows], self.signs_[position]
 
     @staticmethod
-    def cross(test_state, support_vectors, signs):
+    def kernel_dots(test_state, support_vectors, signs):
         X, y_encoded, (kernel, params) = test_state
         # m_c(i) K(x_i, x_t) with c the label explained for t.
         return _kernel(X, support_vectors, kernel, params) * signs[:, y_encoded].T
 
     def test_row_bytes(self) -> int:
-        return 8 * (self.X_.shape[1] + 1)
+        return 8 * 64
 
-    def cross_bytes_per_pair(self) -> int:
+    def dot_bytes_per_pair(self) -> int:
         return 8 * 4
