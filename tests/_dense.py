@@ -91,3 +91,18 @@ def scores(
     if method == "theta-relatif":
         return cross / np.linalg.norm(solved, axis=1), self_influence
     return cross / np.sqrt(np.einsum("ij,ij->i", solved, G)), self_influence
+
+
+def scores_from(G, Gt, H, weights, method, singular=False):
+    """Scores from explicit gradients: training rows G (n, P), test rows Gt,
+    the Hessian H of the objective and ``weights`` = c * s_i (spec section 5)."""
+    Hinv = np.linalg.pinv(H, hermitian=True) if singular else np.linalg.inv(H)
+    solved = G @ Hinv
+    cross = Gt @ solved.T
+    quad = np.einsum("ij,ij->i", solved, G)
+    self_influence = weights * quad
+    if method == "if":
+        return weights * cross, self_influence
+    if method == "theta-relatif":
+        return cross / np.linalg.norm(solved, axis=1), self_influence
+    return cross / np.sqrt(quad), self_influence

@@ -197,4 +197,3 @@ def test_regressor_neighbours_need_no_labels():
     given = explainer.explain(X[:3] + 0.01, y=[10.5, -3.0, 0.25], k=2)
     np.testing.assert_array_equal(given.proponents, e.proponents)
     np.testing.assert_allclose(given.target, [10.5, -3.0, 0.25])
-

@@ -39,10 +39,12 @@ subclasses :class:`ModelAdapter`; it registers itself.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 from .._utils import chunk_slices
 
@@ -222,6 +224,28 @@ class ModelAdapter(ABC):
     def dot_bytes_per_pair(self) -> int:
         """Temporary bytes :meth:`gradient_dots` needs per (test, train) pair."""
         return 8
+
+
+def class_weights(
+    estimator: Any, y_encoded: np.ndarray, sample_weight: Any = None
+) -> np.ndarray | float:
+    """Each example's class weight under ``estimator.class_weight`` (1.0 when
+    it has none), as scikit-learn's ``compute_class_weight`` gives it; pass
+    ``sample_weight`` for the estimators whose ``"balanced"`` weights count
+    sample weights (``LogisticRegression``)."""
+    class_weight = getattr(estimator, "class_weight", None)
+    if class_weight is None:
+        return 1.0
+    classes = estimator.classes_
+    kwargs = {}
+    if sample_weight is not None and (
+        "sample_weight" in inspect.signature(compute_class_weight).parameters
+    ):
+        kwargs["sample_weight"] = sample_weight
+    weights = compute_class_weight(
+        class_weight, classes=classes, y=classes[y_encoded], **kwargs
+    )
+    return weights[y_encoded]
 
 
 def encode_labels(classes: np.ndarray, y: Any, *, what: str = "y") -> np.ndarray:

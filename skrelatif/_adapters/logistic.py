@@ -12,13 +12,11 @@ constant feature ``intercept_scaling``: ``1/2 (b / intercept_scaling)^2``.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 from scipy.special import expit, logsumexp
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils.class_weight import compute_class_weight
 
+from ._base import class_weights
 from ._linear import LinearModelAdapter
 
 
@@ -98,21 +96,10 @@ class LogisticRegressionAdapter(LinearModelAdapter):
         return self.n_outputs > 1
 
     def sample_weights(self, y_encoded, sample_weight):
-        """``s_i``: sample weight times the class weight of example i's class."""
-        est = self.estimator
-        weights = (
-            np.ones(len(y_encoded)) if sample_weight is None else sample_weight.copy()
-        )
-        if est.class_weight is not None:
-            y = self.classes_[y_encoded]
-            kwargs = {}
-            if "sample_weight" in inspect.signature(compute_class_weight).parameters:
-                kwargs["sample_weight"] = sample_weight
-            class_weight = compute_class_weight(
-                est.class_weight, classes=self.classes_, y=y, **kwargs
-            )
-            weights *= class_weight[y_encoded]
-        return weights
+        """``s_i``: sample weight times the class weight of example i's class
+        ("balanced" counts the sample weights, as scikit-learn does here)."""
+        weights = super().sample_weights(y_encoded, sample_weight)
+        return weights * class_weights(self.estimator, y_encoded, sample_weight)
 
     # -- the loss ----------------------------------------------------------------------
     def output_gradients(self, F, y):
