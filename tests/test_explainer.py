@@ -13,10 +13,11 @@ from sklearn.datasets import load_iris, make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import check_estimator
 
 from skrelatif import InfluenceExplainer
@@ -221,10 +222,25 @@ def test_failed_fit_leaves_fitted_state_unchanged(data):
 # -- bad input: a clear error, nothing changed --------------------------------------
 def test_unsupported_model_lists_supported_ones(data):
     X, y, _, _ = data
-    with pytest.raises(TypeError, match="Ridge is not supported.*LogisticRegression"):
-        InfluenceExplainer(Ridge()).fit(X, y)
-    with pytest.raises(TypeError, match="Ridge is not supported"):
-        InfluenceExplainer(make_pipeline(StandardScaler(), Ridge())).fit(X, y)
+    tree = DecisionTreeClassifier()
+    match = "DecisionTreeClassifier is not supported.*LogisticRegression.*Ridge"
+    with pytest.raises(TypeError, match=match):
+        InfluenceExplainer(tree).fit(X, y)
+    with pytest.raises(TypeError, match="DecisionTreeClassifier is not supported"):
+        InfluenceExplainer(make_pipeline(StandardScaler(), tree)).fit(X, y)
+
+
+def test_dispatch_is_on_exact_types(data):
+    """A subclass of a supported estimator may change its objective: it gets
+    the clear TypeError, not the parent's adapter."""
+
+    class MyLogisticRegression(LogisticRegression):
+        pass
+
+    X, y, _, _ = data
+    model = MyLogisticRegression().fit(X, y)
+    with pytest.raises(TypeError, match="MyLogisticRegression is not supported"):
+        InfluenceExplainer(model).fit(X, y)
 
 
 # scikit-learn >= 1.8 reads the penalty from l1_ratio; older versions from penalty.
@@ -334,3 +350,111 @@ def test_inputs_and_model_are_not_modified(data):
     after = [joblib.hash(obj) for obj in (model, X, y, X_test, sw)]
     assert before == after
     assert ex.estimator_ is model
+
+
+# -- clone semantics, nested pipelines, parameters (issue 11) --------------------------
+def test_clone_keeps_a_fitted_model(data):
+    """clone(explainer) shares a fitted model, as FrozenEstimator does: refitting
+    the clone on other data explains the same model, never a refit one."""
+    X, y, X_test, _ = data
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    coef = model.coef_.copy()
+    ex = InfluenceExplainer(model, method="if")
+    cloned = clone(ex)
+    assert cloned.model is model and cloned.method == "if"
+    with pytest.warns(UserWarning, match="not at a minimum"):
+        cloned.fit(X[:60], y[:60])  # other data: the same (fitted) model
+    assert cloned.estimator_ is model
+    np.testing.assert_array_equal(model.coef_, coef)
+    unfitted = InfluenceExplainer(LogisticRegression(C=0.3))
+    fresh = clone(unfitted)
+    assert fresh.model is not unfitted.model and fresh.model.C == 0.3
+
+
+def test_nested_parameters_of_a_fitted_model_cannot_be_set(data):
+    X, y, _, _ = data
+    model = LogisticRegression().fit(X, y)
+    ex = InfluenceExplainer(model)
+    with pytest.raises(ValueError, match="model__C.*fitted"):
+        ex.set_params(model__C=5.0)
+    assert model.C == 1.0
+    ex.set_params(method="if")  # the explainer's own parameters are fine
+    unfitted = InfluenceExplainer(LogisticRegression()).set_params(model__C=5.0)
+    assert unfitted.model.C == 5.0
+
+
+def _nested(C=1.0):
+    inner = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=1e-10))
+    return Pipeline([("a", StandardScaler()), ("b", inner)])
+
+
+def test_nested_pipelines_route_sample_weight_and_transform_every_level(data):
+    X, y, X_test, _ = data
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    ex = InfluenceExplainer(_nested(), method="if").fit(X, y, sample_weight=sw)
+    fitted = _nested().fit(X, y, b__logisticregression__sample_weight=sw)
+    final = fitted[-1][-1]
+    np.testing.assert_allclose(ex.estimator_[-1][-1].coef_, final.coef_, rtol=1e-6)
+    # the fitted nested pipeline maps X through both levels of transforms
+    inner_X = fitted[-1][:-1].transform(fitted[:-1].transform(X))
+    inner_test = fitted[-1][:-1].transform(fitted[:-1].transform(X_test))
+    explained = InfluenceExplainer(fitted, method="if").fit(X, y, sample_weight=sw)
+    manual = InfluenceExplainer(final, method="if").fit(inner_X, y, sample_weight=sw)
+    np.testing.assert_allclose(
+        explained.transform(X_test), manual.transform(inner_test), rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_jobs": 0}, "n_jobs"),
+        ({"hessian": "cg", "hessian_options": {"max_iter": 0}}, "max_iter"),
+        ({"hessian": "cg", "hessian_options": {"tol": -1.0}}, "tol"),
+        ({"hessian": "lissa", "hessian_options": {"depth": 2.5}}, "depth"),
+        ({"hessian": "cg", "hessian_options": {"depth": 3}}, "Unknown hessian_options"),
+    ],
+)
+def test_bad_parameters_fail_before_any_work(data, params, match):
+    X, y, _, _ = data
+    model = LogisticRegression().fit(X, y)
+    ex = InfluenceExplainer(model, **params)
+    with pytest.raises(ValueError, match=match):
+        ex.fit(X, y)
+    assert not hasattr(ex, "n_features_in_")
+
+
+def test_separable_data_without_penalty_says_so():
+    X, y = make_classification(
+        n_samples=40, n_features=4, class_sep=4.0, random_state=1
+    )
+    model = LogisticRegression(C=np.inf, max_iter=10_000).fit(X, y)
+    assert (model.predict(X) == y).all()
+    with pytest.warns(UserWarning, match="separable.*finite C"):
+        InfluenceExplainer(model, damping=1e-3).fit(X, y)
+
+
+@pytest.mark.parametrize("hessian", ["cg", "lissa"])
+def test_iterative_solvers_agree_across_n_jobs_to_their_tolerance(data, hessian):
+    """Iterative solvers: results differ across n_jobs only by floating-point
+    summation order (BLAS threads), amplified by the iterations at most to the
+    solver's tolerance: documented as 1e-6 relative at the default settings."""
+    X, y, X_test, _ = data
+    model = LogisticRegression(tol=1e-10).fit(StandardScaler().fit_transform(X), y)
+    Xs = StandardScaler().fit_transform(X)
+    options = {"depth": 200} if hessian == "lissa" else None
+    scores = [
+        InfluenceExplainer(
+            model,
+            method="if",
+            hessian=hessian,
+            hessian_options=options,
+            random_state=0,
+            n_jobs=n_jobs,
+        )
+        .fit(Xs, y)
+        .transform(Xs[:5])
+        for n_jobs in (1, 2)
+    ]
+    scale = np.abs(scores[0]).max()
+    np.testing.assert_allclose(scores[1], scores[0], rtol=0, atol=1e-6 * scale)

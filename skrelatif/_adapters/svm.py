@@ -39,6 +39,9 @@ negative ``coef0``, some precomputed or callable ones) can have
 ``K(x_i, x_i) <= 0``. RelatIF then divides by ``sqrt(|K(x_i, x_i)|)``, and an
 example with ``K(x_i, x_i) = 0`` scores 0 (for a positive semi-definite kernel
 its feature vector, hence every ``K(x_i, x)``, is zero), so no score is NaN.
+``self_influence_`` keeps its definition (the ``"if"`` score of an example for
+itself, ``n_i K(x_i, x_i)``), which is then negative where ``K(x_i, x_i) < 0``:
+not a squared norm, and no longer a measure of how unusual the example is.
 
 :class:`~sklearn.svm.LinearSVC` is the same with the explicit linear kernel
 of liblinear's augmented input ``[x, intercept_scaling]`` (liblinear
