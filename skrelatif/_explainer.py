@@ -9,13 +9,16 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import _fit_context
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _newton
 from ._adapters import METHODS, find_adapter
 from ._base import _BaseExplainer, _final_step
 from ._explanation import Explanation
-from ._influence import Influence, check_hessian
+from ._influence import Influence, check_options
+from ._newton import check_groups
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
 
@@ -227,8 +230,9 @@ class InfluenceExplainer(_BaseExplainer):
         # changes nothing.
         final = _final_step(self.model)
         adapter_class = find_adapter(final)
-        check_hessian(
+        check_options(
             adapter_class,
+            self.method,
             self.hessian,
             float(self.damping),
             self.hessian_options,
@@ -338,3 +342,135 @@ class InfluenceExplainer(_BaseExplainer):
             influence, Xt, y_encoded, k, n_jobs=self.n_jobs, verbose=self.verbose
         )
         return self._explanation(top, target, self.method)
+
+    # -- beyond first order ------------------------------------------------------------
+    @property
+    def loo_loss_(self) -> np.ndarray:
+        """Each training example's loss under the model refit without it.
+
+        Approximate leave-one-out cross-validation from one fit: one Newton
+        step of the leave-one-out objective per example (exact for squared
+        loss), computed on first access unless ``method="newton"``. Not
+        defined for kernel SVMs (no curvature).
+        """
+        check_is_fitted(self)
+        return self._influence.loo_loss_
+
+    def _parametric(self, what: str) -> None:
+        check_is_fitted(self)
+        adapter = self._influence.adapter
+        if adapter.kernel_space:
+            raise ValueError(
+                f"{what} needs the curvature of the model's loss; "
+                f"{type(adapter.estimator).__name__} has a hinge loss. It "
+                "supports the models with a smooth loss (LogisticRegression, "
+                "Ridge, ...)."
+            )
+
+    def predict_removal(
+        self, X: Any, y: Any = None, *, groups: Any, method: str = "newton"
+    ) -> np.ndarray:
+        """Predicted change of each test loss when each group is removed.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            The points whose losses are tracked.
+        y : array-like of shape (n_test,), default=None
+            Their labels (or targets); the predictions when None (for a
+            regressor: minus the change of the prediction itself).
+        groups : list of array-like of int
+            Training indices removed together, one array per group (e.g. all
+            examples of one data source).
+        method : {"newton", "first-order"}, default="newton"
+            ``"first-order"``: the sum of the group's ``"if"`` scores.
+            ``"newton"``: one Newton step of the objective without the group
+            (Woodbury, rank ``len(group) * n_outputs``) and the test loss
+            evaluated exactly at the new parameters; exact for squared loss.
+
+        Returns
+        -------
+        change : ndarray of shape (n_test, n_groups)
+            Positive: removing the group raises the test loss.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from skrelatif import InfluenceExplainer
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> model = LogisticRegression(C=0.1, tol=1e-10).fit(X[:300], y[:300])
+        >>> ex = InfluenceExplainer(model).fit(X[:300], y[:300])
+        >>> ex.predict_removal(X[300:302], groups=[[0, 1, 2], range(100)]).shape
+        (2, 2)
+        """
+        self._parametric("predict_removal")
+        if method not in ("newton", "first-order"):
+            raise ValueError(
+                f"method must be 'newton' or 'first-order'; got {method!r}."
+            )
+        groups = check_groups(groups, self._influence.n_train_)
+        Xt, y_encoded, _ = self._test_input(X, y)
+        return _newton.predict_removal(
+            self._influence, Xt, y_encoded, groups, method, n_jobs=self.n_jobs
+        )
+
+    def flip_sets(self, X: Any, *, max_size: int = 50, verify: bool = True) -> Bunch:
+        """The fewest training examples whose removal changes each prediction.
+
+        For each test point: training examples are ranked by how much their
+        own removal (one Newton step) lowers the margin of the predicted
+        label, and the shortest prefix of that ranking whose removal together
+        (the group Newton step) changes the predicted label is returned. With
+        ``verify=True`` each set is confirmed by refitting the model without
+        it (Newton iterations to the exact optimum): a set that does not
+        change the label on refit is extended, and one whose last element is
+        not needed is shortened, so removing the set without its last example
+        does not change the label.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            The points whose predictions are examined.
+        max_size : int, default=50
+            The largest set searched.
+        verify : bool, default=True
+            Confirm each set by refitting without it.
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            ``size`` (n_test,) int: the set's size, -1 when no set of at most
+            ``max_size`` examples was found; ``indices``: a list of int arrays
+            (training indices, in removal order; empty when none); ``verified``
+            (n_test,) bool: the refit without the set changes the label.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from skrelatif import InfluenceExplainer
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> model = LogisticRegression(C=0.1, tol=1e-10).fit(X[:300], y[:300])
+        >>> ex = InfluenceExplainer(model).fit(X[:300], y[:300])
+        >>> result = ex.flip_sets(X[300:303], max_size=20)
+        >>> result.size.shape, len(result.indices)
+        ((3,), 3)
+        """
+        self._parametric("flip_sets")
+        influence = self._influence
+        if influence.adapter.is_regressor:
+            raise ValueError(
+                "flip_sets needs a classifier (a predicted label to change); "
+                f"{type(influence.adapter.estimator).__name__} is a regressor. Use "
+                "predict_removal to see how removing groups moves a prediction."
+            )
+        max_size = self._check_k(max_size, influence.n_train_)
+        Xt, labels, _ = self._test_input(X, None)
+        return _newton.flip_sets(
+            influence, Xt, labels, max_size, verify, n_jobs=self.n_jobs
+        )

@@ -12,6 +12,10 @@ and ``s_i`` the example's weight, every score factorises as ::
     "theta-relatif"  train_scale[i] = 1 / ||H^-1 ĝ_i||   (g_t^T H^-1 g_i / ||H^-1 g_i||)
     "l-relatif"      train_scale[i] = 1 / sqrt(ĝ_i^T H^-1 ĝ_i)
 
+``"newton"`` is not linear in the test gradient: its score is the test loss
+after one Newton step of the leave-one-out objective minus the loss before
+(:mod:`skrelatif._newton`), and ``train_scale`` is 1.
+
 so RelatIF depends on ``g_i`` only through its direction and stays finite for
 examples fitted with near certainty (``ν_i`` underflowing); an example whose
 direction is zero scores 0. ``self_influence[i] = c s_i ν_i^2 ĝ_i^T H^-1 ĝ_i``.
@@ -32,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _newton
 from ._solvers import SOLVERS
 from ._utils import chunk_slices, log, parallel_map
 
@@ -40,12 +45,18 @@ from ._utils import chunk_slices, log, parallel_map
 OPTIMALITY_TOLERANCE = 1e-2
 
 
-def check_hessian(
-    adapter_class, hessian: str, damping: float, options, name: str
+def check_options(
+    adapter_class, method: str, hessian: str, damping: float, options, name: str
 ) -> None:
-    """Raise ``ValueError`` when ``hessian``, ``damping`` or ``hessian_options``
-    do not apply to the adapter's family (before any work is done); ``name``
-    is the estimator's class name."""
+    """Raise ``ValueError`` when ``method``, ``hessian``, ``damping`` or
+    ``hessian_options`` do not apply to the adapter's family (before any work
+    is done); ``name`` is the estimator's class name."""
+    if method == "newton" and adapter_class.kernel_space:
+        raise ValueError(
+            f"method='newton' needs the curvature of the model's loss; {name} has "
+            "a hinge loss (no curvature). Use 'if', 'theta-relatif' or "
+            "'l-relatif'."
+        )
     if hessian not in adapter_class.hessians:
         raise ValueError(
             f"hessian={hessian!r} does not apply to {name}; use one of "
@@ -129,7 +140,10 @@ class Influence:
             f"{self.hessian} Hessian ready ({adapter.n_params} parameters, "
             f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s",
         )
-        if self.method == "if":
+        if self.method == "newton":
+            self._newton_rows()
+            self.train_scale_ = np.ones(self.n_train_)
+        elif self.method == "if":
             self.train_scale_ = self.weights_ * self.grad_norm_
         else:
             quad, norm = self._normalisers(need_norms=self.method == "theta-relatif")
@@ -185,10 +199,41 @@ class Influence:
 
     @property
     def self_influence_(self) -> np.ndarray:
-        """``c s_i g_i^T H^-1 g_i``; computed on first use for ``"if"``."""
+        """``c s_i g_i^T H^-1 g_i`` (``"newton"``: the Newton leave-one-out change
+        of each example's own loss); computed on first use for ``"if"``."""
+        if self.method == "newton":
+            return self.loo_loss_ - self.adapter.losses(self.X_, self.y_)
         if self._self_influence is None:
             self._normalisers(need_norms=False)
         return self._self_influence
+
+    def _newton_rows(self) -> None:
+        """``u_i`` of the Newton leave-one-out step and the loss of each example
+        after it (see :mod:`skrelatif._newton`)."""
+        start = time.perf_counter()
+        adapter = self.adapter
+        row_bytes = 8 * 3 * adapter.n_outputs * adapter.n_params
+        self.newton_u_, self._loo_loss = _newton.newton_rows(
+            adapter, self.solver_, self.X_, self.y_, self.weights_, row_bytes
+        )
+        log(
+            self.verbose,
+            1,
+            f"Newton leave-one-out steps of {self.n_train_} examples in "
+            f"{time.perf_counter() - start:.1f} s",
+        )
+
+    @property
+    def loo_loss_(self) -> np.ndarray:
+        """Each example's loss under the model refit without it (Newton step)."""
+        if self.adapter.kernel_space:
+            raise AttributeError(
+                "loo_loss_ needs the curvature of the model's loss; kernel SVMs "
+                "have a hinge loss."
+            )
+        if getattr(self, "_loo_loss", None) is None:
+            self._newton_rows()
+        return self._loo_loss
 
     def _check_optimality(self) -> None:
         """Warn when the model is not at a minimum of its objective on X, y.
@@ -197,8 +242,8 @@ class Influence:
         objective's gradient relative to a bound on the size of its terms.
         """
         adapter = self.adapter
-        norm, size = adapter.objective_gradient(self.X_, self.y_, self.weights_)
-        self.optimality_gap_ = gap = norm / max(size, 1e-300)
+        gradient, size = adapter.objective_gradient(self.X_, self.y_, self.weights_)
+        self.optimality_gap_ = gap = np.linalg.norm(gradient) / max(size, 1e-300)
         separable = (
             not adapter.is_regressor
             and not np.any(adapter.penalty())
@@ -242,6 +287,8 @@ class Influence:
         adapter's test state."""
         if self.adapter.kernel_space:
             return self.adapter.kernel_test_state(X, y_encoded)
+        if self.method == "newton":
+            return _newton.newton_test_state(self.adapter, self.solver_, X, y_encoded)
         solved = self.solver_.solve(self.test_gradients(X, y_encoded))
         return solved.astype(self.solver_.compute_dtype, copy=False)
 
@@ -250,6 +297,8 @@ class Influence:
         if self.adapter.kernel_space:
             return self.adapter.kernel_payload(self.X_, rows)
         X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
+        if self.method == "newton":
+            return X, self.newton_u_[rows]
         return X, self.direction_[rows]
 
     @property
@@ -258,12 +307,19 @@ class Influence:
         ``g_t^T H^-1 ĝ_i`` (a picklable bound method of the adapter)."""
         if self.adapter.kernel_space:
             return self.adapter.kernel_dots
+        if self.method == "newton":
+            return _newton.newton_cross
         return self.adapter.gradient_dots
 
     def test_row_bytes(self) -> int:
         if self.adapter.kernel_space:
             return self.adapter.test_row_bytes()
-        return 8 * self.solver_.workspace * self.adapter.n_params
+        outputs = self.adapter.n_outputs if self.method == "newton" else 1
+        return 8 * self.solver_.workspace * self.adapter.n_params * outputs
 
     def cross_bytes_per_pair(self) -> int:
+        if self.method == "newton":  # K shifts, moved outputs, losses
+            return self.adapter.n_outputs * self.adapter.dot_bytes_per_pair() + 8 * (
+                2 * self.adapter.n_outputs + 4
+            )
         return self.adapter.dot_bytes_per_pair()

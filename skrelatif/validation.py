@@ -16,15 +16,22 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy import stats
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, gen_even_slices
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from . import _newton
 from ._explainer import InfluenceExplainer
 
 __all__ = ["agreement", "leave_one_out"]
@@ -32,6 +39,11 @@ __all__ = ["agreement", "leave_one_out"]
 #: Above this many parameters the retraining keeps the model's own solver
 #: instead of switching to Newton's method (whose steps cost O(P^3)).
 _NEWTON_MAX_PARAMS = 2000
+#: Above this many parameters leave-one-out refits instead of Newton
+#: iterations with the dense Hessian.
+_NEWTON_DENSE_PARAMS = 8000
+#: Newton iterations at most (each removal converges in a few).
+_NEWTON_MAX_ITER = 100
 #: Solvers that minimise exactly the same objective as "newton-cg".
 _SAME_OBJECTIVE = {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}
 
@@ -116,6 +128,64 @@ def _remove_one(
     return test_loss, _projected_norm(delta, null_space), rss, converged
 
 
+def _newton_removals(exact, X_test, y_test, groups, null_space):
+    """Exact removal of each group by Newton iterations (see ``ExactRemoval``)."""
+    adapter = exact.adapter
+    train_loss = adapter.losses(exact.X, exact.y)
+    theta0 = adapter.parameters()
+    results = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for group in groups:
+            theta, converged = exact.remove(group)
+            moved = adapter.at(theta)
+            rss = np.sqrt(np.sum((moved.losses(exact.X, exact.y) - train_loss) ** 2))
+            results.append(
+                (
+                    _newton.removal_change(adapter, theta, X_test, y_test),
+                    _projected_norm(theta - theta0, null_space),
+                    float(rss),
+                    converged,
+                )
+            )
+    return results
+
+
+def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
+    """``indices`` as a list of groups (one index each for a 1-d int array)."""
+    if isinstance(indices, (list, tuple)) and any(
+        np.ndim(item) > 0 for item in indices
+    ):
+        groups = _newton.check_groups(indices, n_train)
+        return groups, [np.asarray(g) for g in groups]
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or indices.size == 0:
+        raise ValueError(
+            "indices must be a non-empty 1-d array of training indices, or a list "
+            f"of such arrays (groups); got shape {indices.shape}."
+        )
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"indices must be integers; got dtype {indices.dtype}.")
+    if indices.min() < 0 or indices.max() >= n_train:
+        raise ValueError(
+            f"indices must be between 0 and n_train - 1 = {n_train - 1}; got "
+            f"values from {indices.min()} to {indices.max()}."
+        )
+    return [indices[j : j + 1] for j in range(indices.size)], indices
+
+
+@validate_params(
+    {
+        "explainer": [InfluenceExplainer],
+        "X_test": ["array-like", "sparse matrix"],
+        "y_test": ["array-like", None],
+        "indices": ["array-like"],
+        "n_jobs": [Integral, None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions({"auto", "newton", "refit"})],
+    },
+    prefer_skip_nested_validation=True,
+)
 def leave_one_out(
     explainer: InfluenceExplainer,
     X_test: Any,
@@ -125,28 +195,35 @@ def leave_one_out(
     n_jobs: int | None = None,
     tol: float = 1e-10,
     max_iter: int = 10_000,
+    solver: str = "auto",
 ) -> Bunch:
     """Retrain the explained model without each of the training ``indices``.
 
-    For every index ``i``, the explainer's model is refitted on its training
-    data without example ``i`` (same hyper-parameters, ``sample_weight`` and
-    class weights; a pipeline's earlier steps are kept fixed, as in the
-    influence scores) and compared with a *reference* model refitted on all
-    the data with the same tight settings. The reference is not the given
-    model itself so that "before" and "after" are converged to the same
-    tolerance: their difference is then the effect of the removal, not of the
-    optimiser's stopping point (``reference_param_change`` says how far the
-    given model was from it).
+    For every index ``i`` (or every group of indices, removed together), the
+    explainer's model is retrained on its training data without it (same
+    hyper-parameters, ``sample_weight`` and class weights; a pipeline's
+    earlier steps are kept fixed, as in the influence scores) and compared
+    with a *reference*: the model converged to the exact minimum of its
+    objective on all the data. The reference is not the given model itself so
+    that "before" and "after" are converged to the same tolerance: their
+    difference is then the effect of the removal, not of the optimiser's
+    stopping point (``reference_param_change`` says how far the given model
+    was from it).
 
-    Models with a ``warm_start`` parameter are warm-started from the fitted
-    parameters. A :class:`~sklearn.linear_model.LogisticRegression` trained
-    with "lbfgs", "newton-cg", "sag" or "saga" (all minimise the same
-    objective) is retrained with "newton-cg", which converges to ``tol`` in a
-    few Newton steps, unless it has more than 2000 parameters. Models
-    without ``warm_start`` (e.g. kernel SVMs) are retrained from scratch.
-    Each refit uses one BLAS thread (the refits are small; parallelism comes
-    from ``n_jobs``, as in joblib's own workers), which also avoids the
-    drastic slowdowns of oversubscribed BLAS threads on a busy machine.
+    ``solver="newton"`` (the default through ``"auto"`` for every model whose
+    objective the package knows, when its Hessian fits in memory and is well
+    conditioned) minimises
+    the objective without the removed examples by Newton iterations from the
+    reference, with the package's own gradient and exact Hessian, until the
+    step is at most ``tol`` times the change of the parameters: a tiny but
+    real change is resolved to that relative accuracy, never reported as 0.
+    ``solver="refit"`` (the default for kernel SVMs and for
+    ``class_weight="balanced"``, whose weights a removal changes) refits the
+    scikit-learn model: warm-started from the fitted parameters where the
+    model allows it; a :class:`~sklearn.linear_model.LogisticRegression`
+    trained with "lbfgs", "newton-cg", "sag" or "saga" is retrained with
+    "newton-cg" (up to 2000 parameters). Each removal uses one BLAS thread;
+    parallelism comes from ``n_jobs``.
 
     Parameters
     ----------
@@ -156,17 +233,23 @@ def leave_one_out(
     X_test : {array-like, sparse matrix} of shape (n_test, n_features)
         Test points whose losses are tracked (raw input for a pipeline).
     y_test : array-like of shape (n_test,) or None
-        Their labels. ``None`` means the model's predictions, i.e. the labels
-        that :meth:`InfluenceExplainer.transform` explains by default.
-    indices : array-like of int of shape (n_removed,)
-        Training indices to remove, one at a time.
+        Their labels (or targets). ``None`` means the model's predictions,
+        i.e. what :meth:`InfluenceExplainer.transform` explains by default;
+        for a regressor the tracked quantity is then minus its prediction.
+    indices : array-like of int of shape (n_removed,), or list of array-like
+        Training indices to remove, one at a time; or a list of index arrays
+        (groups), each removed together.
     n_jobs : int, default=None
-        Number of joblib jobs over ``indices``. ``None`` means 1 unless in a
+        Number of joblib jobs over the removals. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context. Results do not depend on it.
     tol : float, default=1e-10
-        Tolerance of every refit (including the reference).
+        Relative tolerance of the Newton iterations (on the step), or the
+        ``tol`` of every refit (including the reference).
     max_iter : int, default=10_000
-        Iteration budget of every refit (never lowered below the model's own).
+        Iteration budget of every refit (never lowered below the model's
+        own), or of the Newton iterations (at most 100).
+    solver : {"auto", "newton", "refit"}, default="auto"
+        How the model is retrained (see above).
 
     Returns
     -------
@@ -174,35 +257,36 @@ def leave_one_out(
         With attributes
 
         test_loss_change : ndarray of shape (n_test, n_removed)
-            Actual test loss after removing ``indices[j]`` minus before: the
-            quantity that the ``"if"`` score predicts.
+            Actual test loss after the removal minus before: the quantity
+            that the ``"if"`` and ``"newton"`` scores predict.
         param_change_norm : ndarray of shape (n_removed,)
             ``||theta_after - theta_before||`` (without the component along
             the common shift of all multinomial intercepts, to which the model
-            is invariant). NaN for models without a parameter vector in the
-            adapter (kernel SVMs).
+            is invariant). NaN for kernel SVMs.
         train_loss_change_rss : ndarray of shape (n_removed,)
             ``sqrt(sum_j (l_j after - l_j before)^2)`` over *all* training
-            examples ``j`` (the removed one included), unweighted.
+            examples ``j`` (the removed ones included), unweighted.
         test_loss : ndarray of shape (n_test,)
             Test losses of the reference model.
-        indices : ndarray of shape (n_removed,)
-            The removed indices.
+        indices : ndarray or list of ndarray
+            The removed indices (or groups), as given.
         reference_param_change : float
             ``||theta_reference - theta_given||``: how far the given model was
-            from the tightly converged reference.
+            from the exact minimum.
+        solver : str
+            ``"newton"`` or ``"refit"``: how the removals were computed.
 
     Notes
     -----
     The losses are the model's own per-example losses (log-loss for logistic
-    regression, at the labels given or predicted); for a binary model without
-    a twice-differentiable loss (SVM) the hinge loss ``max(0, 1 - y f)``.
-    A refit that does not converge raises one :class:`ConvergenceWarning`.
-    Removing the only example of a class is refused (the retrained model
-    would have different classes). With ``class_weight="balanced"`` the
-    retrained model recomputes its class weights without the removed example,
-    as a real retraining would; the influence function does not model that
-    (small) effect.
+    regression, squared error for ridge, ...), at the labels given or
+    predicted; for a binary SVM the hinge loss ``max(0, 1 - y f)``.
+    Retraining that does not converge raises one :class:`ConvergenceWarning`.
+    With ``solver="refit"``, removing the only example of a class is refused
+    (the retrained model would have different classes). With
+    ``class_weight="balanced"`` the retrained model recomputes its class
+    weights without the removed examples, as a real retraining would; the
+    influence function does not model that (small) effect.
 
     Examples
     --------
@@ -224,16 +308,7 @@ def leave_one_out(
     >>> bool(agreement(predicted, loo.test_loss_change).pearson > 0.99)
     True
     """
-    if not isinstance(explainer, InfluenceExplainer):
-        raise TypeError(
-            f"leave_one_out needs a fitted InfluenceExplainer; got "
-            f"{type(explainer).__name__}."
-        )
     check_is_fitted(explainer)
-    if isinstance(tol, bool) or not (isinstance(tol, Real) and tol > 0):
-        raise ValueError(f"tol must be a positive number; got {tol!r}.")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
     influence = explainer._influence
     adapter = influence.adapter
     final = adapter.estimator
@@ -242,82 +317,132 @@ def leave_one_out(
     y = explainer._train_target
     y_encoded = influence.y_
     sample_weight = explainer._fit_sample_weight
-
-    indices = np.asarray(indices)
-    if indices.ndim != 1 or indices.size == 0:
-        raise ValueError(
-            f"indices must be a non-empty 1-d array of training indices; got shape "
-            f"{indices.shape}."
-        )
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"indices must be integers; got dtype {indices.dtype}.")
-    if indices.min() < 0 or indices.max() >= n_train:
-        raise ValueError(
-            f"indices must be between 0 and n_train - 1 = {n_train - 1}; got "
-            f"values from {indices.min()} to {indices.max()}."
-        )
+    groups, given = _as_groups(indices, n_train)
+    Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
+    if yt_test is not None:  # a loss that retraining cannot track fails here,
+        adapter.losses(Xt_test[:1], yt_test[:1])  # before any retraining
     if not adapter.is_regressor:
         counts = np.bincount(y_encoded, minlength=len(adapter.classes_))
-        alone = indices[counts[y_encoded[indices]] <= 1]
+        removed = np.concatenate(groups)
+        alone = removed[counts[y_encoded[removed]] <= 1]
         if alone.size:
             raise ValueError(
                 f"Training examples {list(alone[:5])} are the only examples of "
                 "their class; removing one changes the model's classes, so it "
                 "cannot be compared with the original."
             )
-    Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
-    if yt_test is not None:  # a loss that retraining cannot track fails here,
-        adapter.losses(Xt_test[:1], yt_test[:1])  # before any refit
-
-    adapter_class = type(adapter)
+    solver = _choose_solver(solver, adapter)
+    exact = None
+    if solver != "refit":
+        try:
+            exact = _newton.ExactRemoval(
+                adapter,
+                X,
+                y_encoded,
+                influence.weights_,
+                tol=float(tol),
+                max_iter=min(int(max_iter), _NEWTON_MAX_ITER),
+            )
+        except ValueError:  # a singular or ill-conditioned Hessian
+            if solver == "newton":
+                raise
+        solver = "refit" if exact is None else "newton"
     null_space = None if adapter.kernel_space else adapter.null_space()
-    n_params = adapter.n_params
-    template, warm = _retraining_template(final, n_params, float(tol), max_iter)
-    reference, converged = _retrain(template, warm, final, X, y, sample_weight, None)
-    train_loss, theta = _losses_and_params(adapter_class, reference, X, y_encoded)
-    test_loss, _ = _losses_and_params(adapter_class, reference, Xt_test, yt_test)
-    _, given_theta = _losses_and_params(adapter_class, final, X[:1], y_encoded[:1])
-    reference_change = _projected_norm(
-        None if theta is None else theta - given_theta, null_space
-    )
+    batches = gen_even_slices(len(groups), max(1, effective_n_jobs(n_jobs)))
 
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_remove_one)(
-            adapter_class,
-            template,
-            warm,
-            reference,
-            X,
-            y,
-            y_encoded,
-            sample_weight,
-            Xt_test,
-            yt_test,
-            train_loss,
-            theta,
-            null_space,
-            int(i),
-        )  # fmt: skip
-        for i in indices
-    )
-    after, norms, rss, ok = zip(*results)
-    n_failed = int(not converged) + sum(not c for c in ok)
+    if solver == "newton":
+        results = [
+            row
+            for part in Parallel(n_jobs=n_jobs)(
+                delayed(_newton_removals)(
+                    exact, Xt_test, yt_test, groups[batch], null_space
+                )
+                for batch in batches
+            )
+            for row in part
+        ]
+        reference = exact.adapter
+        test_loss = (
+            -reference.outputs(Xt_test)[:, 0]
+            if yt_test is None
+            else reference.losses(Xt_test, yt_test)
+        )
+        reference_change = _projected_norm(
+            reference.parameters() - adapter.parameters(), null_space
+        )
+        n_failed = int(not exact.converged) + sum(not r[3] for r in results)
+    else:
+        adapter_class = type(adapter)
+        n_params = 0 if adapter.kernel_space else adapter.n_params
+        template, warm = _retraining_template(final, n_params, float(tol), max_iter)
+        reference, converged = _retrain(
+            template, warm, final, X, y, sample_weight, None
+        )
+        train_loss, theta = _losses_and_params(adapter_class, reference, X, y_encoded)
+        test_loss, _ = _losses_and_params(adapter_class, reference, Xt_test, yt_test)
+        _, given_theta = _losses_and_params(adapter_class, final, X[:1], y_encoded[:1])
+        reference_change = _projected_norm(
+            None if theta is None else theta - given_theta, null_space
+        )
+        results = Parallel(n_jobs=n_jobs)(
+            delayed(_remove_one)(
+                adapter_class,
+                template,
+                warm,
+                reference,
+                X,
+                y,
+                y_encoded,
+                sample_weight,
+                Xt_test,
+                yt_test,
+                train_loss,
+                theta,
+                null_space,
+                group,
+            )  # fmt: skip
+            for group in groups
+        )
+        n_failed = int(not converged) + sum(not r[3] for r in results)
     if n_failed:
         warnings.warn(
-            f"{n_failed} of {len(indices) + 1} leave-one-out refits of "
+            f"{n_failed} of {len(groups) + 1} leave-one-out retrainings of "
             f"{type(final).__name__} did not converge to tol={tol}; the actual "
             "changes may be inaccurate. Increase max_iter or tol.",
             ConvergenceWarning,
             stacklevel=2,
         )
+    after, norms, rss, _ = zip(*results)
+    change = np.column_stack(after)
+    if solver == "refit":  # refits return test losses, Newton their changes
+        change = change - test_loss[:, None]
     return Bunch(
-        test_loss_change=np.column_stack(after) - test_loss[:, None],
+        test_loss_change=change,
         param_change_norm=np.asarray(norms, dtype=float),
         train_loss_change_rss=np.asarray(rss, dtype=float),
         test_loss=test_loss,
-        indices=indices,
+        indices=given,
         reference_param_change=reference_change,
+        solver=solver,
     )
+
+
+def _choose_solver(solver: str, adapter) -> str:
+    """``"newton"`` where the package knows the objective and its Hessian fits."""
+    newton_ok = (
+        not adapter.kernel_space
+        and adapter.n_params <= _NEWTON_DENSE_PARAMS
+        and getattr(adapter.estimator, "class_weight", None) != "balanced"
+    )
+    if solver == "newton" and not newton_ok:
+        raise ValueError(
+            f"solver='newton' needs a model with a smooth loss, at most "
+            f"{_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
+            f"{type(adapter.estimator).__name__} is retrained with solver='refit'."
+        )
+    if solver == "auto" and not newton_ok:
+        return "refit"
+    return solver
 
 
 def actual_change(result: Bunch, method: str) -> np.ndarray:

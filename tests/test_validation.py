@@ -253,7 +253,8 @@ def test_leave_one_out_multiclass_svc_fails_before_refitting(monkeypatch):
     "indices, match",
     [
         ([], "non-empty"),
-        ([[0, 1]], "1-d"),
+        (np.array([[0, 1]]), "1-d"),
+        ([[0, 1], []], "non-empty"),
         ([0.0, 1.0], "integers"),
         ([-1], "between 0"),
         ([150], "between 0"),

@@ -49,7 +49,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from .._utils import chunk_slices
 
 #: The scoring methods of :class:`~skrelatif.InfluenceExplainer`.
-METHODS = ("if", "theta-relatif", "l-relatif")
+METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 
 
 class ModelAdapter(ABC):
@@ -150,6 +150,35 @@ class ModelAdapter(ABC):
     def losses(self, X: Any, y_encoded: np.ndarray) -> np.ndarray:
         """Per-example loss ``l(y_i, f(x_i))`` as the objective writes it."""
 
+    # -- what Newton steps need (parametric families) ---------------------------
+    n_outputs: int = 1
+
+    def outputs(self, X: Any) -> np.ndarray:
+        """The outputs ``f(x)`` (n, K) the loss is a function of."""
+        raise NotImplementedError
+
+    def output_losses(self, F: np.ndarray, y_encoded: np.ndarray) -> np.ndarray:
+        """Per-example loss at outputs ``F`` (n, K)."""
+        raise NotImplementedError
+
+    def loss_curvature(
+        self, X: Any, y_encoded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``d²l/df² = diag(a) - b b^T`` per example, as (a, b) of shape (n, K)."""
+        raise NotImplementedError
+
+    def output_jacobian(self, X: Any) -> np.ndarray:
+        """``df_k/dtheta`` per example and output: dense (n, K, P)."""
+        n, K = X.shape[0], self.n_outputs
+        one_hot = np.eye(K)
+        return np.stack(
+            [self.gradients(X, np.tile(one_hot[k], (n, 1))) for k in range(K)], axis=1
+        )
+
+    def at(self, theta: np.ndarray) -> ModelAdapter:
+        """The same model with parameters ``theta`` (the estimator untouched)."""
+        raise NotImplementedError
+
     # -- the objective -----------------------------------------------------------------
     @property
     def loss_scale(self) -> float:
@@ -197,9 +226,9 @@ class ModelAdapter(ABC):
 
     def objective_gradient(
         self, X: Any, y_encoded: np.ndarray, weights: np.ndarray
-    ) -> tuple[float, float]:
-        """``||dF/dtheta||`` and a size to compare it with (see the core's
-        optimality check): ``sum_i w_i ||g_i|| + ||p theta||``."""
+    ) -> tuple[np.ndarray, float]:
+        """``dF/dtheta = sum_i w_i g_i + p theta`` (flat) and a size to compare
+        its norm with, ``sum_i w_i ||g_i|| + ||p theta||`` (weights ``w = c s``)."""
         total = np.zeros(self.n_params)
         size = 0.0
         for rows in chunk_slices(X.shape[0], 8 * 2 * max(self.n_params, 1)):
@@ -208,7 +237,7 @@ class ModelAdapter(ABC):
             total += weights[rows] @ G
             size += weights[rows] @ np.linalg.norm(G, axis=1)
         step = self.penalty() * self.parameters()
-        return float(np.linalg.norm(total + step)), size + float(np.linalg.norm(step))
+        return total + step, size + float(np.linalg.norm(step))
 
     # -- kernel machines -------------------------------------------------------------
     def kernel_norms(self, X: Any, rows: np.ndarray) -> np.ndarray:

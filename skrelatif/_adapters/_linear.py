@@ -24,6 +24,7 @@ the loss as a function of the outputs ``F`` (n, K): :meth:`output_gradients`,
 
 from __future__ import annotations
 
+import copy
 import functools
 from abc import abstractmethod
 from typing import Any, ClassVar
@@ -358,15 +359,28 @@ class LinearModelAdapter(ModelAdapter):
     def n_params(self) -> int:  # type: ignore[override]
         return self.n_outputs * self.n_design
 
+    #: Parameters set by :meth:`at` (None: the estimator's own).
+    _theta: np.ndarray | None = None
+
     @property
     def params(self) -> np.ndarray:
         """theta as (n_outputs, n_design): ``[W | b]``."""
+        if self._theta is not None:
+            return self._theta
         if self.fit_intercept:
             return np.column_stack([self.coef, self.intercept])
         return np.asarray(self.coef, dtype=float)
 
     def parameters(self) -> np.ndarray:
         return self.params.ravel()
+
+    def at(self, theta: np.ndarray) -> LinearModelAdapter:
+        """The same model with parameters ``theta`` (the estimator untouched)."""
+        shifted = copy.copy(self)
+        shifted._theta = np.asarray(theta, dtype=float).reshape(
+            self.n_outputs, self.n_design
+        )
+        return shifted
 
     def penalty(self) -> np.ndarray:
         per_output = np.ones((self.n_outputs, self.n_design))
@@ -398,8 +412,17 @@ class LinearModelAdapter(ModelAdapter):
 
     def decision(self, X: Any) -> np.ndarray:
         """``f = X W^T + b`` in float64 (computed in X's dtype)."""
-        coef = self.coef.astype(X.dtype, copy=False)
-        return np.asarray(X @ coef.T, dtype=np.float64) + self.intercept
+        params = self.params
+        n_features = params.shape[1] - int(self.fit_intercept)
+        coef = params[:, :n_features].astype(X.dtype, copy=False)
+        F = np.asarray(X @ coef.T, dtype=np.float64)
+        return F + params[:, n_features] if self.fit_intercept else F
+
+    def outputs(self, X: Any) -> np.ndarray:
+        return self.decision(X)
+
+    def loss_curvature(self, X, y_encoded):
+        return self.output_curvature(self.decision(X), y_encoded)
 
     def predict_target(self, X: Any) -> np.ndarray:
         return self.predict_from_decision(self.decision(X))
@@ -429,7 +452,7 @@ class LinearModelAdapter(ModelAdapter):
         return np.einsum("itk,ik->ti", products, direction.astype(products.dtype))
 
     def hessian_operator(self, X, y_encoded, weights, n_jobs=None):
-        curvature = self.output_curvature(self.decision(X), y_encoded)
+        curvature = self.loss_curvature(X, y_encoded)
         return LinearHessian(self, X, weights, curvature, n_jobs)
 
     def objective_gradient(self, X, y_encoded, weights):
@@ -443,7 +466,7 @@ class LinearModelAdapter(ModelAdapter):
         x_norms = np.sqrt(row_norms(X, squared=True) + self.fit_intercept)
         step = self.penalty() * self.parameters()
         size = float(np.sum(weights * norm * x_norms) + np.linalg.norm(step))
-        return float(np.linalg.norm(grad.ravel() + step)), size
+        return grad.ravel() + step, size
 
     def dot_bytes_per_pair(self) -> int:
         return 8 * (self.n_outputs + 1)
