@@ -23,3 +23,52 @@ def test_each_module_of_the_cli_has_one_job():
     modules = {p.name: len(p.read_text().splitlines()) for p in package.glob("*.py")}
     assert {"_parser.py", "_csv.py", "_models.py", "_output.py"} <= set(modules)
     assert max(modules.values()) < 300, modules
+
+
+def test_help_imports_neither_numpy_nor_scikit_learn():
+    # What ``skrelatif --help`` loads: the package and the parser only.
+    code = (
+        "import sys, skrelatif._cli\n"
+        "skrelatif._cli.build_parser().format_help()\n"
+        "print(sorted(m for m in ('numpy', 'scipy', 'sklearn', 'skrelatif._explainer')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_is_quick():
+    # `python -X importtime` lists every import on stderr: "self | cumulative |
+    # name", in microseconds, nested imports indented below their importer.
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "skrelatif", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert "explain" in done.stdout
+    rows = [line.split("|") for line in done.stderr.splitlines() if "|" in line][1:]
+    names = {name.strip() for _, _, name in rows}
+    assert not names & {"numpy", "scipy", "sklearn", "skrelatif._explainer"}
+    top_level = [int(cumulative) for _, cumulative, name in rows if name[1] != " "]
+    assert sum(top_level) < 500_000  # microseconds: well under 0.5 s
+
+
+def test_parser_choices_are_the_explainer_s():
+    from skrelatif._adapters import METHODS
+    from skrelatif._cli import _parser
+    from skrelatif._solvers import SOLVERS
+
+    assert _parser.METHODS == tuple(METHODS)
+    assert _parser.HESSIANS == tuple(SOLVERS)
+
+
+def test_public_names_are_still_importable():
+    import skrelatif
+
+    for name in skrelatif.__all__:
+        assert getattr(skrelatif, name) is not None
+    assert "InfluenceExplainer" in dir(skrelatif)
