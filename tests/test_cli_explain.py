@@ -131,7 +131,10 @@ def test_explain_csv_output_matches_the_python_api(files):
         "--output",
         out,
     )
-    assert done.stdout == "" and done.stderr == ""
+    # One confirmation line on stderr, as ``demo --plot`` prints one.
+    assert done.stdout == ""
+    n_rows = 7 * 2 * 3  # test rows x (proponent, opponent) x k
+    assert done.stderr == f"skrelatif: wrote {n_rows} rows to {out}\n"
     model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
     ex = InfluenceExplainer(model, method="l-relatif").fit(files["X"], files["y"])
     _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)
@@ -139,7 +142,7 @@ def test_explain_csv_output_matches_the_python_api(files):
 
 def test_explain_json_output_with_svc_and_if(files):
     out = files["dir"] / "result.json"
-    _run(
+    done = _run(
         "--train",
         files["train"],
         "--test",
@@ -156,6 +159,7 @@ def test_explain_json_output_with_svc_and_if(files):
         out,
         "--quiet",
     )
+    assert done.stderr == ""  # --quiet: not even the confirmation line
     records = _read_output(out)
     assert isinstance(records[0]["score"], float)
     assert isinstance(records[0]["rank"], int)

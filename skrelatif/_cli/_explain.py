@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandLineError(
             f"cannot write {output}: {exc.strerror or one_line(exc)}"
         ) from None
+    if not args.quiet:
+        print(f"skrelatif: wrote {len(rows)} rows to {output}", file=sys.stderr)
     return 0
 
 

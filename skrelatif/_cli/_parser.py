@@ -172,7 +172,8 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
     explain.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bar or warnings on stderr",
+        help="nothing on stderr but errors: no progress bar, warnings or "
+        "confirmation line",
     )
 
 
