@@ -567,6 +567,44 @@ def test_bad_input_as_a_subprocess(files, case):
     assert not out.exists()
 
 
+def test_fewer_columns_than_the_model_names_the_files_and_the_fix(files, capsys):
+    joblib = pytest.importorskip("joblib")
+    model = _fitted_pipeline(files)  # fitted on 4 features
+    path = files["dir"] / "model.joblib"
+    joblib.dump(model, path)
+    train = _write_csv(
+        files["dir"] / "train3.csv", files["X"][:, :3], files["y"], FEATURES[:3]
+    )
+    test = _write_csv(
+        files["dir"] / "test3.csv", files["X_test"][:, :3], names=FEATURES[:3]
+    )
+    args = ["--train", str(train), "--test", str(test), "--target", "label"]
+    model_args = ["--model-file", str(path), "--trust-pickle"]
+    assert main(["explain", *args, *model_args]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"skrelatif: error: --train {train} and --test {test} have 3 feature columns, "
+        f"but the model in {path} expects 4: the feature columns of the files must "
+        "be those the model was trained on\n"
+    )
+
+
+def test_k_above_the_support_vectors_of_an_svc_says_so(files, capsys):
+    model = make_pipeline(StandardScaler(), SVC()).fit(files["X"], files["y"])
+    n_support = len(model[-1].support_)
+    assert n_support < len(files["X"])  # so that --k can be in between
+    k = n_support + 1
+    args = ["--train", str(files["train"]), "--test", str(files["test"])]
+    args += ["--target", "label", "--model", "svc"]
+    assert main(["explain", *args, "--k", str(k)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"skrelatif: error: --k {k} is more than the {n_support} support vectors of "
+        f"the SVC, the only training rows it can score: pass --k {n_support} or less\n"
+    )
+    assert main(["explain", *args, "--k", str(n_support), "--quiet"]) == 0
+
+
 def test_closed_standard_output_is_not_a_traceback(files):
     # `skrelatif explain ... | head -1`: the reader leaves early.
     X_test = np.tile(files["X_test"], (60, 1))  # ~400 rows: more than a pipe holds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import warnings
 from typing import Any
@@ -13,6 +14,9 @@ from ._errors import CommandLineError, one_line
 from ._output import check_output, records, write, write_atomically
 from ._parser import MODELS
 from ._progress import ProgressBar
+
+_FEATURE_COUNT = re.compile(r"X has (\d+) features, but (\w+) is expecting (\d+)")
+_SCORABLE = re.compile(r"can be scored \((\d+)\)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +70,29 @@ def _explain_rows(explainer: Any, X: Any, y: Any, k: int, progress: ProgressBar)
         progress.update(rows.stop)
     progress.close()
     return Explanation.concatenate(parts)
+
+
+def _model_error(exc: Exception, args: argparse.Namespace, model: Any) -> str:
+    """The explainer's error, in the command line's terms where it has some."""
+    message = one_line(exc)
+    count = _FEATURE_COUNT.search(message)
+    if count is not None:
+        got, _, expected = count.groups()
+        source = f"the model in {args.model_file}" if args.model_file else "the model"
+        return (
+            f"--train {args.train} and --test {args.test} have {got} feature "
+            f"columns, but {source} expects {expected}: the feature columns of "
+            "the files must be those the model was trained on"
+        )
+    scorable = _SCORABLE.search(message)
+    final = _models.final_estimator(model)
+    if scorable is not None and type(final).__name__ in ("SVC", "NuSVC", "LinearSVC"):
+        return (
+            f"--k {args.k} is more than the {scorable.group(1)} support vectors of "
+            f"the {type(final).__name__}, the only training rows it can score: "
+            f"pass --k {scorable.group(1)} or less"
+        )
+    return message
 
 
 def _explanation_records(args: argparse.Namespace) -> list[dict]:
@@ -131,5 +158,5 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
         explanation = _explain_rows(explainer, X_test, y_test, args.k, progress)
     except (ValueError, TypeError) as exc:  # bad data or an unsupported model
         progress.close()
-        raise CommandLineError(one_line(exc)) from None
+        raise CommandLineError(_model_error(exc, args, model)) from None
     return records(explanation)

@@ -102,3 +102,16 @@ def wants_frame(model: Any, fitted: bool) -> bool:
     except ImportError:
         return False
     return True
+
+
+def final_estimator(model: Any) -> Any:
+    """The last step of a pipeline (unwrapping ``FrozenEstimator``), else ``model``."""
+    from sklearn.pipeline import Pipeline
+
+    while True:
+        if isinstance(model, Pipeline):
+            model = model.steps[-1][1]
+        elif type(model).__name__ == "FrozenEstimator":
+            model = model.estimator
+        else:
+            return model
