@@ -25,6 +25,7 @@ from sklearn.svm import SVC
 
 from skrelatif import InfluenceExplainer
 from skrelatif._cli import COLUMNS, ProgressBar, main
+from skrelatif._cli._output import TEST_LABEL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -193,6 +194,50 @@ def test_explain_given_test_labels_to_stdout(files, capsys):
     e = ex.explain(files["X_test"], files["y_test"], k=2)
     assert list(e.target) == list(files["y_test"])
     _check_against(records, e, files["y"], 2)
+
+
+@pytest.mark.parametrize("explain_test_labels", [False, True])
+def test_with_test_labels_adds_the_label_and_whether_it_is_predicted(
+    files, explain_test_labels
+):
+    # The first two test labels are wrong, so that "correct" is checked both ways.
+    y_test = files["y_test"].copy()
+    y_test[:2] = np.where(y_test[:2] == "ant", "bee", "ant")
+    test = _write_csv(files["dir"] / "test_relabelled.csv", files["X_test"], y_test)
+    out = files["dir"] / "result.json"
+    args = ["--train", files["train"], "--test", test]
+    args += ["--target", "label", "--k", 2, "--output", out, "--with-test-labels"]
+    _run(*args, *(["--test-labels"] if explain_test_labels else []))
+    records = _read_output(out)
+    assert list(records[0]) == [*COLUMNS, *TEST_LABEL_COLUMNS]
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    model.fit(files["X"], files["y"])
+    predicted = model.predict(files["X_test"])
+    assert 0 < np.sum(predicted != y_test) < len(y_test)
+    for record in records:
+        t = record["test_row"]
+        assert record["test_label"] == y_test[t]
+        assert record["correct"] is bool(predicted[t] == y_test[t])
+        explained = y_test[t] if explain_test_labels else predicted[t]
+        assert record["target"] == explained
+    ex = InfluenceExplainer(model).fit(files["X"], files["y"])
+    e = ex.explain(files["X_test"], y_test if explain_test_labels else None, k=2)
+    _check_against([{c: r[c] for c in COLUMNS} for r in records], e, files["y"], 2)
+
+
+def test_with_test_labels_in_csv_and_without_the_column(files, capsys):
+    args = ["explain", "--train", str(files["train"]), "--target", "label"]
+    args += ["--k", "1", "--with-test-labels"]
+    assert main([*args, "--test", str(files["test_labelled"])]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["correct"] for row in rows} <= {"true", "false"}
+    assert [row["test_label"] for row in rows[::2]] == list(files["y_test"])
+    assert main([*args, "--test", str(files["test"])]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"skrelatif: error: --with-test-labels: the test file {files['test']} has "
+        "no column 'label'\n"
+    )
 
 
 def test_columns_of_the_test_file_are_matched_by_name(files, capsys):

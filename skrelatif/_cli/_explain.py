@@ -114,10 +114,14 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
             f"{args.target!r}"
         )
     _csv.check_test_columns(train, test, features, args.target)
-    if args.test_labels and args.target not in test.names:
-        raise CommandLineError(
-            f"--test-labels: the test file {args.test} has no column {args.target!r}"
-        )
+    for option, given in (
+        ("--test-labels", args.test_labels),
+        ("--with-test-labels", args.with_test_labels),
+    ):
+        if given and args.target not in test.names:
+            raise CommandLineError(
+                f"{option}: the test file {args.test} has no column {args.target!r}"
+            )
 
     if args.model_file is not None:
         model = _models.load_model(
@@ -139,7 +143,9 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
     X_train = _csv.features(train, features, numeric_only=numeric_only, frame=frame)
     y_train = _csv.target(train, args.target, classes)
     X_test = _csv.features(test, features, numeric_only=numeric_only, frame=frame)
-    y_test = _csv.target(test, args.target, classes) if args.test_labels else None
+    y_test = None
+    if args.test_labels or args.with_test_labels:
+        y_test = _csv.target(test, args.target, classes)
 
     explainer = InfluenceExplainer(
         model,
@@ -155,8 +161,17 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
     )
     try:
         explainer.fit(X_train, y_train)
-        explanation = _explain_rows(explainer, X_test, y_test, args.k, progress)
+        explanation = _explain_rows(
+            explainer, X_test, y_test if args.test_labels else None, args.k, progress
+        )
+        predictions = None
+        if args.with_test_labels:
+            predictions = (
+                explainer.estimator_.predict(X_test)
+                if args.test_labels
+                else explanation.target
+            )
     except (ValueError, TypeError) as exc:  # bad data or an unsupported model
         progress.close()
         raise CommandLineError(_model_error(exc, args, model)) from None
-    return records(explanation)
+    return records(explanation, test_labels=y_test, predictions=predictions)

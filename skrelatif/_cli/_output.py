@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -13,6 +14,8 @@ from ._errors import CommandLineError
 
 #: Columns of the output, in order.
 COLUMNS = ("test_row", "target", "kind", "rank", "train_row", "train_label", "score")
+#: Columns added by ``--with-test-labels``.
+TEST_LABEL_COLUMNS = ("test_label", "correct")
 #: Output formats, by file suffix.
 FORMATS = (".csv", ".json")
 #: The output's names of the columns of ``Explanation.to_records``.
@@ -23,16 +26,36 @@ _RENAMED = {
 }
 
 
-def records(explanation: Any) -> list[dict]:
-    """One record per (test row, kind, rank), with the keys of :data:`COLUMNS`."""
-    return [
+def records(
+    explanation: Any,
+    *,
+    test_labels: Sequence[Any] | None = None,
+    predictions: Sequence[Any] | None = None,
+) -> list[dict]:
+    """One record per (test row, kind, rank), with the keys of :data:`COLUMNS`.
+
+    With ``test_labels`` and ``predictions`` (one per test row), each record
+    also gets ``test_label`` and ``correct`` (the prediction is that label).
+    """
+    rows = [
         {_RENAMED.get(key, key): value for key, value in record.items()}
         for record in explanation.to_records()
     ]
+    if test_labels is not None and predictions is not None:
+        for row in rows:
+            t = row["test_row"]
+            label = test_labels[t]
+            row["test_label"] = label.item() if hasattr(label, "item") else label
+            row["correct"] = bool(predictions[t] == test_labels[t])
+    return rows
 
 
 def _cell(value: Any) -> Any:
-    return repr(value) if isinstance(value, float) else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return value
 
 
 def write(rows: list[dict], stream: TextIO, suffix: str) -> None:

@@ -158,6 +158,12 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "the model's predictions",
     )
     explain.add_argument(
+        "--with-test-labels",
+        action="store_true",
+        help="add two output columns: test_label, the test file's target "
+        "column, and correct, whether the model predicts that label",
+    )
+    explain.add_argument(
         "--n-jobs",
         type=int,
         default=None,
