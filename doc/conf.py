@@ -1,6 +1,6 @@
 """Sphinx configuration of the skrelatif documentation.
 
-Build (no network needed)::
+Build (no network needed, to build or to read: MathJax is bundled)::
 
     pip install ".[docs]"
     python -m sphinx -W -b html doc doc/_build/html
@@ -37,6 +37,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # Copies MathJax 3 into _static/mathjax and points mathjax_path at it: the
+    # built pages render their math with no network (doc/check_math_rendered.py).
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
