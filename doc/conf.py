@@ -125,9 +125,11 @@ def _public_modules():
         names = getattr(module, "__all__", None)
         if names is None:
             names = [
-                name for name, obj in vars(module).items()
-                if not name.startswith("_") and getattr(obj, "__module__", None)
-                == module.__name__ and (inspect.isclass(obj) or inspect.isfunction(obj))
+                name
+                for name, obj in vars(module).items()
+                if not name.startswith("_")
+                and getattr(obj, "__module__", None) == module.__name__
+                and (inspect.isclass(obj) or inspect.isfunction(obj))
             ]
         modules.append((module.__name__, module, list(names)))
     return modules
@@ -174,9 +176,16 @@ def _api_rst() -> str:
                 continue
             template = "class.rst" if kind == "Classes" else "function.rst"
             lines += [
-                kind, "-" * len(kind), "", f".. currentmodule:: {module_name}", "",
-                ".. autosummary::", "   :toctree: generated/",
-                f"   :template: {template}", "   :nosignatures:", "",
+                kind,
+                "-" * len(kind),
+                "",
+                f".. currentmodule:: {module_name}",
+                "",
+                ".. autosummary::",
+                "   :toctree: generated/",
+                f"   :template: {template}",
+                "   :nosignatures:",
+                "",
             ]
             lines += [f"   {name}" for name in members] + [""]
     return "\n".join(lines)
