@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,3 +74,23 @@ def test_public_names_are_still_importable():
     for name in skrelatif.__all__:
         assert getattr(skrelatif, name) is not None
     assert "InfluenceExplainer" in dir(skrelatif)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--k", "0"], "argument --k: expected a positive integer, got 0"),
+        (["--k", "x"], "argument --k: expected a positive integer, got 'x'"),
+        (["--damping", "-1"], "argument --damping: expected a finite number >= 0"),
+        (["--damping", "y"], "argument --damping: expected a number >= 0, got 'y'"),
+        (["--damping", "inf"], "argument --damping: expected a finite number >= 0"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(capsys, option, message):
+    from skrelatif._cli import build_parser
+
+    args = ["explain", "--train", "a.csv", "--test", "b.csv", "--target", "y"]
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*args, *option])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

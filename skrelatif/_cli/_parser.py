@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 #: ``--model`` choices (the default is the first one).
 MODELS = ("logreg", "svc")
@@ -19,25 +20,22 @@ METHODS = ("if", "theta-relatif", "l-relatif")
 HESSIANS = ("exact", "identity", "block-diagonal", "cg", "lissa")
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, kind: type, expected: str) -> Any:
     try:
-        value = int(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _number(text, int, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number >= 0, got {text!r}"
-        ) from None
+    value = _number(text, float, "a number >= 0")
     if not value >= 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return value
