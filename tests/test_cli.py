@@ -110,6 +110,10 @@ def test_readme_commands_are_what_ci_runs():
     assert "pytest" in commands[1]
     for command in commands[:2]:
         assert command in ci
+    # ... followed by how long each takes.
+    after = readme.split(commands[1], 1)[1].split("```", 2)[1].split("\n\n")[1]
+    assert re.search(r"demo .* \d+ seconds", after, re.S)
+    assert re.search(r"test suite .* \d+ .*minutes", after, re.S)
 
 
 def test_docs_build_commands_are_what_ci_runs():
