@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-# What scikit-learn's own displays use (``sklearn.utils.check_matplotlib_support``
-# was removed from the public namespace in scikit-learn 1.7).
+# Where scikit-learn's own displays import it from (1.6 to 1.9 at least);
+# ``sklearn.utils`` itself no longer exports it (1.9 does not).
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 
 from ._explanation import Explanation
