@@ -6,8 +6,8 @@ Which training digits explain a prediction? RelatIF, IF, nearest (Figs. 7, 11)
 For a few test digits, the three strongest proponents chosen by
 theta-RelatIF, l-RelatIF, the influence function (IF) and the nearest
 neighbours (in the model's standardised input space), as in Figs. 7 and 11 of
-Barshan et al. (2020). A proponent framed in red carries another label than the
-predicted one.
+Barshan et al. (2020). A proponent's label is blue when it is the predicted
+label; a proponent framed in orange carries another label.
 
 IF favours examples with a large *global* influence: atypical or badly fitted
 digits, which change the whole model when removed. RelatIF divides that

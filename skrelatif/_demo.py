@@ -16,6 +16,8 @@ from ._explainer import InfluenceExplainer
 from ._neighbors import NearestNeighborExplainer
 
 DEMO_METHODS = ("if", "theta-relatif", "l-relatif")
+#: Headers of the ``--plot`` grid, per method.
+TITLES = {"if": "IF", "theta-relatif": "θ-RelatIF", "l-relatif": "ℓ-RelatIF"}
 
 
 def run_demo(
@@ -56,7 +58,7 @@ def run_demo(
     evaluated = X_test[:n_eval]
     summary = {}
     lines = {}
-    proponents = {}
+    explainers = {}
     for method in DEMO_METHODS:
         explainer = InfluenceExplainer(model, method=method).fit(X_train, y_train)
         e = explainer.explain(evaluated, k=k)
@@ -67,7 +69,7 @@ def run_demo(
             "typicality": float(np.median(rank[e.proponents])),
         }
         lines[method] = labels[:n_show]
-        proponents[method] = e.proponents[:n_show]
+        explainers[TITLES[method]] = explainer
     targets = model.predict(shown)
     say(f"\nLabels of the top {k} proponents of the first {n_show} test digits:")
     say(f"{'predicted':>9}  " + "  ".join(f"{m:>15}" for m in DEMO_METHODS))
@@ -94,11 +96,32 @@ def run_demo(
     )
     say(f"Done in {time.perf_counter() - start:.1f} s.")
     if plot is not None:
-        from ._demo_plot import plot_demo_grid
-
         # Nearest neighbours where the model sees the digits: after the scaler.
         neighbors = NearestNeighborExplainer(model).fit(X_train, y_train)
-        proponents["nearest neighbour"] = neighbors.explain(shown, k=k).proponents
-        plot_demo_grid(plot, shown, targets, X_train, y_train, proponents)
+        explainers["nearest neighbour"] = neighbors
+        _save_grid(plot, explainers, shown, X_train, k)
         say(f"Saved the test digits and their top {k} proponents to {plot}.")
     return summary
+
+
+def _save_grid(
+    path: str, explainers: dict, shown: np.ndarray, X_train: np.ndarray, k: int
+) -> None:
+    """Save the ``--plot`` image with :class:`~skrelatif.ExplanationGridDisplay`,
+    on a figure made without :mod:`matplotlib.pyplot` (no GUI backend needed)."""
+    from matplotlib.figure import Figure
+
+    from ._plot import ExplanationGridDisplay, _grid_figsize
+
+    figure = Figure(
+        figsize=_grid_figsize(len(shown), len(explainers), k), layout="constrained"
+    )
+    display = ExplanationGridDisplay.from_explainers(
+        explainers, shown, X_train, k=k, ax=figure.add_subplot()
+    )
+    display.figure_.suptitle(
+        f"Top {k} proponents of each test digit "
+        "(labels: blue = the predicted label, orange = another)",
+        fontsize=10,
+    )
+    display.figure_.savefig(path, dpi=100)

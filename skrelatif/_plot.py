@@ -1,7 +1,9 @@
 """Plots, following scikit-learn's Display pattern (``from_...`` then ``plot``).
 
-Matplotlib is an optional dependency (the ``plot`` extra); it is imported only
-when a plot is drawn.
+Everything is computed when a display is built (its ``from_*`` class methods
+or its constructor) and :meth:`plot` only draws, with a keyword-only ``ax``, as
+scikit-learn's displays do. Matplotlib is an optional dependency (the ``plot``
+extra); it is imported only when a plot is drawn.
 """
 
 from __future__ import annotations
@@ -12,18 +14,11 @@ from typing import Any
 
 import numpy as np
 
+# Where scikit-learn's own displays import it from (1.6 to 1.9 at least);
+# ``sklearn.utils`` itself no longer exports it (1.9 does not).
+from sklearn.utils._optional_dependencies import check_matplotlib_support
+
 from ._explanation import Explanation
-
-
-def _pyplot(caller: str) -> Any:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            f"{caller} requires matplotlib, which is not installed. Install it "
-            "with: pip install 'skrelatif[plot]'"
-        ) from exc
-    return plt
 
 
 def _named(items: Any, default_name, what: str) -> tuple[list[str], list[Any]]:
@@ -63,13 +58,86 @@ def _as_images(X: Any, image_shape: tuple[int, ...] | None, what: str) -> np.nda
     return X.reshape(X.shape[0], side, side)
 
 
+#: Colours of proponent labels (Okabe & Ito's palette, told apart with the
+#: common colour-vision deficiencies): the explained label, or another one.
+MATCH_COLOR = "#0072B2"  # blue
+MISMATCH_COLOR = "#E69F00"  # orange
+
+# Grid layout, in units of one proponent image: the test column, and the gap
+# before each method's block of k columns.
+_TEST_WIDTH = 1.2
+_GAP = 0.35
+
+
+def _grid_widths(n_methods: int, k: int) -> list[float]:
+    return [_TEST_WIDTH] + [_GAP, *[1.0] * k] * n_methods
+
+
+def _grid_figsize(n_test: int, n_methods: int, k: int) -> tuple[float, float]:
+    """The figure size (inches) that gives each image about 0.6 inch."""
+    return 0.6 * sum(_grid_widths(n_methods, k)) + 0.2, 0.9 * n_test + 0.6
+
+
+def _are_classes(labels: np.ndarray) -> bool:
+    """Whether ``labels`` are class labels, to compare, rather than regression
+    values: anything but floats, or floats that are all whole numbers."""
+    if labels.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(labels).all() and (labels == np.round(labels)).all())
+
+
+def _label_text(value: Any, classes: bool) -> str:
+    return str(value) if classes else f"{float(value):.3g}"
+
+
+def _header(axes: Sequence[Any], text: str) -> Any:
+    """A title centred over ``axes`` (one row of a grid), placed at draw time
+    so that it follows the layout.
+
+    It stays out of the layout engine, which would otherwise widen the first
+    column by the header's overhang; a blank title on each Axes reserves the
+    height instead.
+    """
+    from matplotlib import rcParams
+    from matplotlib.transforms import Bbox
+
+    first, last = axes[0], axes[-1]
+    for ax in axes:
+        ax.set_title(" ")
+
+    def span(renderer: Any) -> Bbox:
+        return Bbox.union(
+            [first.get_window_extent(renderer), last.get_window_extent(renderer)]
+        )
+
+    header = first.annotate(
+        text,
+        xy=(0.5, 1.0),
+        xycoords=span,
+        xytext=(0, rcParams["axes.titlepad"]),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize=rcParams["axes.titlesize"],
+    )
+    header.set_in_layout(False)
+    return header
+
+
 class ExplanationGridDisplay:
     """Test images next to their strongest proponents, one block per method.
 
     One row per test point: the test image, then for each method its ``k``
-    strongest proponents, strongest first, each labelled with its training
-    label; a proponent whose label differs from the explained label is drawn
-    in a red frame (the layout of Figs. 7-11 of Barshan et al., 2020).
+    strongest proponents, strongest first, under a header centred over the
+    block, with a gap between blocks (the layout of Figs. 7-11 of Barshan et
+    al., 2020). Each proponent is labelled with its training label: in
+    ``match_color`` (blue) when it is the explained label, else in
+    ``mismatch_color`` (orange) and framed.
+
+    Labels are compared only when they are class labels. The explanation of a
+    regressor has float targets (the predictions explained) and float
+    training targets: they are written as numbers (3 significant digits),
+    without colours.
 
     It is recommended to build the display with :meth:`from_explainers` or
     :meth:`from_explanation`; all parameters are stored as attributes.
@@ -77,22 +145,33 @@ class ExplanationGridDisplay:
     Parameters
     ----------
     test_images : ndarray of shape (n_test, height, width[, c])
+        The explained test points.
     proponent_images : ndarray of shape (n_methods, n_test, k, height, width[, c])
+        Their proponents by each method, strongest first.
     test_labels : ndarray of shape (n_test,), default=None
-        The explained labels.
+        The explained labels (or predicted values).
     proponent_labels : ndarray of shape (n_methods, n_test, k), default=None
-        The training labels of the proponents.
+        The training labels (or targets) of the proponents.
     method_names : list of str, default=None
-        One name per method (the column headers).
+        One name per method (the block headers).
 
     Attributes
     ----------
-    figure_ : matplotlib Figure
-    axes_ : ndarray of matplotlib Axes, shape (n_test, 1 + n_methods * k)
-    images_ : ndarray of matplotlib AxesImage, same shape as ``axes_``
     mismatches_ : ndarray of bool, shape (n_methods, n_test, k)
         Proponents whose label differs from the explained label (all False
-        without labels).
+        without labels, or for regression targets).
+    figure_ : matplotlib Figure
+        The figure drawn on (set by :meth:`plot`).
+    axes_ : ndarray of matplotlib Axes, shape (n_test, 1 + n_methods * k)
+        The test column, then each method's ``k`` columns.
+    images_ : ndarray of matplotlib AxesImage, same shape as ``axes_``
+        The images drawn.
+    headers_ : list of matplotlib Text
+        The column headers: ``"test"``, then one per method.
+
+    See Also
+    --------
+    LeaveOneOutDisplay : Scores against actual leave-one-out retraining.
 
     Examples
     --------
@@ -128,13 +207,36 @@ class ExplanationGridDisplay:
         self.test_labels = test_labels
         self.proponent_labels = proponent_labels
         self.method_names = method_names
+        tests = np.asarray(test_images)
+        shape = np.shape(proponent_images)
+        if len(shape) != tests.ndim + 2 or shape[1] != tests.shape[0]:
+            raise ValueError(
+                "proponent_images must have shape (n_methods, n_test, k, *image_shape) "
+                f"for test_images of shape {tests.shape}; got {shape}."
+            )
+        n_methods, n_test, k = shape[:3]
+        if method_names is not None and len(method_names) != n_methods:
+            raise ValueError(f"Give {n_methods} method_names; got {len(method_names)}.")
+        self.mismatches_ = np.zeros((n_methods, n_test, k), dtype=bool)
+        if self._classes():
+            target = np.asarray(test_labels)
+            self.mismatches_ = np.asarray(proponent_labels) != target[None, :, None]
+
+    def _classes(self) -> bool:
+        """Whether the labels are given and are class labels (to compare)."""
+        if self.test_labels is None or self.proponent_labels is None:
+            return False
+        return _are_classes(np.asarray(self.test_labels)) and _are_classes(
+            np.asarray(self.proponent_labels)
+        )
 
     def plot(
         self,
-        ax: Any = None,
         *,
+        ax: Any = None,
         cmap: str = "gray_r",
-        mismatch_color: str = "tab:red",
+        match_color: str = MATCH_COLOR,
+        mismatch_color: str = MISMATCH_COLOR,
         imshow_kwargs: dict | None = None,
     ) -> ExplanationGridDisplay:
         """Draw the grid.
@@ -144,80 +246,71 @@ class ExplanationGridDisplay:
         ax : matplotlib Axes or array of Axes, default=None
             ``None``: a new figure. A single Axes: its area is divided into
             the grid (the Axes itself is hidden). An array of
-            ``n_test * (1 + n_methods * k)`` Axes: used in row-major order.
+            ``n_test * (1 + n_methods * k)`` Axes: used in row-major order
+            (with the gaps between methods that they have).
         cmap : str, default="gray_r"
             Colormap of single-channel images.
-        mismatch_color : str, default="tab:red"
+        match_color : str, default="#0072B2"
+            Label colour of proponents that carry the explained label (blue).
+        mismatch_color : str, default="#E69F00"
             Frame and label colour of proponents whose label differs from the
-            explained label.
+            explained label (orange).
         imshow_kwargs : dict, default=None
             Passed to :meth:`matplotlib.axes.Axes.imshow`.
 
         Returns
         -------
         display : ExplanationGridDisplay
-            With ``figure_``, ``axes_``, ``images_`` and ``mismatches_``.
+            With ``figure_``, ``axes_``, ``images_`` and ``headers_``.
         """
-        plt = _pyplot("ExplanationGridDisplay.plot")
+        check_matplotlib_support("ExplanationGridDisplay.plot")
         tests = np.asarray(self.test_images)
         props = np.asarray(self.proponent_images)
-        if props.ndim != tests.ndim + 2 or props.shape[1] != tests.shape[0]:
-            raise ValueError(
-                "proponent_images must have shape (n_methods, n_test, k, *image_shape) "
-                f"for test_images of shape {tests.shape}; got {props.shape}."
-            )
         n_methods, n_test, k = props.shape[:3]
-        n_cols = 1 + n_methods * k
         names = self.method_names or [f"method {m}" for m in range(n_methods)]
-        if len(names) != n_methods:
-            raise ValueError(f"Give {n_methods} method_names; got {len(names)}.")
-        axes = self._grid_axes(plt, ax, n_test, n_cols)
+        axes = self._grid_axes(ax, n_test, n_methods, k)
         kwargs = {"cmap": cmap, "interpolation": "nearest", **(imshow_kwargs or {})}
+        classes = self._classes()
         labels = self.proponent_labels
-        if labels is not None and self.test_labels is not None:
-            target = np.asarray(self.test_labels)
-            mismatches = np.asarray(labels) != target[None, :, None]
-        else:
-            mismatches = np.zeros((n_methods, n_test, k), dtype=bool)
 
         images = np.empty(axes.shape, dtype=object)
         for t in range(n_test):
             images[t, 0] = axes[t, 0].imshow(tests[t], **kwargs)
             if self.test_labels is not None:
-                axes[t, 0].set_xlabel(f"label {self.test_labels[t]}")
+                what = "label" if classes else "target"
+                text = _label_text(self.test_labels[t], classes)
+                axes[t, 0].set_xlabel(f"{what} {text}")
             for m in range(n_methods):
                 for j in range(k):
                     a = axes[t, 1 + m * k + j]
                     images[t, 1 + m * k + j] = a.imshow(props[m, t, j], **kwargs)
                     if labels is not None:
-                        a.set_xlabel(str(labels[m][t][j]))
-                    if mismatches[m, t, j]:
+                        a.set_xlabel(_label_text(labels[m][t][j], classes))
+                    if not classes:
+                        continue
+                    if self.mismatches_[m, t, j]:
                         a.xaxis.label.set_color(mismatch_color)
                         for spine in a.spines.values():
                             spine.set_edgecolor(mismatch_color)
                             spine.set_linewidth(2.5)
+                    else:
+                        a.xaxis.label.set_color(match_color)
         for a in axes.ravel():
             a.set_xticks([])
             a.set_yticks([])
-        axes[0, 0].set_title("test")
-        for m, name in enumerate(names):
-            axes[0, 1 + m * k].set_title(name, loc="left")
+        self.headers_ = [_header(axes[0, :1], "test")] + [
+            _header(axes[0, 1 + m * k : 1 + (m + 1) * k], name)
+            for m, name in enumerate(names)
+        ]
         self.figure_ = axes[0, 0].figure
         self.axes_ = axes
         self.images_ = images
-        self.mismatches_ = mismatches
         return self
 
     @staticmethod
-    def _grid_axes(plt, ax, n_rows, n_cols):
-        if ax is None:
-            _, axes = plt.subplots(
-                n_rows,
-                n_cols,
-                figsize=(1.0 * n_cols, 1.25 * n_rows + 0.3),
-                squeeze=False,
-            )
-            return axes
+    def _grid_axes(ax: Any, n_rows: int, n_methods: int, k: int) -> np.ndarray:
+        """(n_rows, 1 + n_methods * k) Axes: from ``ax``, or in a new figure."""
+        n_cols = 1 + n_methods * k
         if isinstance(ax, np.ndarray | list | tuple):
             axes = np.asarray(ax, dtype=object)
             if axes.size != n_rows * n_cols:
@@ -226,18 +319,33 @@ class ExplanationGridDisplay:
                     f"this grid; got {axes.size}."
                 )
             return axes.reshape(n_rows, n_cols)
-        from matplotlib.gridspec import GridSpecFromSubplotSpec
+        widths = _grid_widths(n_methods, k)
+        if ax is None:
+            import matplotlib.pyplot as plt
 
-        grid = GridSpecFromSubplotSpec(
-            n_rows, n_cols, subplot_spec=ax.get_subplotspec(), wspace=0.1, hspace=0.4
-        )
-        ax.set_axis_off()
-        figure = ax.figure
+            figure = plt.figure(
+                figsize=_grid_figsize(n_rows, n_methods, k), layout="constrained"
+            )
+            grid = figure.add_gridspec(n_rows, len(widths), width_ratios=widths)
+        else:
+            from matplotlib.gridspec import GridSpecFromSubplotSpec
+
+            grid = GridSpecFromSubplotSpec(
+                n_rows,
+                len(widths),
+                subplot_spec=ax.get_subplotspec(),
+                width_ratios=widths,
+                wspace=0.1,
+                hspace=0.4,
+            )
+            ax.set_axis_off()
+            figure = ax.figure
+        # Grid columns: the test image, then per method a gap and k images.
+        columns = [0] + [
+            1 + m * (k + 1) + 1 + j for m in range(n_methods) for j in range(k)
+        ]
         return np.array(
-            [
-                [figure.add_subplot(grid[r, c]) for c in range(n_cols)]
-                for r in range(n_rows)
-            ],
+            [[figure.add_subplot(grid[r, c]) for c in columns] for r in range(n_rows)],
             dtype=object,
         )
 
@@ -277,6 +385,7 @@ class ExplanationGridDisplay:
         -------
         display : ExplanationGridDisplay
         """
+        check_matplotlib_support(f"{cls.__name__}.from_explanation")
         names, explanations = _named(
             explanation, lambda e: getattr(e, "method", "?"), "explanation"
         )
@@ -354,6 +463,7 @@ class ExplanationGridDisplay:
         -------
         display : ExplanationGridDisplay
         """
+        check_matplotlib_support(f"{cls.__name__}.from_explainers")
         names, objects = _named(
             explainers, lambda e: getattr(e, "method", "nearest-neighbor"), "explainer"
         )
@@ -381,13 +491,14 @@ class LeaveOneOutDisplay:
     same ``ax`` to overlay another method or Hessian.
 
     It is recommended to build the display with :meth:`from_explainer` or
-    :meth:`from_predictions`; all parameters are stored as attributes.
+    :meth:`from_predictions`; all parameters are stored as attributes. The
+    agreement is computed when the display is built; :meth:`plot` only draws.
 
     Parameters
     ----------
-    predicted : ndarray
+    predicted : array-like
         Predicted changes (scores).
-    actual : ndarray of the same shape
+    actual : array-like of the same size
         Actual changes from :func:`skrelatif.validation.leave_one_out`.
     name : str, default=None
         Legend name.
@@ -397,14 +508,24 @@ class LeaveOneOutDisplay:
     Attributes
     ----------
     agreement_ : Bunch
-        :func:`skrelatif.validation.agreement` of ``predicted`` and ``actual``.
+        :func:`skrelatif.validation.agreement` of ``predicted`` and ``actual``
+        over the pairs where both are finite (an undefined ratio, a removal
+        that changes nothing, is left out).
     leave_one_out_ : Bunch
         The leave-one-out result (only when built with :meth:`from_explainer`).
     ax_ : matplotlib Axes
+        The Axes drawn on (set by :meth:`plot`).
     figure_ : matplotlib Figure
+        Its figure.
     scatter_ : matplotlib PathCollection
+        The points.
     line_ : matplotlib Line2D or None
         The ``y = x`` line, if drawn.
+
+    See Also
+    --------
+    skrelatif.validation.leave_one_out : The retraining behind ``actual``.
+    ExplanationGridDisplay : Test images next to their proponents.
 
     Examples
     --------
@@ -425,15 +546,31 @@ class LeaveOneOutDisplay:
         name: str | None = None,
         method: str = "if",
     ) -> None:
+        from .validation import agreement
+
         self.predicted = predicted
         self.actual = actual
         self.name = name
         self.method = method
+        if method not in _QUANTITIES:
+            raise ValueError(
+                f"method must be one of {sorted(_QUANTITIES)}; got {method!r}."
+            )
+        predicted = np.asarray(predicted, dtype=float).ravel()
+        actual = np.asarray(actual, dtype=float).ravel()
+        if predicted.shape != actual.shape:
+            raise ValueError(
+                f"predicted and actual must have the same size; got {predicted.size} "
+                f"and {actual.size}."
+            )
+        finite = np.isfinite(predicted) & np.isfinite(actual)
+        self._points = predicted[finite], actual[finite]
+        self.agreement_ = agreement(*self._points)
 
     def plot(
         self,
-        ax: Any = None,
         *,
+        ax: Any = None,
         name: str | None = None,
         diagonal: bool = True,
         **scatter_kwargs: Any,
@@ -454,27 +591,14 @@ class LeaveOneOutDisplay:
         Returns
         -------
         display : LeaveOneOutDisplay
+            With ``ax_``, ``figure_``, ``scatter_`` and ``line_``.
         """
-        from .validation import agreement
-
-        plt = _pyplot("LeaveOneOutDisplay.plot")
-        if self.method not in _QUANTITIES:
-            raise ValueError(
-                f"method must be one of {sorted(_QUANTITIES)}; got {self.method!r}."
-            )
-        predicted = np.asarray(self.predicted, dtype=float).ravel()
-        actual = np.asarray(self.actual, dtype=float).ravel()
-        if predicted.shape != actual.shape:
-            raise ValueError(
-                f"predicted and actual must have the same size; got {predicted.size} "
-                f"and {actual.size}."
-            )
-        # Undefined ratios (a removal that changes nothing) are left out.
-        finite = np.isfinite(predicted) & np.isfinite(actual)
-        predicted, actual = predicted[finite], actual[finite]
-        self.agreement_ = agreement(predicted, actual)
+        check_matplotlib_support("LeaveOneOutDisplay.plot")
         if ax is None:
+            import matplotlib.pyplot as plt
+
             _, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+        predicted, actual = self._points
         name = name if name is not None else self.name
         stats = f"r = {self.agreement_.pearson:.3f}"
         label = f"{name} ({stats})" if name else stats
@@ -521,6 +645,7 @@ class LeaveOneOutDisplay:
         method : {"if", "theta-relatif", "l-relatif"}, default="if"
             Which quantity is compared (sets the axis labels).
         ax : matplotlib Axes, default=None
+            Where to draw (``None``: a new figure).
         diagonal : bool, default=True
             Draw the ``y = x`` line.
         **scatter_kwargs
@@ -529,7 +654,9 @@ class LeaveOneOutDisplay:
         Returns
         -------
         display : LeaveOneOutDisplay
+            The display, drawn.
         """
+        check_matplotlib_support(f"{cls.__name__}.from_predictions")
         display = cls(predicted, actual, name=name, method=method)
         return display.plot(ax=ax, diagonal=diagonal, **scatter_kwargs)
 
@@ -560,6 +687,7 @@ class LeaveOneOutDisplay:
         explainer : InfluenceExplainer
             Fitted.
         X_test : array-like of shape (n_test, n_features)
+            The test points.
         y_test : array-like of shape (n_test,) or None
             Labels (``None``: the model's predictions).
         indices : array-like of int
@@ -569,6 +697,7 @@ class LeaveOneOutDisplay:
         name : str, default=None
             Legend name (default: the method and Hessian).
         ax : matplotlib Axes, default=None
+            Where to draw (``None``: a new figure).
         diagonal : bool, default=True
             Draw the ``y = x`` line.
         **scatter_kwargs
@@ -581,7 +710,7 @@ class LeaveOneOutDisplay:
         """
         from .validation import actual_change, leave_one_out
 
-        _pyplot("LeaveOneOutDisplay.from_explainer")
+        check_matplotlib_support(f"{cls.__name__}.from_explainer")
         indices = np.asarray(indices)
         result = leave_one_out(explainer, X_test, y_test, indices, n_jobs=n_jobs)
         predicted = explainer.transform(X_test, y_test)[:, indices]

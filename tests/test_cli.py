@@ -35,15 +35,26 @@ def test_python_dash_m_runs_the_demo():
     assert "Labels of the top 3 proponents of the first 2 test digits" in done.stdout
 
 
-def test_main_returns_zero_and_plot_writes_a_png(capsys, tmp_path):
+def test_main_returns_zero_and_plot_writes_a_png(capsys, tmp_path, monkeypatch):
     # One demo run (the slow part) serves both checks; without matplotlib the
     # demo still runs and --plot is tested for its error below.
+    drawn = []
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         plot = []
     else:
         plot = ["--plot", str(tmp_path / "grid.png")]
+        # The grid is drawn by ExplanationGridDisplay, as in the gallery.
+        from skrelatif import ExplanationGridDisplay
+
+        original = ExplanationGridDisplay.plot
+
+        def spy(self, **kwargs):
+            drawn.append(self)
+            return original(self, **kwargs)
+
+        monkeypatch.setattr(ExplanationGridDisplay, "plot", spy)
     assert main(["demo", "--n-show", "2", "--k", "3", *plot]) == 0
     out = capsys.readouterr().out
     assert "Done in" in out
@@ -53,6 +64,11 @@ def test_main_returns_zero_and_plot_writes_a_png(capsys, tmp_path):
         assert f"Saved the test digits and their top 3 proponents to {plot[1]}" in out
         image = imread(plot[1])
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 400
+        (display,) = drawn
+        names = ["IF", "θ-RelatIF", "ℓ-RelatIF", "nearest neighbour"]
+        assert display.method_names == names
+        assert display.axes_.shape == (2, 1 + 4 * 3)
+        assert not (ROOT / "skrelatif" / "_demo_plot.py").exists()
 
 
 def test_plot_without_matplotlib_is_a_one_line_error(capsys, monkeypatch, tmp_path):
@@ -94,6 +110,10 @@ def test_readme_commands_are_what_ci_runs():
     assert "pytest" in commands[1]
     for command in commands[:2]:
         assert command in ci
+    # ... followed by how long each takes.
+    after = readme.split(commands[1], 1)[1].split("```", 2)[1].split("\n\n")[1]
+    assert re.search(r"demo .* \d+ seconds", after, re.S)
+    assert re.search(r"test suite .* \d+ .*minutes", after, re.S)
 
 
 def test_docs_build_commands_are_what_ci_runs():

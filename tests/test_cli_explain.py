@@ -25,6 +25,7 @@ from sklearn.svm import SVC
 
 from skrelatif import InfluenceExplainer
 from skrelatif._cli import COLUMNS, ProgressBar, main
+from skrelatif._cli._output import TEST_LABEL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -131,7 +132,10 @@ def test_explain_csv_output_matches_the_python_api(files):
         "--output",
         out,
     )
-    assert done.stdout == "" and done.stderr == ""
+    # One confirmation line on stderr, as ``demo --plot`` prints one.
+    assert done.stdout == ""
+    n_rows = 7 * 2 * 3  # test rows x (proponent, opponent) x k
+    assert done.stderr == f"skrelatif: wrote {n_rows} rows to {out}\n"
     model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
     ex = InfluenceExplainer(model, method="l-relatif").fit(files["X"], files["y"])
     _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)
@@ -139,7 +143,7 @@ def test_explain_csv_output_matches_the_python_api(files):
 
 def test_explain_json_output_with_svc_and_if(files):
     out = files["dir"] / "result.json"
-    _run(
+    done = _run(
         "--train",
         files["train"],
         "--test",
@@ -156,6 +160,7 @@ def test_explain_json_output_with_svc_and_if(files):
         out,
         "--quiet",
     )
+    assert done.stderr == ""  # --quiet: not even the confirmation line
     records = _read_output(out)
     assert isinstance(records[0]["score"], float)
     assert isinstance(records[0]["rank"], int)
@@ -189,6 +194,50 @@ def test_explain_given_test_labels_to_stdout(files, capsys):
     e = ex.explain(files["X_test"], files["y_test"], k=2)
     assert list(e.target) == list(files["y_test"])
     _check_against(records, e, files["y"], 2)
+
+
+@pytest.mark.parametrize("explain_test_labels", [False, True])
+def test_with_test_labels_adds_the_label_and_whether_it_is_predicted(
+    files, explain_test_labels
+):
+    # The first two test labels are wrong, so that "correct" is checked both ways.
+    y_test = files["y_test"].copy()
+    y_test[:2] = np.where(y_test[:2] == "ant", "bee", "ant")
+    test = _write_csv(files["dir"] / "test_relabelled.csv", files["X_test"], y_test)
+    out = files["dir"] / "result.json"
+    args = ["--train", files["train"], "--test", test]
+    args += ["--target", "label", "--k", 2, "--output", out, "--with-test-labels"]
+    _run(*args, *(["--test-labels"] if explain_test_labels else []))
+    records = _read_output(out)
+    assert list(records[0]) == [*COLUMNS, *TEST_LABEL_COLUMNS]
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    model.fit(files["X"], files["y"])
+    predicted = model.predict(files["X_test"])
+    assert 0 < np.sum(predicted != y_test) < len(y_test)
+    for record in records:
+        t = record["test_row"]
+        assert record["test_label"] == y_test[t]
+        assert record["correct"] is bool(predicted[t] == y_test[t])
+        explained = y_test[t] if explain_test_labels else predicted[t]
+        assert record["target"] == explained
+    ex = InfluenceExplainer(model).fit(files["X"], files["y"])
+    e = ex.explain(files["X_test"], y_test if explain_test_labels else None, k=2)
+    _check_against([{c: r[c] for c in COLUMNS} for r in records], e, files["y"], 2)
+
+
+def test_with_test_labels_in_csv_and_without_the_column(files, capsys):
+    args = ["explain", "--train", str(files["train"]), "--target", "label"]
+    args += ["--k", "1", "--with-test-labels"]
+    assert main([*args, "--test", str(files["test_labelled"])]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["correct"] for row in rows} <= {"true", "false"}
+    assert [row["test_label"] for row in rows[::2]] == list(files["y_test"])
+    assert main([*args, "--test", str(files["test"])]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"skrelatif: error: --with-test-labels: the test file {files['test']} has "
+        "no column 'label'\n"
+    )
 
 
 def test_columns_of_the_test_file_are_matched_by_name(files, capsys):
@@ -561,6 +610,44 @@ def test_bad_input_as_a_subprocess(files, case):
     assert done.stderr.startswith("skrelatif: error: ") and message in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_fewer_columns_than_the_model_names_the_files_and_the_fix(files, capsys):
+    joblib = pytest.importorskip("joblib")
+    model = _fitted_pipeline(files)  # fitted on 4 features
+    path = files["dir"] / "model.joblib"
+    joblib.dump(model, path)
+    train = _write_csv(
+        files["dir"] / "train3.csv", files["X"][:, :3], files["y"], FEATURES[:3]
+    )
+    test = _write_csv(
+        files["dir"] / "test3.csv", files["X_test"][:, :3], names=FEATURES[:3]
+    )
+    args = ["--train", str(train), "--test", str(test), "--target", "label"]
+    model_args = ["--model-file", str(path), "--trust-pickle"]
+    assert main(["explain", *args, *model_args]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"skrelatif: error: --train {train} and --test {test} have 3 feature columns, "
+        f"but the model in {path} expects 4: the feature columns of the files must "
+        "be those the model was trained on\n"
+    )
+
+
+def test_k_above_the_support_vectors_of_an_svc_says_so(files, capsys):
+    model = make_pipeline(StandardScaler(), SVC()).fit(files["X"], files["y"])
+    n_support = len(model[-1].support_)
+    assert n_support < len(files["X"])  # so that --k can be in between
+    k = n_support + 1
+    args = ["--train", str(files["train"]), "--test", str(files["test"])]
+    args += ["--target", "label", "--model", "svc"]
+    assert main(["explain", *args, "--k", str(k)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"skrelatif: error: --k {k} is more than the {n_support} support vectors of "
+        f"the SVC, the only training rows it can score: pass --k {n_support} or less\n"
+    )
+    assert main(["explain", *args, "--k", str(n_support), "--quiet"]) == 0
 
 
 def test_closed_standard_output_is_not_a_traceback(files):

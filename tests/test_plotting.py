@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skrelatif import (  # noqa: E402
+    Explanation,
     ExplanationGridDisplay,
     InfluenceExplainer,
     LeaveOneOutDisplay,
@@ -53,10 +54,8 @@ def test_grid_from_explainers_layout_images_and_labels(digits):
     # Every cell holds exactly one image, and the figure has no other Axes.
     assert all(len(ax.images) == 1 for ax in display.axes_.ravel())
     assert len(display.figure_.axes) == n_test * n_cols
-    # Column headers: "test" then one per method, over the first column of its block.
-    assert display.axes_[0, 0].get_title() == "test"
-    for m, name in enumerate(explainers):
-        assert display.axes_[0, 1 + m * k].get_title(loc="left") == name
+    # Column headers: "test" then one per method (positions: see below).
+    assert [h.get_text() for h in display.headers_] == ["test", *explainers]
     predicted = model.predict(X_test)
     # Both branches of the label check below are exercised.
     assert display.mismatches_.any() and not display.mismatches_.all()
@@ -77,9 +76,102 @@ def test_grid_from_explainers_layout_images_and_labels(digits):
                 assert ax.get_xlabel() == str(y_train[index])
                 mismatch = y_train[index] != predicted[t]
                 assert display.mismatches_[m, t, j] == mismatch
-                red = matplotlib.colors.to_rgba("tab:red")
-                assert (ax.spines["left"].get_edgecolor() == red) == mismatch
-                assert (ax.xaxis.label.get_color() == "tab:red") == mismatch
+                assert _framed(ax, ORANGE) == mismatch
+                assert _rgba(ax.xaxis.label.get_color()) == (
+                    ORANGE if mismatch else BLUE
+                )
+
+
+BLUE = matplotlib.colors.to_rgba("#0072B2")  # Okabe-Ito, colour-blind safe
+ORANGE = matplotlib.colors.to_rgba("#E69F00")
+
+
+def _rgba(color):
+    return matplotlib.colors.to_rgba(color)
+
+
+def _framed(ax, color):
+    return all(_rgba(spine.get_edgecolor()) == color for spine in ax.spines.values())
+
+
+def _extent(artist):
+    return artist.get_window_extent(artist.figure.canvas.get_renderer())
+
+
+@pytest.mark.parametrize("where", ["new figure", "one Axes"])
+def test_grid_headers_are_centred_over_groups_separated_by_gaps(where):
+    n_test, n_methods, k = 2, 3, 3
+    display = ExplanationGridDisplay(
+        np.zeros((n_test, 8, 8)),
+        np.ones((n_methods, n_test, k, 8, 8)),
+        method_names=["IF", "a rather long method name", "NN"],
+    )
+    if where == "new figure":
+        display.plot()
+    else:
+        _, ax = plt.subplots(figsize=(9, 3))
+        display.plot(ax=ax)
+    display.figure_.canvas.draw()
+    first_row = [_extent(ax) for ax in display.axes_[0]]
+    groups = [[first_row[0]]] + [
+        first_row[1 + m * k : 1 + (m + 1) * k] for m in range(n_methods)
+    ]
+    for header, group in zip(display.headers_, groups):
+        left, right = group[0].x0, group[-1].x1
+        text = _extent(header)
+        centre = (text.x0 + text.x1) / 2
+        assert left < centre < right
+        assert centre == pytest.approx((left + right) / 2, abs=1.0)  # pixels
+        assert text.y0 >= group[0].y1  # above the images
+    # A gap between method groups, wider than the spacing inside a group.
+    inside = [b.x0 - a.x1 for a, b in zip(groups[1], groups[1][1:])]
+    between = [b[0].x0 - a[-1].x1 for a, b in zip(groups[1:], groups[2:])]
+    assert min(between) > 2 * max(inside)
+
+
+def test_grid_colours_labels_blue_when_matching_and_orange_otherwise():
+    display = ExplanationGridDisplay(
+        np.zeros((1, 3, 3)),
+        np.ones((1, 1, 2, 3, 3)),
+        test_labels=np.array([7]),
+        proponent_labels=np.array([[[7, 1]]]),
+    ).plot()
+    match, mismatch = display.axes_[0, 1], display.axes_[0, 2]
+    assert _rgba(match.xaxis.label.get_color()) == BLUE
+    assert not _framed(match, ORANGE)
+    assert _rgba(mismatch.xaxis.label.get_color()) == ORANGE
+    assert _framed(mismatch, ORANGE)
+    for ax in (match, mismatch):  # neither green nor red
+        assert _rgba(ax.xaxis.label.get_color()) not in {
+            _rgba("tab:green"),
+            _rgba("tab:red"),
+        }
+
+
+def test_grid_of_a_regression_explanation_draws_values_without_colours():
+    # What InfluenceExplainer.explain gives for a Ridge-like regressor: the
+    # predictions explained as target, float training targets.
+    rng = np.random.RandomState(0)
+    X_train, X_test = rng.normal(size=(20, 4)), rng.normal(size=(2, 4))
+    y_train = X_train @ [0.5, -1.0, 2.0, 0.1] + 0.01
+    e = Explanation(
+        proponents=np.array([[3, 5], [0, 1]]),
+        proponent_scores=np.array([[0.5, 0.2], [0.4, 0.1]]),
+        opponents=np.array([[7, 8], [9, 2]]),
+        opponent_scores=np.array([[-0.5, -0.2], [-0.3, -0.1]]),
+        target=np.array([1.23456, -0.5]),
+        method="if",
+        train_target=y_train,
+    )
+    display = ExplanationGridDisplay.from_explanation(
+        e, X_test, X_train, image_shape=(2, 2)
+    )
+    assert not display.mismatches_.any()
+    assert display.axes_[0, 0].get_xlabel() == "target 1.23"
+    assert display.axes_[0, 1].get_xlabel() == f"{y_train[3]:.3g}"
+    for ax in display.axes_[:, 1:].ravel():
+        assert _rgba(ax.xaxis.label.get_color()) not in {BLUE, ORANGE}
+        assert not _framed(ax, ORANGE)
 
 
 def test_grid_marks_mismatched_labels():
@@ -106,7 +198,7 @@ def test_grid_from_explanation_single_and_axes_options(digits):
     e = explainers["IF"].explain(X_test, k=3)
     display = ExplanationGridDisplay.from_explanation(e, X_test, X_train)
     assert display.axes_.shape == (len(X_test), 4)
-    assert display.axes_[0, 1].get_title(loc="left") == "if"  # the method's name
+    assert display.headers_[1].get_text() == "if"  # the method's name
 
     # A single Axes is divided into the grid.
     fig, ax = plt.subplots()
@@ -170,6 +262,21 @@ def test_leave_one_out_display_from_predictions():
     assert texts[1] == f"flipped (r = {-r:.3f})"
 
 
+def test_leave_one_out_display_computes_when_built_and_draws_in_plot():
+    display = LeaveOneOutDisplay([1.0, 2.0, 3.0], [1.1, 1.9, 3.2], name="x")
+    # The agreement is there before anything is drawn.
+    assert display.agreement_.pearson == pytest.approx(
+        agreement([1.0, 2.0, 3.0], [1.1, 1.9, 3.2]).pearson
+    )
+    assert plt.get_fignums() == [] and not hasattr(display, "ax_")
+    _, ax = plt.subplots()
+    with pytest.raises(TypeError):
+        display.plot(ax)  # ax is keyword-only, as in scikit-learn
+    assert display.plot(ax=ax).ax_ is ax
+    with pytest.raises(TypeError):
+        ExplanationGridDisplay(np.zeros((1, 2, 2)), np.zeros((1, 1, 1, 2, 2))).plot(ax)
+
+
 def test_leave_one_out_display_drops_undefined_ratios_and_checks_input():
     display = LeaveOneOutDisplay.from_predictions(
         [1.0, 2.0, 3.0, 4.0], [1.0, np.nan, 3.0, 4.5], method="theta-relatif"
@@ -203,7 +310,8 @@ def test_leave_one_out_display_from_explainer():
 def test_missing_matplotlib_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    with pytest.raises(ImportError, match=r"skrelatif\[plot\]"):
+    # scikit-learn's check_matplotlib_support names the method called.
+    with pytest.raises(ImportError, match="from_predictions requires matplotlib"):
         LeaveOneOutDisplay.from_predictions([1.0, 2.0], [1.0, 2.0])
-    with pytest.raises(ImportError, match="matplotlib"):
+    with pytest.raises(ImportError, match="plot requires matplotlib"):
         ExplanationGridDisplay(np.zeros((1, 2, 2)), np.zeros((1, 1, 1, 2, 2))).plot()
