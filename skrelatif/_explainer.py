@@ -24,23 +24,30 @@ from ._solvers import SOLVERS
 
 
 class InfluenceExplainer(_BaseExplainer):
-    """Explain a classifier's predictions with the training examples behind them.
+    """Explain a model's predictions with the training examples behind them.
 
     For a test point ``t`` and a training example ``i``, the score says how
-    much ``i`` supports the label explained for ``t`` (the prediction, unless
-    labels are given): positive scores are *proponents* (removing ``i`` would
-    raise the test loss), negative scores *opponents*. With ``g`` the gradient
-    of an example's loss at the fitted parameters, ``H`` the Hessian of the
-    training objective ``F = C sum_i s_i l_i + 1/2 ||w||^2`` (plus
-    ``damping * I``) and ``s_i`` the example's sample x class weight:
+    much ``i`` supports what is explained for ``t``: the test loss at the
+    predicted label (a classifier), at the given labels or targets, or, for a
+    regressor without targets, the prediction itself. Positive scores are
+    *proponents* (removing ``i`` would raise the test loss, or lower the
+    prediction), negative scores *opponents*. With ``g`` the gradient of an
+    example's loss at the fitted parameters, ``H`` the Hessian of the model's
+    own training objective ``F = c sum_i s_i l_i + R(theta)`` (plus ``damping
+    * I``; ``c`` the objective's constant, e.g. ``C`` of a logistic
+    regression, ``s_i`` the example's sample x class weight):
 
     - ``"if"`` (influence function, Koh & Liang 2017):
-      ``C s_i g_t^T H^-1 g_i``, the first-order change of the test loss when
+      ``c s_i g_t^T H^-1 g_i``, the first-order change of the test loss when
       ``i`` is removed and the model refitted;
     - ``"theta-relatif"``: ``g_t^T H^-1 g_i / ||H^-1 g_i||``, that change per
       unit of parameter change (Barshan et al. 2020);
     - ``"l-relatif"``: ``g_t^T H^-1 g_i / sqrt(g_i^T H^-1 g_i)``, that change
-      relative to the example's effect on all training losses.
+      relative to the example's effect on all training losses;
+    - ``"newton"``: the change of the test loss after one Newton step of the
+      objective without ``i`` (a rank-K Woodbury update of ``H``, K the number
+      of outputs), the loss evaluated exactly at the new parameters: a
+      second-order estimate, exact leave-one-out for squared loss.
 
     RelatIF scores discount examples with a large global influence (outliers,
     mislabelled points), so they favour typical examples of the explained class.
@@ -54,31 +61,47 @@ class InfluenceExplainer(_BaseExplainer):
     Parameters
     ----------
     model : estimator
-        A :class:`~sklearn.linear_model.LogisticRegression` (L2 or no
-        penalty; binary or multinomial), a :class:`~sklearn.svm.SVC` or
-        :class:`~sklearn.svm.NuSVC` (any kernel, binary or one-vs-one
-        multiclass) or a :class:`~sklearn.svm.LinearSVC` (L2 penalty,
-        one-vs-rest), or a
+        A supported scikit-learn model (see the "Supported models" page): a
+        :class:`~sklearn.linear_model.LogisticRegression` or
+        :class:`~sklearn.linear_model.LogisticRegressionCV` (L2 or no
+        penalty), a least-squares model (:class:`~sklearn.linear_model.Ridge`,
+        :class:`~sklearn.linear_model.RidgeCV`,
+        :class:`~sklearn.linear_model.LinearRegression`,
+        :class:`~sklearn.linear_model.RidgeClassifier`,
+        :class:`~sklearn.linear_model.RidgeClassifierCV`), a GLM
+        (:class:`~sklearn.linear_model.PoissonRegressor`,
+        :class:`~sklearn.linear_model.GammaRegressor`,
+        :class:`~sklearn.linear_model.TweedieRegressor`),
+        :class:`~sklearn.linear_model.SGDClassifier` (log loss) or
+        :class:`~sklearn.linear_model.SGDRegressor` (squared error), a
+        :class:`~sklearn.svm.SVC`, :class:`~sklearn.svm.NuSVC` or
+        :class:`~sklearn.svm.LinearSVC`; or a
         :class:`~sklearn.pipeline.Pipeline` whose last step is one (its earlier
-        steps transform X first), or a
-        :class:`~sklearn.frozen.FrozenEstimator` of either. A fitted model is
-        used as is and never modified or refitted; an unfitted one is cloned
-        and fitted in :meth:`fit`. For SVMs the scores are those of Barshan et
-        al. (2020, appendix F): ``"if"`` is ``y_i y_t K(x_i, x_t)`` and both
-        RelatIF methods divide it by ``sqrt(K(x_i, x_i))``, for support
-        vectors only (every other example scores 0). A multiclass model sums
-        the ``"if"`` scores of its binary machines that involve the explained
-        label, and RelatIF divides that by ``sqrt(n_i K(x_i, x_i))``, ``n_i``
-        the number of machines in which ``i`` is a support vector (see the
-        docstring of :mod:`skrelatif._adapters.svm`).
-    method : {"if", "theta-relatif", "l-relatif"}, default="l-relatif"
+        steps, at every level of nesting, transform X first), or a
+        :class:`~sklearn.frozen.FrozenEstimator` of either. Dispatch is on
+        exact types: a subclass gets a clear ``TypeError``. A fitted model is
+        used as is and never modified or refitted (cloning the explainer keeps
+        it); an unfitted one is cloned and fitted in :meth:`fit`. For SVMs the
+        scores are those of Barshan et al. (2020, appendix F): ``"if"`` is
+        ``y_i y_t K(x_i, x_t)`` and both RelatIF methods divide it by
+        ``sqrt(K(x_i, x_i))``, for support vectors only (every other example
+        scores 0). A multiclass model sums the ``"if"`` scores of its binary
+        machines that involve the explained label, and RelatIF divides that by
+        ``sqrt(n_i K(x_i, x_i))``, ``n_i`` the number of machines in which
+        ``i`` is a support vector (see the docstring of
+        :mod:`skrelatif._adapters.svm`).
+    method : {"if", "theta-relatif", "l-relatif", "newton"}, default="l-relatif"
         The score.
-    hessian : {"exact", "identity", "block-diagonal", "cg", "lissa"}, default="exact"
-        How ``H^-1`` is applied.
+    hessian : {"auto", "exact", "gauss-newton", "identity", "block-diagonal", \
+            "cg", "lissa"}, default="auto"
+        How ``H^-1`` is applied; ``"auto"`` is the model family's first option
+        (``"exact"`` for linear models and SVMs).
 
         - ``"exact"``: the closed-form Hessian of the training objective,
           factorised once (Cholesky); needs a dense P x P matrix (P = number of
           parameters) and raises a clear error when that cannot fit in memory.
+        - ``"gauss-newton"``: the same with the generalised Gauss-Newton matrix
+          (for the families that declare it).
         - ``"identity"``: ``H = I``, plain gradient similarity (the baseline of
           Barshan et al., Fig. 6).
         - ``"block-diagonal"``: the per-class diagonal blocks of H (cross-class
@@ -116,12 +139,18 @@ class InfluenceExplainer(_BaseExplainer):
     estimator_ : estimator
         The fitted model that is explained (``model`` itself when it was fitted).
     self_influence_ : ndarray of shape (n_train,)
-        ``C s_i g_i^T H^-1 g_i``: the predicted rise of example ``i``'s own
-        loss when it is removed; large for outliers and mislabelled examples.
-        With ``hessian="cg"`` or ``"lissa"`` and ``method="if"`` it is computed
-        on first access (one solve per training example).
+        ``c s_i g_i^T H^-1 g_i``: the predicted rise of example ``i``'s own
+        loss when it is removed; large for outliers and mislabelled examples
+        (``method="newton"``: the Newton leave-one-out rise, ``loo_loss_``
+        minus the training loss). With ``method="if"`` it is computed on first
+        access. For a kernel that is not positive semi-definite it can be
+        negative (see :mod:`skrelatif._adapters.svm`).
+    loo_loss_ : ndarray of shape (n_train,)
+        Each example's loss under the model refit without it, by one Newton
+        step (exact for squared loss): leave-one-out cross-validation from one
+        fit. Computed on first access unless ``method="newton"``.
     classes_ : ndarray of shape (n_classes,)
-        The model's classes.
+        The model's classes (classifiers only).
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -174,7 +203,7 @@ class InfluenceExplainer(_BaseExplainer):
     _parameter_constraints: dict = {
         "model": [HasMethods(["fit"])],
         "method": [StrOptions(set(METHODS))],
-        "hessian": [StrOptions(set(SOLVERS))],
+        "hessian": [StrOptions({"auto", *SOLVERS})],
         "damping": [Interval(Real, 0, None, closed="left")],
         "hessian_options": [dict, None],
         "n_jobs": [
@@ -191,7 +220,7 @@ class InfluenceExplainer(_BaseExplainer):
         model: Any,
         *,
         method: str = "l-relatif",
-        hessian: str = "exact",
+        hessian: str = "auto",
         damping: float = 0.0,
         hessian_options: dict | None = None,
         n_jobs: int | None = None,
@@ -230,10 +259,11 @@ class InfluenceExplainer(_BaseExplainer):
         # changes nothing.
         final = _final_step(self.model)
         adapter_class = find_adapter(final)
+        hessian = adapter_class.hessians[0] if self.hessian == "auto" else self.hessian
         check_options(
             adapter_class,
             self.method,
-            self.hessian,
+            hessian,
             float(self.damping),
             self.hessian_options,
             type(final).__name__,
@@ -244,7 +274,7 @@ class InfluenceExplainer(_BaseExplainer):
         influence = Influence(
             adapter,
             method=self.method,
-            hessian=self.hessian,
+            hessian=hessian,
             damping=float(self.damping),
             hessian_options=self.hessian_options,
             n_jobs=self.n_jobs,

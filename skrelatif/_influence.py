@@ -133,7 +133,15 @@ class Influence:
             options=self.hessian_options,
             random_state=self.random_state,
             verbose=self.verbose,
-        ).fit(adapter.hessian_operator(X, y_encoded, self.weights_, self.n_jobs))
+        ).fit(
+            adapter.hessian_operator(
+                X,
+                y_encoded,
+                self.weights_,
+                self.n_jobs,
+                curvature="gauss-newton" if self.hessian == "gauss-newton" else "exact",
+            )
+        )
         log(
             self.verbose,
             1,

@@ -22,6 +22,8 @@ parameter constraints) and validated by the core before any work is done.
 
 =================== ============================================================
 ``"exact"``         dense Hessian, one Cholesky factorisation (O(P^3)).
+``"gauss-newton"``  the same on the generalised Gauss-Newton matrix (the
+                    adapter's operator with ``curvature="gauss-newton"``).
 ``"identity"``      ``H = I``: gradient similarity (Barshan et al., Fig. 6).
 ``"block-diagonal"`` the per-output diagonal blocks of H (cross-class terms
                     dropped; the K-FAC-motivated approximation of Barshan et al.,
@@ -421,6 +423,8 @@ class LissaInverse(InverseHessian):
 
 SOLVERS: dict[str, type[InverseHessian]] = {
     "exact": CholeskyInverse,
+    # the generalised Gauss-Newton matrix, dense (networks; see the adapter)
+    "gauss-newton": CholeskyInverse,
     "identity": IdentityInverse,
     "block-diagonal": BlockDiagonalInverse,
     "cg": ConjugateGradientInverse,

@@ -65,7 +65,7 @@ def test_parser_choices_are_the_explainer_s():
     from skrelatif._solvers import SOLVERS
 
     assert _parser.METHODS == tuple(METHODS)
-    assert _parser.HESSIANS == tuple(SOLVERS)
+    assert _parser.HESSIANS == ("auto", *SOLVERS)
 
 
 def test_public_names_are_still_importable():

@@ -63,7 +63,8 @@ class ModelAdapter(ABC):
 
     #: Estimator classes this adapter handles (exact types).
     estimator_types: ClassVar[tuple[type, ...]] = ()
-    #: The ``hessian`` options that apply to this family (first: the default).
+    #: The ``hessian`` options that apply to this family; the first is the one
+    #: ``hessian="auto"`` means.
     hessians: ClassVar[tuple[str, ...]] = ("exact",)
     #: Whether ``damping`` applies (False: only 0 is accepted).
     accepts_damping: ClassVar[bool] = True
@@ -218,10 +219,17 @@ class ModelAdapter(ABC):
         raise NotImplementedError
 
     def hessian_operator(
-        self, X: Any, y_encoded: np.ndarray, weights: np.ndarray, n_jobs=None
+        self,
+        X: Any,
+        y_encoded: np.ndarray,
+        weights: np.ndarray,
+        n_jobs=None,
+        curvature: str = "exact",
     ) -> Any:
         """The Hessian of ``F`` with data weights ``weights = c s`` (see
-        :mod:`skrelatif._solvers` for the operator's interface)."""
+        :mod:`skrelatif._solvers` for the operator's interface);
+        ``curvature="gauss-newton"``: the generalised Gauss-Newton matrix
+        ``sum_i w_i J_i^T D_i J_i + diag(p)`` (the same for linear models)."""
         raise NotImplementedError
 
     def objective_gradient(

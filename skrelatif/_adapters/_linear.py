@@ -451,7 +451,7 @@ class LinearModelAdapter(ModelAdapter):
         # large as the score block times K)
         return np.einsum("itk,ik->ti", products, direction.astype(products.dtype))
 
-    def hessian_operator(self, X, y_encoded, weights, n_jobs=None):
+    def hessian_operator(self, X, y_encoded, weights, n_jobs=None, curvature="exact"):
         curvature = self.loss_curvature(X, y_encoded)
         return LinearHessian(self, X, weights, curvature, n_jobs)
 

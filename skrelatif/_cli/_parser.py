@@ -15,9 +15,17 @@ from typing import Any
 #: ``--model`` choices (the default is the first one).
 MODELS = ("logreg", "svc")
 #: ``--method`` choices: ``skrelatif._adapters.METHODS``.
-METHODS = ("if", "theta-relatif", "l-relatif")
-#: ``--hessian`` choices: the keys of ``skrelatif._solvers.SOLVERS``.
-HESSIANS = ("exact", "identity", "block-diagonal", "cg", "lissa")
+METHODS = ("if", "theta-relatif", "l-relatif", "newton")
+#: ``--hessian`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
+HESSIANS = (
+    "auto",
+    "exact",
+    "gauss-newton",
+    "identity",
+    "block-diagonal",
+    "cg",
+    "lissa",
+)
 
 
 def _number(text: str, kind: type, expected: str) -> Any:
@@ -134,8 +142,9 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
     explain.add_argument(
         "--hessian",
         choices=HESSIANS,
-        default="exact",
-        help="how H^-1 is applied (default: exact)",
+        default="auto",
+        help="how H^-1 is applied (default: auto, the model family's own: exact "
+        "for linear models and SVMs)",
     )
     explain.add_argument(
         "--damping",
