@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
-from sklearn.datasets import load_breast_cancer, load_digits, make_classification
+from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -12,20 +12,6 @@ from skrelatif import InfluenceExplainer
 from . import _dense
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
-
-
-def _data(n_classes, n_samples=90, n_features=5, seed=0):
-    X, y = make_classification(
-        n_samples=n_samples,
-        n_features=n_features,
-        n_informative=4,
-        n_redundant=0,
-        n_classes=n_classes,
-        n_clusters_per_class=1,
-        flip_y=0.1,
-        random_state=seed,
-    )
-    return X[:70], y[:70], X[70:], y[70:]
 
 
 def _assert_close(actual, expected, rtol=1e-8):
@@ -37,8 +23,10 @@ def _assert_close(actual, expected, rtol=1e-8):
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("weights", [None, "sample", "class", "both"])
 @pytest.mark.parametrize("damping", [0.0, 0.3])
-def test_scores_match_dense_reference(n_classes, fit_intercept, weights, damping):
-    X, y, X_test, _ = _data(n_classes)
+def test_scores_match_dense_reference(
+    classification, n_classes, fit_intercept, weights, damping
+):
+    X, y, X_test, _ = classification(n_classes)
     rng = np.random.RandomState(1)
     sw = rng.uniform(0.2, 3, len(y)) if weights in ("sample", "both") else None
     class_weight = None
@@ -66,8 +54,8 @@ def test_scores_match_dense_reference(n_classes, fit_intercept, weights, damping
 
 @pytest.mark.parametrize("n_classes", [2, 4])
 @pytest.mark.parametrize("method", METHODS)
-def test_identity_hessian_and_given_labels(n_classes, method):
-    X, y, X_test, y_test = _data(n_classes, seed=3)
+def test_identity_hessian_and_given_labels(classification, n_classes, method):
+    X, y, X_test, y_test = classification(n_classes, seed=3)
     model = LogisticRegression(tol=1e-10).fit(X, y)
     ex = InfluenceExplainer(model, method=method, hessian="identity", damping=0.5)
     ex.fit(X, y)
@@ -77,9 +65,9 @@ def test_identity_hessian_and_given_labels(n_classes, method):
     _assert_close(ex.transform(X_test, y_test), expected)
 
 
-def test_hessian_matches_finite_differences():
+def test_hessian_matches_finite_differences(classification):
     """The assembled Hessian is the derivative of the objective's gradient."""
-    X, y, _, _ = _data(3, seed=5)
+    X, y, _, _ = classification(3, seed=5)
     sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
     model = LogisticRegression(C=2.0, tol=1e-10).fit(X, y, sample_weight=sw)
     ex = InfluenceExplainer(model).fit(X, y, sample_weight=sw)
@@ -109,8 +97,8 @@ def test_hessian_matches_finite_differences():
     np.testing.assert_allclose(H, numeric, rtol=1e-6, atol=1e-6 * np.abs(H).max())
 
 
-def test_no_penalty_and_liblinear():
-    X, y, X_test, _ = _data(2, seed=7)
+def test_no_penalty_and_liblinear(classification):
+    X, y, X_test, _ = classification(2, seed=7)
     for model, damping in [
         (LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000), 0.0),
         (LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000), 0.2),
@@ -125,9 +113,9 @@ def test_no_penalty_and_liblinear():
         _assert_close(ex.self_influence_, self_influence, rtol=1e-7)
 
 
-def test_unpenalised_multinomial_null_space_is_exact():
+def test_unpenalised_multinomial_null_space_is_exact(classification):
     """C=inf softmax: every (class-shift) null direction is projected out exactly."""
-    X, y, X_test, _ = _data(3, n_samples=150, seed=11)
+    X, y, X_test, _ = classification(3, n_samples=150, seed=11)
     X = X + np.random.RandomState(0).normal(scale=2.0, size=X.shape)  # not separable
     model = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y)
     ex = InfluenceExplainer(model, method="l-relatif").fit(X, y)
@@ -175,8 +163,8 @@ def test_if_matches_leave_one_out_digits_multinomial():
     assert r >= 0.99, r
 
 
-def test_sign_duplicate_is_proponent_flipped_copy_is_opponent():
-    X, y, X_test, _ = _data(2, seed=2)
+def test_sign_duplicate_is_proponent_flipped_copy_is_opponent(classification):
+    X, y, X_test, _ = classification(2, seed=2)
     x_new = X_test[:1]
     label = LogisticRegression().fit(X, y).predict(x_new)[0]
     X_aug = np.vstack([X, x_new, x_new])
@@ -191,9 +179,9 @@ def test_sign_duplicate_is_proponent_flipped_copy_is_opponent():
         assert scores[-2] > 0 > scores[-1]
 
 
-def test_tiny_gradients_give_finite_relatif_scores():
+def test_tiny_gradients_give_finite_relatif_scores(classification):
     """Examples fitted with near certainty keep a finite, non-zero RelatIF score."""
-    X, y, X_test, _ = _data(2, seed=4)
+    X, y, X_test, _ = classification(2, seed=4)
     model = LogisticRegression(tol=1e-10).fit(X, y)
     direction = model.coef_[0] / np.linalg.norm(model.coef_[0]) ** 2
     far = 900.0 * direction  # f ~ 900: expit(-f) underflows to 0 in float64
@@ -217,8 +205,8 @@ def test_tiny_gradients_give_finite_relatif_scores():
     assert np.isfinite(ex.self_influence_).all()
 
 
-def test_zero_gradient_example_scores_zero():
-    X, y, X_test, _ = _data(2, seed=6)
+def test_zero_gradient_example_scores_zero(classification):
+    X, y, X_test, _ = classification(2, seed=6)
     X_aug, y_aug = np.vstack([X, np.zeros(X.shape[1])]), np.append(y, 1)
     model = LogisticRegression(fit_intercept=False, tol=1e-10).fit(X_aug, y_aug)
     for method in METHODS:
@@ -229,8 +217,8 @@ def test_zero_gradient_example_scores_zero():
         assert np.all(np.isfinite(scores))
 
 
-def test_explain_is_top_k_of_transform():
-    X, y, X_test, _ = _data(3, seed=8)
+def test_explain_is_top_k_of_transform(classification):
+    X, y, X_test, _ = classification(3, seed=8)
     model = LogisticRegression(tol=1e-10).fit(X, y)
     ex = InfluenceExplainer(model).fit(X, y)
     scores = ex.transform(X_test)
@@ -258,9 +246,9 @@ def test_explain_is_top_k_of_transform():
     )
 
 
-def test_explanation_to_frame():
+def test_explanation_to_frame(classification):
     pytest.importorskip("pandas")
-    X, y, X_test, _ = _data(2)
+    X, y, X_test, _ = classification(2)
     ex = InfluenceExplainer(LogisticRegression()).fit(X, y)
     e = ex.explain(X_test[:3], k=2)
     frame = e.to_frame()

@@ -5,7 +5,7 @@ import pytest
 from scipy import sparse
 from scipy.stats import pearsonr
 from sklearn import config_context
-from sklearn.datasets import load_digits, make_classification
+from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -15,20 +15,8 @@ from skrelatif import InfluenceExplainer
 from . import _dense
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
-
-
-def _data(n_classes, seed=0, n_samples=130, n_features=6):
-    X, y = make_classification(
-        n_samples=n_samples,
-        n_features=n_features,
-        n_informative=4,
-        n_redundant=0,
-        n_classes=n_classes,
-        n_clusters_per_class=1,
-        flip_y=0.05,
-        random_state=seed,
-    )
-    return X[:100], y[:100], X[100:]
+#: The problem size of these tests (see ``classification`` in conftest.py).
+_SHAPE = dict(n_samples=130, n_features=6, n_train=100, flip_y=0.05)
 
 
 def _close(actual, expected, rtol):
@@ -38,8 +26,8 @@ def _close(actual, expected, rtol):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_block_diagonal_is_exact_on_the_dense_blocks(method):
-    X, y, X_test = _data(3)
+def test_block_diagonal_is_exact_on_the_dense_blocks(classification, method):
+    X, y, X_test, _ = classification(3, **_SHAPE)
     sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
     model = LogisticRegression(C=0.5, tol=1e-10).fit(X, y, sample_weight=sw)
     ex = InfluenceExplainer(model, method=method, hessian="block-diagonal", damping=0.1)
@@ -67,8 +55,8 @@ def test_block_diagonal_is_exact_on_the_dense_blocks(method):
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("method", METHODS)
-def test_cg_matches_exact(n_classes, method):
-    X, y, X_test = _data(n_classes, seed=1)
+def test_cg_matches_exact(classification, n_classes, method):
+    X, y, X_test, _ = classification(n_classes, seed=1, **_SHAPE)
     model = LogisticRegression(C=2.0, tol=1e-10).fit(X, y)
     exact = InfluenceExplainer(model, method=method).fit(X, y)
     cg = InfluenceExplainer(
@@ -78,8 +66,8 @@ def test_cg_matches_exact(n_classes, method):
     _close(cg.self_influence_, exact.self_influence_, 1e-7)
 
 
-def test_cg_warns_when_not_converged():
-    X, y, X_test = _data(3, seed=1)
+def test_cg_warns_when_not_converged(classification):
+    X, y, X_test, _ = classification(3, seed=1, **_SHAPE)
     model = LogisticRegression(C=100.0, tol=1e-10).fit(X, y)
     ex = InfluenceExplainer(
         model, method="if", hessian="cg", hessian_options={"max_iter": 2}
@@ -88,8 +76,8 @@ def test_cg_warns_when_not_converged():
         ex.transform(X_test)
 
 
-def test_lissa_approximates_exact_and_is_seeded():
-    X, y, X_test = _data(2, seed=2, n_samples=400)
+def test_lissa_approximates_exact_and_is_seeded(classification):
+    X, y, X_test, _ = classification(2, seed=2, **{**_SHAPE, "n_samples": 400})
     X, y = X[:300] if len(X) > 300 else X, y
     model = LogisticRegression(C=0.05, tol=1e-10).fit(X, y)
     exact = InfluenceExplainer(model, method="if").fit(X, y).transform(X_test)
@@ -141,8 +129,8 @@ def test_float32_falls_back_to_float64_when_ill_conditioned():
     )
 
 
-def test_exact_hessian_too_large_says_how_much(monkeypatch):
-    X, y, _ = _data(3)
+def test_exact_hessian_too_large_says_how_much(classification, monkeypatch):
+    X, y, _, _ = classification(3, **_SHAPE)
     model = LogisticRegression().fit(X, y)
     monkeypatch.setattr(skrelatif._solvers, "_available_memory", lambda: 1000)
     with pytest.raises(
@@ -153,15 +141,15 @@ def test_exact_hessian_too_large_says_how_much(monkeypatch):
     InfluenceExplainer(model, hessian="cg").fit(X, y)
 
 
-def test_unknown_hessian_options_are_rejected():
-    X, y, _ = _data(2)
+def test_unknown_hessian_options_are_rejected(classification):
+    X, y, _, _ = classification(2, **_SHAPE)
     model = LogisticRegression().fit(X, y)
     with pytest.raises(ValueError, match=r"Unknown hessian_options \['depth'\]"):
         InfluenceExplainer(model, hessian="cg", hessian_options={"depth": 3}).fit(X, y)
 
 
-def test_verbose_reports_progress(capsys):
-    X, y, X_test = _data(3)
+def test_verbose_reports_progress(classification, capsys):
+    X, y, X_test, _ = classification(3, **_SHAPE)
     model = LogisticRegression().fit(X, y)
     ex = InfluenceExplainer(model, verbose=1).fit(X, y)
     ex.explain(X_test)
@@ -200,11 +188,11 @@ def test_sparse_input_is_never_densified_whole(monkeypatch, hessian):
 
 
 @pytest.mark.slow
-def test_dask_cluster_gives_identical_results():
+def test_dask_cluster_gives_identical_results(classification):
     distributed = pytest.importorskip("distributed")
     from joblib import parallel_config
 
-    X, y, X_test = _data(3, seed=4)
+    X, y, X_test, _ = classification(3, seed=4, **_SHAPE)
     model = LogisticRegression(tol=1e-10).fit(X, y)
     local = InfluenceExplainer(model, method="theta-relatif").fit(X, y)
     expected, e_local = local.transform(X_test), local.explain(X_test, k=4)
