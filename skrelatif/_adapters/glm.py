@@ -60,6 +60,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn._loss.link import IdentityLink
 from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegressor
 
 from ._linear import LinearHessian, LinearModelAdapter
@@ -178,9 +179,7 @@ class GLMAdapter(LinearModelAdapter):
         ``mu = eta`` of an identity link is outside the deviance's domain."""
         eta = np.ascontiguousarray(F[:, 0], dtype=np.float64)
         loss = self._loss
-        if loss.link.__class__.__name__ == "IdentityLink" and not (
-            loss.in_y_pred_range(eta)
-        ):
+        if isinstance(loss.link, IdentityLink) and not loss.in_y_pred_range(eta):
             interval = loss.interval_y_pred
             raise ValueError(
                 f"{type(self.estimator).__name__} with an identity link predicts "
