@@ -53,6 +53,15 @@ Without given targets the explanation is of the **linear predictor**
 ``eta(x_t) = w . x_t + b`` (``log mu`` for a log link): ``g_t = -x̃_t``, so a
 positive score means the example pushes the prediction up (spec section 5),
 and :attr:`Explanation.target` holds ``eta``.
+
+Removal. The scores follow the package's convention: removing example ``i``
+leaves ``F - c s_i l_i``, with ``c`` kept. scikit-learn's refit without ``i``
+renormalises instead (``c' = 1/(sum_j s_j - s_i)``), which is that objective
+with ``alpha`` scaled by ``sum_j s_j / (sum_j s_j - s_i)``. To first order
+the refit's test-loss change is ``"if"`` plus ``c s_i g_t^T H^-1 p theta*``,
+a term that depends on ``i`` only through ``s_i``; it is small for a small
+``alpha`` (Poisson, n = 200, ``alpha = 1e-2``: Pearson r 0.9996 between
+``"if"`` and scikit-learn refits; ``alpha = 1``: 0.998).
 """
 
 from __future__ import annotations
@@ -218,5 +227,5 @@ class GLMAdapter(LinearModelAdapter):
     def hessian_operator(
         self, X: Any, y_encoded: np.ndarray, weights: np.ndarray, n_jobs=None
     ) -> _SingleOutputHessian:
-        curvature = self.output_curvature(self.decision(X), y_encoded)
+        curvature = self.loss_curvature(X, y_encoded)
         return _SingleOutputHessian(self, X, weights, curvature, n_jobs)
