@@ -121,6 +121,8 @@ class Influence:
         self.sample_weight_ = adapter.sample_weights(y_encoded, sample_weight)
         self.weights_ = adapter.loss_scale * self.sample_weight_  # c s_i
         self.candidates_ = adapter.candidates(X, y_encoded, sample_weight)
+        shares = adapter.penalty_shares(y_encoded, sample_weight)
+        self.penalty_share_ = np.zeros(self.n_train_) if shares is None else shares
         self._self_influence = None
         if adapter.kernel_space:
             return self._fit_kernel()
@@ -222,7 +224,14 @@ class Influence:
         adapter = self.adapter
         row_bytes = 8 * 3 * adapter.n_outputs * adapter.n_params
         self.newton_u_, self._loo_loss = _newton.newton_rows(
-            adapter, self.solver_, self.X_, self.y_, self.weights_, row_bytes
+            adapter,
+            self.solver_,
+            self.X_,
+            self.y_,
+            self.weights_,
+            self.penalty_share_,
+            self.penalty_z_,
+            row_bytes,
         )
         log(
             self.verbose,
@@ -230,6 +239,17 @@ class Influence:
             f"Newton leave-one-out steps of {self.n_train_} examples in "
             f"{time.perf_counter() - start:.1f} s",
         )
+
+    @property
+    def penalty_z_(self) -> np.ndarray:
+        """``H^-1 p theta*`` (see :mod:`skrelatif._newton`), zeros when no
+        example's removal renormalises the penalty."""
+        if getattr(self, "_penalty_z", None) is None:
+            if np.any(self.penalty_share_):
+                self._penalty_z = _newton.penalty_direction(self.adapter, self.solver_)
+            else:
+                self._penalty_z = np.zeros(self.adapter.n_params)
+        return self._penalty_z
 
     @property
     def loo_loss_(self) -> np.ndarray:
@@ -296,7 +316,9 @@ class Influence:
         if self.adapter.kernel_space:
             return self.adapter.kernel_test_state(X, y_encoded)
         if self.method == "newton":
-            return _newton.newton_test_state(self.adapter, self.solver_, X, y_encoded)
+            return _newton.newton_test_state(
+                self.adapter, self.solver_, X, y_encoded, self.penalty_z_
+            )
         solved = self.solver_.solve(self.test_gradients(X, y_encoded))
         return solved.astype(self.solver_.compute_dtype, copy=False)
 
@@ -306,7 +328,7 @@ class Influence:
             return self.adapter.kernel_payload(self.X_, rows)
         X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
         if self.method == "newton":
-            return X, self.newton_u_[rows]
+            return X, self.newton_u_[rows], self.penalty_share_[rows]
         return X, self.direction_[rows]
 
     @property

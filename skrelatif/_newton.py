@@ -24,6 +24,21 @@ leave-one-out solution.
 
 Any vector: ``(H - J^T M J)^-1 z = H^-1 z + H^-1 J^T (I - M A)^-1 M J H^-1 z``.
 
+Objectives normalised by the total weight (GLMs: ``1/sum(s)``; SGD and
+networks: ``1/n``) are renormalised by scikit-learn when it refits on fewer
+rows. Minimising ``1/(S - s_G) sum_{j not in G} s_j l_j + R`` is minimising
+``F - c sum_G s_i l_i - rho_G R`` with ``rho_G = sum_G rho_i`` (the adapter's
+``penalty_shares``, e.g. ``s_i / S``): the penalty gains relative weight. Its
+gradient adds ``rho_G p theta*`` to the right-hand side of the step, so with
+``z = H^-1 p theta*``::
+
+    delta_G = H^-1 J_G^T (I - M_G A_G)^-1 (v_G + rho_G M_G J_G z) + rho_G z  (2)
+
+(the Woodbury inverse applied to ``rho_G p theta*``). The Hessian's own
+change ``-rho_G diag(p)`` is left out of the step: a relative error of at most
+``rho_G / (1 - rho_G)`` (``1/(n-1)`` for one example), which the exact
+removal's iterations then remove.
+
 Exact removal iterates ``theta <- theta - (H_G)^-1 grad F_G(theta)`` from
 ``theta*``: first with the leave-one-out Hessian at ``theta*`` (the Woodbury
 form above; each step costs one gradient pass and one solve), then with
@@ -72,9 +87,18 @@ def _solve_small(matrix: np.ndarray, rhs: np.ndarray, what: str) -> np.ndarray:
         ) from None
 
 
-def newton_chunk(adapter, solver, X, y_encoded, weights):
-    """Per training example of a chunk: ``u_i`` of (1) (n, K) and its loss
-    after the Newton leave-one-out step, ``l(y_i, f_i + A_i u_i)``."""
+def penalty_direction(adapter, solver) -> np.ndarray:
+    """``z = H^-1 p theta*`` of (2) (zeros without a penalty)."""
+    gradient = adapter.penalty() * adapter.parameters()
+    if not np.any(gradient):
+        return np.zeros_like(gradient)
+    return np.asarray(solver.solve(gradient[None, :]), dtype=np.float64)[0]
+
+
+def newton_chunk(adapter, solver, X, y_encoded, weights, shares, z):
+    """Per training example of a chunk: the coefficients ``u_i`` of (2),
+    ``(I - M_i A_i)^-1 (w_i r_i + rho_i M_i J_i z)`` (n, K), and the example's
+    loss after its Newton leave-one-out step, at ``f_i + A_i u_i + rho_i J_i z``."""
     J = adapter.output_jacobian(X)
     A = np.einsum("nkp,nlp->nkl", J, _inverse_jacobian(solver, J))
     M = weights[:, None, None] * curvature_matrices(
@@ -82,28 +106,39 @@ def newton_chunk(adapter, solver, X, y_encoded, weights):
     )
     direction, norm = adapter.loss_gradients(X, y_encoded)
     v = (weights * norm)[:, None] * direction
+    penalty_shift = shares[:, None] * (J @ z)  # rho_i J_i z, (n, K)
+    v = v + np.einsum("nkl,nl->nk", M, penalty_shift)
     K = v.shape[1]
     u = _solve_small(np.eye(K) - M @ A, v[:, :, None], "a training example")[..., 0]
-    moved = adapter.outputs(X) + np.einsum("nkl,nl->nk", A, u)
+    moved = adapter.outputs(X) + np.einsum("nkl,nl->nk", A, u) + penalty_shift
     return u, adapter.output_losses(moved, y_encoded)
 
 
-def newton_test_state(adapter, solver, X, y_encoded):
-    """Per test batch: ``H^-1 J_t^T`` (rows, (n_test * K, P)), the outputs and
-    the targets (None: a regressor's prediction is explained)."""
+def newton_test_state(adapter, solver, X, y_encoded, z):
+    """Per test batch: ``H^-1 J_t^T`` (rows, (n_test * K, P)), ``J_t z``, the
+    outputs and the targets (None: a regressor's prediction is explained)."""
     J = adapter.output_jacobian(X)
     solved = _inverse_jacobian(solver, J).reshape(-1, J.shape[2])
-    return adapter, solved, adapter.outputs(X), y_encoded
+    return adapter, solved, J @ z, adapter.outputs(X), y_encoded
 
 
-def newton_cross(state, X, u):
+def output_shifts(state, X, u, shares) -> np.ndarray:
+    """How the test outputs move when each training example of the chunk is
+    removed: ``J_t H^-1 J_i^T u_i + rho_i J_t z``, shape (n_test, K, n_rows)."""
+    adapter, solved, Jz, F, _ = state
+    n_test, K = F.shape
+    shift = adapter.gradient_dots(solved, X, u).reshape(n_test, K, u.shape[0])
+    return shift + Jz[:, :, None] * shares
+
+
+def newton_cross(state, X, u, shares):
     """Newton leave-one-out change of the test losses, (n_test, n_rows): the
-    loss at the moved outputs ``f_t + J_t H^-1 J_i^T u_i`` minus the loss at
-    ``f_t``; for a regressor's prediction, minus the change of the prediction."""
-    adapter, solved, F, y_encoded = state
+    loss at the moved outputs minus the loss at ``f_t`` (2); for a regressor's
+    prediction, minus the change of the prediction."""
+    adapter, _, _, F, y_encoded = state
     n_test, K = F.shape
     n_rows = u.shape[0]
-    shift = adapter.gradient_dots(solved, X, u).reshape(n_test, K, n_rows)
+    shift = output_shifts(state, X, u, shares)
     if y_encoded is None:
         return -shift[:, 0, :]
     moved = F[:, :, None] + shift  # (n_test, K, n_rows)
@@ -125,7 +160,9 @@ class GroupRemoval:
         The group.
     """
 
-    def __init__(self, adapter, solver, X, y_encoded, weights, rows) -> None:
+    def __init__(
+        self, adapter, solver, X, y_encoded, weights, rows, shares=None
+    ) -> None:
         rows = np.asarray(rows)
         Xg, yg, wg = X[rows], y_encoded[rows], weights[rows]
         J = adapter.output_jacobian(Xg)  # (g, K, P)
@@ -142,6 +179,11 @@ class GroupRemoval:
         self.capacitance = np.eye(g * K) - self.M @ self.A
         self.solver = solver
         self._lu = None
+        # rho_G of (2) and z = H^-1 p theta*
+        self.share = 0.0 if shares is None else float(np.sum(shares[rows]))
+        self.z = penalty_direction(adapter, solver) if self.share else None
+        if self.share:
+            self.v = self.v + self.share * (self.M @ (self.J @ self.z))
 
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
         """``(I - M A)^-1 rhs``, the LU factors computed once."""
@@ -152,8 +194,9 @@ class GroupRemoval:
         return linalg.lu_solve(self._lu, rhs, check_finite=False)
 
     def step(self) -> np.ndarray:
-        """``delta_G`` of (1): the Newton step from ``theta*``, flat (P,)."""
-        return self.solved.T @ self._solve(self.v)
+        """``delta_G`` of (2): the Newton step from ``theta*``, flat (P,)."""
+        step = self.solved.T @ self._solve(self.v)
+        return step + self.share * self.z if self.share else step
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """``(H - J^T M J)^-1 z`` for a flat vector z (the Woodbury form)."""
@@ -177,6 +220,7 @@ def exact_removal(
     tol: float = 1e-10,
     max_iter: int = 100,
     hessian=None,
+    shares=None,
 ):
     """Parameters minimising the objective without ``rows``, by Newton
     iterations from ``theta*`` (the adapter's parameters).
@@ -189,14 +233,16 @@ def exact_removal(
     theta0 = adapter.parameters()
     kept = weights.copy()
     kept[np.asarray(rows)] = 0.0
-    group = GroupRemoval(adapter, solver, X, y_encoded, weights, rows)
+    group = GroupRemoval(adapter, solver, X, y_encoded, weights, rows, shares)
     theta = theta0 + group.step()
+    penalty = adapter.penalty()
     # below this, a step is rounding noise of the gradient, not a change
     floor = 1e3 * np.finfo(np.float64).eps * np.linalg.norm(theta0)
     last, fresh = np.inf, False
     for _ in range(max_iter):
         moved = adapter.at(theta)
         gradient = objective_gradient(moved, X, y_encoded, kept)
+        gradient -= group.share * penalty * theta  # the renormalised penalty
         if fresh:
             step = -np.asarray(hessian(moved, kept).solve(gradient[None, :]))[0]
         else:
@@ -228,11 +274,13 @@ def newton_reference(
     return theta, solver, False
 
 
-def newton_rows(adapter, solver, X, y_encoded, weights, row_bytes: int):
+def newton_rows(adapter, solver, X, y_encoded, weights, shares, z, row_bytes: int):
     """``u`` (n, K) and the Newton leave-one-out losses of every training
     example, chunk by chunk."""
     parts = [
-        newton_chunk(adapter, solver, X[rows], y_encoded[rows], weights[rows])
+        newton_chunk(
+            adapter, solver, X[rows], y_encoded[rows], weights[rows], shares[rows], z
+        )
         for rows in chunk_slices(X.shape[0], row_bytes)
     ]
     return np.vstack([u for u, _ in parts]), np.concatenate([loss for _, loss in parts])
@@ -255,10 +303,10 @@ class ExactRemoval:
     """
 
     def __init__(
-        self, adapter, X, y_encoded, weights, *, tol=1e-10, max_iter=100
+        self, adapter, X, y_encoded, weights, shares=None, *, tol=1e-10, max_iter=100
     ) -> None:
         self.X = X.astype(np.float64, copy=False)
-        self.y, self.weights = y_encoded, weights
+        self.y, self.weights, self.shares = y_encoded, weights, shares
         self.tol, self.max_iter = tol, max_iter
         theta, self.solver, self.converged = newton_reference(
             adapter,
@@ -286,12 +334,13 @@ class ExactRemoval:
             tol=self.tol,
             max_iter=self.max_iter,
             hessian=self._hessian,
+            shares=self.shares,
         )
 
 
-def group_step(adapter, solver, X, y_encoded, weights, rows) -> np.ndarray:
-    """The Newton step (1) of removing ``rows`` (flat, (P,))."""
-    return GroupRemoval(adapter, solver, X, y_encoded, weights, rows).step()
+def group_step(adapter, solver, X, y_encoded, weights, rows, shares) -> np.ndarray:
+    """The Newton step (2) of removing ``rows`` (flat, (P,))."""
+    return GroupRemoval(adapter, solver, X, y_encoded, weights, rows, shares).step()
 
 
 def removal_change(adapter, theta, X_test, y_test) -> np.ndarray:
@@ -325,26 +374,31 @@ def flip_set(influence, X_row, label: int, max_size: int, exact) -> tuple:
     """
     adapter, solver = influence.adapter, influence.solver_
     X, y, weights = influence.X_, influence.y_, influence.weights_
-    state = newton_test_state(adapter, solver, X_row, None)
-    _, solved_t, F, _ = state
+    shares = influence.penalty_share_
+    state = newton_test_state(adapter, solver, X_row, None, influence.penalty_z_)
+    F = state[3]
     K = F.shape[1]
     margin = _margin(F, label)[0]
     moved = np.empty((influence.n_train_, K))
     for rows in chunk_slices(influence.n_train_, 8 * 4 * K * max(adapter.n_params, 1)):
-        shift = adapter.gradient_dots(solved_t, X[rows], influence.newton_u_[rows])
-        moved[rows] = F[0] + shift.T
+        shift = output_shifts(state, X[rows], influence.newton_u_[rows], shares[rows])
+        moved[rows] = F[0] + shift[0].T
     new_margin = _margin(moved, label)
     order = np.argsort(new_margin, kind="stable")
     order = order[new_margin[order] < margin][:max_size]
     if order.size == 0:
         return np.zeros(0, dtype=np.intp), False
-    group = GroupRemoval(adapter, solver, X, y, weights, order)
+    group = GroupRemoval(adapter, solver, X, y, weights, order)  # (1) blocks
     B = adapter.output_jacobian(X_row)[0] @ group.solved.T  # J_t H^-1 J_G^T
+    Jz_train = group.J @ influence.penalty_z_  # (2): J_i z, then J_t z
+    Jz_test = state[2][0]
 
     def predicted_flip(s):
         n = s * K
-        u = _solve_small(group.capacitance[:n, :n], group.v[:n], "this group")
-        return _margin(F + B[:, :n] @ u, label)[0] < 0
+        rho = float(np.sum(shares[order[:s]]))
+        v = group.v[:n] + rho * (group.M[:n, :n] @ Jz_train[:n])
+        u = _solve_small(group.capacitance[:n, :n], v, "this group")
+        return _margin(F + B[:, :n] @ u + rho * Jz_test, label)[0] < 0
 
     def exact_flip(s):
         theta, _ = exact.remove(order[:s])
@@ -398,7 +452,9 @@ def _removal_chunk(influence, X_test, y_test, groups, method):
     columns = []
     for group in groups:
         if method == "newton":
-            step = group_step(adapter, solver, X, y, weights, group)
+            step = group_step(
+                adapter, solver, X, y, weights, group, influence.penalty_share_
+            )
             columns.append(
                 removal_change(adapter, adapter.parameters() + step, X_test, y_test)
             )
@@ -436,7 +492,11 @@ def _flip_chunk(influence, X_test, labels, max_size, verify):
     exact = None
     if verify:
         exact = ExactRemoval(
-            influence.adapter, influence.X_, influence.y_, influence.weights_
+            influence.adapter,
+            influence.X_,
+            influence.y_,
+            influence.weights_,
+            influence.penalty_share_,
         )
     return [
         flip_set(influence, X_test[t : t + 1], int(labels[t]), max_size, exact)

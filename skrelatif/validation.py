@@ -340,6 +340,7 @@ def leave_one_out(
                 X,
                 y_encoded,
                 influence.weights_,
+                influence.penalty_share_,
                 tol=float(tol),
                 max_iter=min(int(max_iter), _NEWTON_MAX_ITER),
             )

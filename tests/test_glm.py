@@ -318,13 +318,9 @@ def test_leave_one_out_refit_agrees_with_own_refits(solver):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core removes c s_i l_i from F with c = 1/sum(s) kept, but "
-    "scikit-learn's GLM refit renormalises by 1/(sum(s) - s_i): the Newton "
-    "removal is the refit with alpha * sum(s) / (sum(s) - s_i)",
-)
 def test_leave_one_out_newton_agrees_with_scikit_learn_refits():
+    """scikit-learn's refit on fewer rows renormalises the objective by their
+    total weight: the Newton removal models it (the penalty's share grows)."""
     X, y, Xt, yt = _count_problem()
     model = PoissonRegressor(alpha=1.0, solver="newton-cholesky", **TIGHT)
     model.fit(X, y)
@@ -338,9 +334,12 @@ def test_leave_one_out_newton_agrees_with_scikit_learn_refits():
 @pytest.mark.parametrize("family", ["poisson", "tweedie-3-log", "tweedie-1.5-identity"])
 @pytest.mark.parametrize("given_y", [True, False])
 def test_newton_matches_dense_reference(family, given_y):
-    """method="newton": one Newton step of F - c s_i l_i from theta*,
-    ``delta_i = (H - c s_i d2l_i x̃_i x̃_i^T)^-1 c s_i g_i``, and the test loss
-    (or minus the linear predictor) evaluated exactly at theta* + delta_i."""
+    """method="newton": one Newton step from theta* of the objective that a
+    refit on the other rows minimises, ``F - c s_i l_i - rho_i R`` with
+    ``rho_i = s_i / sum(s)`` (scikit-learn renormalises by the remaining
+    weight): ``delta_i = (H - c s_i d2l_i x̃_i x̃_i^T)^-1 (c s_i g_i + rho_i
+    p theta*)``, and the test loss (or minus the linear predictor) evaluated
+    exactly at theta* + delta_i."""
     estimator, q, link = FAMILIES[family]
     X, y, Xt, yt = _data(q, link)
     s = np.random.RandomState(2).uniform(0.3, 3, len(y))
@@ -357,9 +356,11 @@ def test_newton_matches_dense_reference(family, given_y):
 
     expected = np.empty((len(Xt), len(X)))
     loo_loss = np.empty(len(X))
+    penalty_gradient = np.r_[model.alpha * model.coef_, 0.0]
     for i in range(len(X)):
         H_i = H - weights[i] * curvature[i] * np.outer(design[i], design[i])
-        delta = np.linalg.solve(H_i, weights[i] * G[i])
+        rho = s[i] / s.sum()
+        delta = np.linalg.solve(H_i, weights[i] * G[i] + rho * penalty_gradient)
         expected[:, i] = test_loss(theta + delta) - test_loss(theta)
         eta_i = design[i] @ (theta + delta)
         loo_loss[i] = half_deviance(y[i], mean(eta_i, link), q)

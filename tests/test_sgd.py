@@ -353,3 +353,40 @@ def test_multiclass_residual_direction_survives_underflow():
     scores = ex.transform(Xt)
     assert np.isfinite(scores).all()
     assert np.all(scores[:, -1] != 0)
+
+
+def test_removal_renormalises_like_a_refit_on_fewer_rows():
+    """SGD's objective is a mean: a refit on n - 1 rows minimises
+    ``1/(n-1) sum_{j != i} 1/2 (y_j - f_j)^2 + alpha/2 ||w||^2``, i.e. ridge with
+    ``alpha_ridge = (n - 1) alpha``. With the parameters at the exact minimum,
+    exact leave-one-out (Newton iterations) equals that closed form, and
+    method="newton" is within the documented O(1/n) of it."""
+    from sklearn.linear_model import Ridge
+
+    from skrelatif.validation import leave_one_out
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    y = X @ [1.0, -2.0, 0.5, 0.0] + rng.normal(scale=0.5, size=60)
+    Xt, yt = rng.normal(size=(5, 4)), rng.normal(size=5)
+    alpha, n = 0.05, len(y)
+    model = SGDRegressor(alpha=alpha, max_iter=5, tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    exact = Ridge(alpha=n * alpha).fit(X, y)  # the exact minimum of SGD's objective
+    model.coef_, model.intercept_ = exact.coef_.copy(), np.atleast_1d(exact.intercept_)
+    removed = np.arange(0, n, 6)
+    ex = InfluenceExplainer(model, method="newton").fit(X, y)
+    loo = leave_one_out(ex, Xt, yt, removed)
+    newton = ex.transform(Xt, yt)[:, removed]
+    actual = np.empty((len(yt), len(removed)))
+    for j, i in enumerate(removed):
+        refit = Ridge(alpha=(n - 1) * alpha).fit(np.delete(X, i, 0), np.delete(y, i))
+        actual[:, j] = (
+            0.5 * (yt - refit.predict(Xt)) ** 2 - 0.5 * (yt - exact.predict(Xt)) ** 2
+        )
+    np.testing.assert_allclose(loo.test_loss_change, actual, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(
+        newton, actual, rtol=0, atol=2 / n * np.abs(actual).max()
+    )

@@ -192,6 +192,14 @@ class ModelAdapter(ABC):
             return np.ones(len(y_encoded))
         return np.asarray(sample_weight, dtype=np.float64)
 
+    def penalty_shares(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray | None:
+        """``rho_i``: for objectives normalised by the total weight, removing
+        examples ``G`` and refitting as scikit-learn does (renormalising over
+        the remaining rows) scales the penalty relative to the data term by
+        ``1 / (1 - sum_G rho_i)`` (e.g. ``rho_i = s_i / sum(s)``); None when
+        the objective is not normalised (see :mod:`skrelatif._newton`)."""
+        return None
+
     # -- gradients (parametric families) ----------------------------------------
     n_params: int = 0
 

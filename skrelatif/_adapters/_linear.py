@@ -262,12 +262,16 @@ class LinearHessian:
         blocks = np.zeros((self.n_outputs, self.n_design, self.n_design))
         for design, chunk in self._design_chunks(8 * 2 * self.n_design):
             for k in range(self.n_outputs):
-                block = np.zeros((self.n_design, self.n_design), order="F")
-                _add_gram(
-                    block,
-                    _scale_rows(design, np.sqrt(self.weights[chunk] * own[chunk, k])),
-                )
-                blocks[k] += _symmetrise_lower(block)
+                weight = self.weights[chunk] * own[chunk, k]
+                if np.all(weight >= 0):  # syrk on sqrt-weighted rows
+                    block = np.zeros((self.n_design, self.n_design), order="F")
+                    _add_gram(block, _scale_rows(design, np.sqrt(weight)))
+                    blocks[k] += _symmetrise_lower(block)
+                else:  # a negative curvature (non-canonical links): a GEMM
+                    product = _scale_rows(design, weight).T @ design
+                    blocks[k] += np.asarray(
+                        product.toarray() if sparse.issparse(product) else product
+                    )
         penalty = self.penalty.reshape(self.n_outputs, self.n_design)
         for k in range(self.n_outputs):
             blocks[k].flat[:: self.n_design + 1] += penalty[k]

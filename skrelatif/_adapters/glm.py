@@ -72,16 +72,7 @@ import numpy as np
 from sklearn._loss.link import IdentityLink
 from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegressor
 
-from ._linear import LinearHessian, LinearModelAdapter
-
-
-class _SingleOutputHessian(LinearHessian):
-    """A GLM's Hessian: one output, so its only diagonal block is the whole
-    Hessian. The base class's blocks take the square root of each example's
-    curvature, which is negative for some examples of non-canonical links."""
-
-    def diagonal_blocks(self) -> np.ndarray:
-        return self.dense()[None]
+from ._linear import LinearModelAdapter
 
 
 class GLMAdapter(LinearModelAdapter):
@@ -165,6 +156,12 @@ class GLMAdapter(LinearModelAdapter):
         self._loss_scale = 1.0 / total
         return weights
 
+    def penalty_shares(self, y_encoded, sample_weight):
+        """``rho_i = s_i / sum(s)``: scikit-learn refits on fewer rows divide by
+        their own total weight (see :mod:`skrelatif._newton`)."""
+        weights = super().sample_weights(y_encoded, sample_weight)
+        return weights / weights.sum()
+
     # -- the target --------------------------------------------------------------------
     def encode_target(self, y: Any, *, what: str = "y") -> np.ndarray:
         """Float targets, checked against the family's range (e.g. ``y >= 0``
@@ -223,9 +220,3 @@ class GLMAdapter(LinearModelAdapter):
         """The half unit deviance ``l(y_i, h(eta_i))`` (0 where ``mu = y``)."""
         y, eta = self._arrays(F, y)
         return self._loss.loss(y, eta) + self._loss.constant_to_optimal_zero(y)
-
-    def hessian_operator(
-        self, X: Any, y_encoded: np.ndarray, weights: np.ndarray, n_jobs=None
-    ) -> _SingleOutputHessian:
-        curvature = self.loss_curvature(X, y_encoded)
-        return _SingleOutputHessian(self, X, weights, curvature, n_jobs)

@@ -152,6 +152,11 @@ class _SGDAdapter(LinearModelAdapter):
         self.n_train = len(y_encoded)
         return super().sample_weights(y_encoded, sample_weight)
 
+    def penalty_shares(self, y_encoded, sample_weight):
+        """``rho_i = 1/n``: a refit on fewer rows averages over them, whatever
+        their weights (see :mod:`skrelatif._newton`)."""
+        return np.full(len(y_encoded), 1.0 / len(y_encoded))
+
 
 class SGDRegressorAdapter(_SGDAdapter):
     """``SGDRegressor(loss="squared_error")``: ``l = 1/2 (y - f)^2``."""
