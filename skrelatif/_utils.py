@@ -7,16 +7,19 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn import get_config
 from sklearn.utils import gen_batches
+from sklearn.utils._chunking import get_chunk_n_rows
 from sklearn.utils.parallel import Parallel, delayed
 
 
 def chunk_size(row_bytes: int, n_rows: int, working_memory: float | None = None) -> int:
-    """Rows of ``row_bytes`` bytes each that fit in ``working_memory`` MiB (>= 1)."""
-    if working_memory is None:
-        working_memory = get_config()["working_memory"]
-    return int(max(1, min(n_rows, working_memory * 2**20 // max(row_bytes, 1))))
+    """Rows of ``row_bytes`` bytes each that fit in ``working_memory`` MiB (>= 1):
+    scikit-learn's ``get_chunk_n_rows`` (which warns when one row does not fit)."""
+    return get_chunk_n_rows(
+        max(int(row_bytes), 1),
+        max_n_rows=max(int(n_rows), 1),
+        working_memory=working_memory,
+    )
 
 
 def chunk_slices(

@@ -470,6 +470,10 @@ def actual_change(result: Bunch, method: str) -> np.ndarray:
         return np.where(divisor > 0, change / divisor, np.nan)
 
 
+@validate_params(
+    {"predicted": ["array-like"], "actual": ["array-like"]},
+    prefer_skip_nested_validation=True,
+)
 def agreement(predicted: Any, actual: Any) -> Bunch:
     """How well predicted changes agree with actual ones.
 
