@@ -716,7 +716,7 @@ class LeaveOneOutDisplay:
         predicted = explainer.transform(X_test, y_test)[:, indices]
         method = explainer.method
         if name is None:
-            name = f"{method}, hessian={explainer.hessian}"
+            name = f"{method}, hessian={explainer._influence.hessian}"
         display = cls(
             predicted, actual_change(result, method), name=name, method=method
         )
