@@ -416,8 +416,9 @@ def flip_set(influence, X_row, label: int, max_size: int, exact) -> tuple:
     return np.zeros(0, dtype=np.intp), False
 
 
-def check_groups(groups: Any, n_train: int) -> list[np.ndarray]:
-    """Groups of training indices as int arrays; ``ValueError`` otherwise."""
+def check_groups(groups: Any, n_train: int, *, unique: bool = True) -> list[np.ndarray]:
+    """Groups of training indices as int arrays; ``ValueError`` otherwise
+    (``unique``: no index twice in a group)."""
     if isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != object:
         groups = [groups]  # one group
     try:
@@ -441,7 +442,7 @@ def check_groups(groups: Any, n_train: int) -> list[np.ndarray]:
                 f"Training indices must be between 0 and {n_train - 1}; got values "
                 f"from {group.min()} to {group.max()}."
             )
-        if np.unique(group).size != group.size:
+        if unique and np.unique(group).size != group.size:
             raise ValueError("A group lists the same training index twice.")
     return groups
 

@@ -158,18 +158,12 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
         groups = _newton.check_groups(indices, n_train)
         return groups, [np.asarray(g) for g in groups]
     indices = np.asarray(indices)
-    if indices.ndim != 1 or indices.size == 0:
+    if indices.ndim != 1:
         raise ValueError(
             "indices must be a non-empty 1-d array of training indices, or a list "
             f"of such arrays (groups); got shape {indices.shape}."
         )
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"indices must be integers; got dtype {indices.dtype}.")
-    if indices.min() < 0 or indices.max() >= n_train:
-        raise ValueError(
-            f"indices must be between 0 and n_train - 1 = {n_train - 1}; got "
-            f"values from {indices.min()} to {indices.max()}."
-        )
+    (indices,) = _newton.check_groups([indices], n_train, unique=False)
     return [indices[j : j + 1] for j in range(indices.size)], indices
 
 

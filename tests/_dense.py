@@ -106,3 +106,9 @@ def scores_from(G, Gt, H, weights, method, singular=False):
     if method == "theta-relatif":
         return cross / np.linalg.norm(solved, axis=1), self_influence
     return cross / np.sqrt(quad), self_influence
+
+
+def assert_close(actual, expected, rtol=1e-8):
+    """``actual == expected`` up to ``rtol`` times the largest expected value."""
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)

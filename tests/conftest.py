@@ -1,6 +1,5 @@
-"""Shared test data: small classification problems and the reference checks."""
+"""Shared test data (see ``_dense.py`` for the references and checks)."""
 
-import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
@@ -24,9 +23,3 @@ def classification():
         return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
     return make
-
-
-def assert_close(actual, expected, rtol=1e-8):
-    """``actual == expected`` up to ``rtol`` times the largest expected value."""
-    scale = np.abs(expected).max()
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)

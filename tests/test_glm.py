@@ -24,6 +24,7 @@ from skrelatif import InfluenceExplainer
 from skrelatif.validation import leave_one_out
 
 from . import _dense
+from ._dense import assert_close
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 TIGHT = {"tol": 1e-12, "max_iter": 10_000}
@@ -96,12 +97,6 @@ def _data(q, link, n=60, d=4, n_test=10, seed=0):
     else:
         y = rng.gamma(2.0, np.exp(0.5 + X @ w) / 2.0)
     return X[:n], y[:n], X[n:], y[n:]
-
-
-def _assert_close(actual, expected, rtol=1e-8):
-    np.testing.assert_allclose(
-        actual, expected, rtol=0, atol=rtol * np.abs(expected).max()
-    )
 
 
 def _eta(model, X):
@@ -185,8 +180,8 @@ def test_glms_match_dense_reference(family, fit_intercept, weighted, given_y):
             warnings.simplefilter("error", UserWarning)  # at the optimum
             ex = InfluenceExplainer(model, method=method).fit(X, y, sample_weight=s)
         expected, self_influence = _dense.scores_from(G, Gt, H, weights, method)
-        _assert_close(ex.transform(Xt, target), expected)
-        _assert_close(ex.self_influence_, self_influence)
+        assert_close(ex.transform(Xt, target), expected)
+        assert_close(ex.self_influence_, self_influence)
         e = ex.explain(Xt, target, k=3)
         np.testing.assert_allclose(e.target, yt if given_y else _eta(model, Xt))
 
@@ -201,10 +196,10 @@ def test_hessian_options(family):
         expected, _ = _dense.scores_from(G, Gt, H, weights, method)
         for hessian, rtol in (("exact", 1e-8), ("block-diagonal", 1e-8), ("cg", 1e-6)):
             ex = InfluenceExplainer(model, method=method, hessian=hessian).fit(X, y)
-            _assert_close(ex.transform(Xt, yt), expected, rtol=rtol)
+            assert_close(ex.transform(Xt, yt), expected, rtol=rtol)
         identity, _ = _dense.scores_from(G, Gt, np.eye(len(H)), weights, method)
         ex = InfluenceExplainer(model, method=method, hessian="identity").fit(X, y)
-        _assert_close(ex.transform(Xt, yt), identity)
+        assert_close(ex.transform(Xt, yt), identity)
     lissa = InfluenceExplainer(
         model,
         method="if",
@@ -216,7 +211,7 @@ def test_hessian_options(family):
     expected, _ = _dense.scores_from(G, Gt, H, weights, "if")
     # full batches, scale > largest eigenvalue of H (< 2 here): the Neumann
     # series of LiSSA converges to H^-1
-    _assert_close(scores, expected, rtol=1e-6)
+    assert_close(scores, expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cholesky"])
@@ -226,7 +221,7 @@ def test_solvers_minimise_the_same_objective(solver):
     model = clone(estimator).set_params(solver=solver).fit(X, y)
     G, Gt, H, weights = _reference(model, q, link, X, y, np.ones(len(y)), Xt, yt)
     expected, _ = _dense.scores_from(G, Gt, H, weights, "l-relatif")
-    _assert_close(InfluenceExplainer(model).fit(X, y).transform(Xt, yt), expected)
+    assert_close(InfluenceExplainer(model).fit(X, y).transform(Xt, yt), expected)
 
 
 def test_unfitted_model_is_fitted_and_explained():
@@ -235,7 +230,7 @@ def test_unfitted_model_is_fitted_and_explained():
     ex = InfluenceExplainer(clone(estimator), method="if").fit(X, y)
     model = clone(estimator).fit(X, y)
     G, Gt, H, weights = _reference(model, q, link, X, y, np.ones(len(y)), Xt)
-    _assert_close(ex.transform(Xt), _dense.scores_from(G, Gt, H, weights, "if")[0])
+    assert_close(ex.transform(Xt), _dense.scores_from(G, Gt, H, weights, "if")[0])
 
 
 def test_pipeline_sparse_and_float32():
@@ -246,14 +241,14 @@ def test_pipeline_sparse_and_float32():
     scaler, plain = model[0], model[-1]
     got = InfluenceExplainer(model).fit(X, y).transform(Xt, yt)
     direct = InfluenceExplainer(plain).fit(scaler.transform(X), y)
-    _assert_close(got, direct.transform(scaler.transform(Xt), yt))
+    assert_close(got, direct.transform(scaler.transform(Xt), yt))
     Xs = scaler.transform(X)
     dense = direct.transform(Xs[:5])
     sp = InfluenceExplainer(plain).fit(sparse.csr_matrix(Xs), y)
-    _assert_close(sp.transform(sparse.csr_matrix(Xs[:5])), dense)
-    _assert_close(sp.self_influence_, direct.self_influence_)
+    assert_close(sp.transform(sparse.csr_matrix(Xs[:5])), dense)
+    assert_close(sp.self_influence_, direct.self_influence_)
     f32 = InfluenceExplainer(plain).fit(Xs.astype(np.float32), y)
-    _assert_close(f32.transform(Xs[:5].astype(np.float32)), dense, rtol=1e-4)
+    assert_close(f32.transform(Xs[:5].astype(np.float32)), dense, rtol=1e-4)
 
 
 def _count_problem(n=200, d=5, n_test=20, seed=0):
@@ -314,7 +309,7 @@ def test_leave_one_out_refit_agrees_with_own_refits(solver):
     for target in (yt, None):
         loo = leave_one_out(ex, Xt, target, removed, tol=1e-12, solver="refit")
         actual = _refit_changes(model, X, y, Xt, target, removed)
-        _assert_close(loo.test_loss_change, actual, rtol=rtol)
+        assert_close(loo.test_loss_change, actual, rtol=rtol)
 
 
 @pytest.mark.slow
@@ -328,7 +323,7 @@ def test_leave_one_out_newton_agrees_with_scikit_learn_refits():
     ex = InfluenceExplainer(model, method="if").fit(X, y)
     loo = leave_one_out(ex, Xt, yt, removed, solver="newton")
     actual = _refit_changes(model, X, y, Xt, yt, removed)
-    _assert_close(loo.test_loss_change, actual, rtol=1e-6)
+    assert_close(loo.test_loss_change, actual, rtol=1e-6)
 
 
 @pytest.mark.parametrize("family", ["poisson", "tweedie-3-log", "tweedie-1.5-identity"])
@@ -365,8 +360,8 @@ def test_newton_matches_dense_reference(family, given_y):
         eta_i = design[i] @ (theta + delta)
         loo_loss[i] = half_deviance(y[i], mean(eta_i, link), q)
     ex = InfluenceExplainer(model, method="newton").fit(X, y, sample_weight=s)
-    _assert_close(ex.transform(Xt, yt if given_y else None), expected)
-    _assert_close(ex.loo_loss_, loo_loss)
+    assert_close(ex.transform(Xt, yt if given_y else None), expected)
+    assert_close(ex.loo_loss_, loo_loss)
 
 
 def test_not_converged_model_gets_a_warning():

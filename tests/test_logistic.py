@@ -10,13 +10,9 @@ from sklearn.preprocessing import StandardScaler
 from skrelatif import InfluenceExplainer
 
 from . import _dense
+from ._dense import assert_close
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
-
-
-def _assert_close(actual, expected, rtol=1e-8):
-    scale = np.abs(expected).max()
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -48,8 +44,8 @@ def test_scores_match_dense_reference(
         expected, self_influence = _dense.scores(
             model, X, y, X_test, y_explained, method, sw, damping
         )
-        _assert_close(ex.transform(X_test), expected)
-        _assert_close(ex.self_influence_, self_influence)
+        assert_close(ex.transform(X_test), expected)
+        assert_close(ex.self_influence_, self_influence)
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
@@ -62,7 +58,7 @@ def test_identity_hessian_and_given_labels(classification, n_classes, method):
     expected, _ = _dense.scores(
         model, X, y, X_test, y_test, method, damping=0.5, identity=True
     )
-    _assert_close(ex.transform(X_test, y_test), expected)
+    assert_close(ex.transform(X_test, y_test), expected)
 
 
 def test_hessian_matches_finite_differences(classification):
@@ -109,8 +105,8 @@ def test_no_penalty_and_liblinear(classification):
         expected, self_influence = _dense.scores(
             model, X, y, X_test, model.predict(X_test), "if", damping=damping
         )
-        _assert_close(ex.transform(X_test), expected, rtol=1e-7)
-        _assert_close(ex.self_influence_, self_influence, rtol=1e-7)
+        assert_close(ex.transform(X_test), expected, rtol=1e-7)
+        assert_close(ex.self_influence_, self_influence, rtol=1e-7)
 
 
 def test_unpenalised_multinomial_null_space_is_exact(classification):
@@ -120,7 +116,7 @@ def test_unpenalised_multinomial_null_space_is_exact(classification):
     model = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y)
     ex = InfluenceExplainer(model, method="l-relatif").fit(X, y)
     expected, _ = _dense.scores(model, X, y, X_test, model.predict(X_test), "l-relatif")
-    _assert_close(ex.transform(X_test), expected, rtol=1e-6)
+    assert_close(ex.transform(X_test), expected, rtol=1e-6)
 
 
 def _loo_agreement(X, y, X_test, n_removed, C, seed=0):
@@ -201,7 +197,7 @@ def test_tiny_gradients_give_finite_relatif_scores(classification):
         norm = (
             np.sqrt(solved @ G.T) if method == "l-relatif" else np.linalg.norm(solved)
         )
-        _assert_close(scores[:, -2], (Gt @ solved.T).ravel() / np.ravel(norm))
+        assert_close(scores[:, -2], (Gt @ solved.T).ravel() / np.ravel(norm))
     assert np.isfinite(ex.self_influence_).all()
 
 

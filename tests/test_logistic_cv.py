@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -13,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from skrelatif import InfluenceExplainer
 
 from . import _dense
+from ._dense import assert_close
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 # Explicit values of the parameters whose defaults emit FutureWarnings in
@@ -32,25 +32,6 @@ QUIET = {
 #: penalty="elasticnet" for l1_ratios to count.
 _NEW_PENALTY_API = LogisticRegressionCV().penalty == "deprecated"
 _ELASTIC = {} if _NEW_PENALTY_API else {"penalty": "elasticnet"}
-
-
-def _data(n_classes, n_samples=90, n_features=5, seed=0):
-    X, y = make_classification(
-        n_samples=n_samples,
-        n_features=n_features,
-        n_informative=4,
-        n_redundant=0,
-        n_classes=n_classes,
-        n_clusters_per_class=1,
-        flip_y=0.1,
-        random_state=seed,
-    )
-    return X[:70], y[:70], X[70:], y[70:]
-
-
-def _assert_close(actual, expected, rtol=1e-8):
-    scale = np.abs(expected).max()
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
 
 
 def _cv(**kwargs):
@@ -78,28 +59,30 @@ def _shell(cv):
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_equals_logistic_regression_refit_at_C_(n_classes):
+def test_equals_logistic_regression_refit_at_C_(classification, n_classes):
     """The acceptance check: LogisticRegressionCV explained equals
     LogisticRegression(C=C_) refit on the same data, to 1e-6 relative."""
-    X, y, X_test, y_test = _data(n_classes)
+    X, y, X_test, y_test = classification(n_classes)
     cv = _cv().fit(X, y)
     C = float(np.ravel(cv.C_)[0])
     refit = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
     for method in METHODS:
         got = InfluenceExplainer(cv, method=method).fit(X, y)
         ref = InfluenceExplainer(refit, method=method).fit(X, y)
-        _assert_close(got.transform(X_test), ref.transform(X_test), rtol=1e-6)
-        _assert_close(
+        assert_close(got.transform(X_test), ref.transform(X_test), rtol=1e-6)
+        assert_close(
             got.transform(X_test, y_test), ref.transform(X_test, y_test), rtol=1e-6
         )
-        _assert_close(got.self_influence_, ref.self_influence_, rtol=1e-6)
+        assert_close(got.self_influence_, ref.self_influence_, rtol=1e-6)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("weights", [None, "sample", "class", "both"])
-def test_scores_match_dense_reference(n_classes, fit_intercept, weights):
-    X, y, X_test, _ = _data(n_classes, seed=2)
+def test_scores_match_dense_reference(
+    classification, n_classes, fit_intercept, weights
+):
+    X, y, X_test, _ = classification(n_classes, seed=2)
     sw = (
         np.random.RandomState(1).uniform(0.2, 3, len(y))
         if weights in ("sample", "both")
@@ -117,14 +100,14 @@ def test_scores_match_dense_reference(n_classes, fit_intercept, weights):
         expected, self_influence = _dense.scores(
             _shell(cv), X, y, X_test, y_explained, method, sw
         )
-        _assert_close(ex.transform(X_test), expected)
-        _assert_close(ex.self_influence_, self_influence)
+        assert_close(ex.transform(X_test), expected)
+        assert_close(ex.self_influence_, self_influence)
 
 
-def test_balanced_class_weight_counts_sample_weights():
+def test_balanced_class_weight_counts_sample_weights(classification):
     """scikit-learn's LogisticRegressionCV computes "balanced" weights with the
     sample weights: explained as LogisticRegression with those class weights."""
-    X, y, X_test, _ = _data(3, seed=4)
+    X, y, X_test, _ = classification(3, seed=4)
     sw = np.random.RandomState(0).uniform(0.2, 3, len(y))
     cv = _cv(class_weight="balanced").fit(X, y, sample_weight=sw)
     C = float(np.ravel(cv.C_)[0])
@@ -133,13 +116,13 @@ def test_balanced_class_weight_counts_sample_weights():
     ).fit(X, y, sample_weight=sw)
     got = InfluenceExplainer(cv).fit(X, y, sample_weight=sw).transform(X_test)
     ref = InfluenceExplainer(refit).fit(X, y, sample_weight=sw).transform(X_test)
-    _assert_close(got, ref, rtol=1e-6)
+    assert_close(got, ref, rtol=1e-6)
 
 
-def test_liblinear_penalised_intercept_and_new_attributes():
+def test_liblinear_penalised_intercept_and_new_attributes(classification):
     """liblinear's intercept is penalised through intercept_scaling; with
     use_legacy_attributes=False, C_ is a float."""
-    X, y, X_test, _ = _data(2, seed=5)
+    X, y, X_test, _ = classification(2, seed=5)
     new = {"use_legacy_attributes": False} if "use_legacy_attributes" in QUIET else {}
     cv = _cv(solver="liblinear", intercept_scaling=2.0, **new)
     cv.fit(X, y)
@@ -149,18 +132,18 @@ def test_liblinear_penalised_intercept_and_new_attributes():
         expected, _ = _dense.scores(
             _shell(cv), X, y, X_test, cv.predict(X_test), method
         )
-        _assert_close(ex.transform(X_test), expected)
+        assert_close(ex.transform(X_test), expected)
 
 
-def test_pipeline_unfitted_model_and_no_future_warning():
+def test_pipeline_unfitted_model_and_no_future_warning(classification):
     """An unfitted LogisticRegressionCV (in a pipeline) is fitted by the
     explainer; a model fitted with the warning defaults is explained without
     any FutureWarning from skrelatif."""
-    X, y, X_test, _ = _data(3, seed=6)
+    X, y, X_test, _ = classification(3, seed=6)
     pipe = make_pipeline(StandardScaler(), _cv())
     ex = InfluenceExplainer(pipe).fit(X, y)
     fitted = make_pipeline(StandardScaler(), _cv()).fit(X, y)
-    _assert_close(
+    assert_close(
         ex.transform(X_test), InfluenceExplainer(fitted).fit(X, y).transform(X_test)
     )
 
@@ -186,16 +169,16 @@ def test_pipeline_unfitted_model_and_no_future_warning():
         ({"penalty": "l1", "l1_ratios": None, "solver": "liblinear"}, "L1"),
     ],
 )
-def test_unsupported_settings_get_clear_errors(params, match):
-    X, y, _, _ = _data(2, seed=7)
+def test_unsupported_settings_get_clear_errors(classification, params, match):
+    X, y, _, _ = classification(2, seed=7)
     cv = _cv(**{"Cs": [1.0], "tol": 1e-4, "max_iter": 100, **params}).fit(X, y)
     with pytest.raises(ValueError, match=match):
         InfluenceExplainer(cv).fit(X, y)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning:sklearn")
-def test_l2_through_penalty_or_zero_l1_ratios_is_accepted():
-    X, y, X_test, _ = _data(2, seed=8)
+def test_l2_through_penalty_or_zero_l1_ratios_is_accepted(classification):
+    X, y, X_test, _ = classification(2, seed=8)
     reference = _cv().fit(X, y)
     expected = InfluenceExplainer(reference).fit(X, y).transform(X_test)
     for params in (
@@ -203,6 +186,6 @@ def test_l2_through_penalty_or_zero_l1_ratios_is_accepted():
         {"l1_ratios": [0.0, 0.0]},
     ):
         cv = _cv(**params).fit(X, y)
-        _assert_close(
+        assert_close(
             InfluenceExplainer(cv).fit(X, y).transform(X_test), expected, rtol=1e-6
         )

@@ -18,14 +18,9 @@ from sklearn.preprocessing import StandardScaler
 from skrelatif import InfluenceExplainer
 
 from . import _dense
+from ._dense import assert_close
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
-
-
-def _assert_close(actual, expected, rtol=1e-8):
-    np.testing.assert_allclose(
-        actual, expected, rtol=0, atol=rtol * np.abs(expected).max()
-    )
 
 
 def _regression(n=60, d=4, seed=0):
@@ -70,8 +65,8 @@ def test_regressors_match_dense_reference(estimator, fit_intercept, weighted, gi
     for method in METHODS:
         ex = InfluenceExplainer(model, method=method).fit(X, y, sample_weight=s)
         expected, self_influence = _dense.scores_from(G, Gt, H, s, method)
-        _assert_close(ex.transform(Xt, yt if given_y else None), expected)
-        _assert_close(ex.self_influence_, self_influence)
+        assert_close(ex.transform(Xt, yt if given_y else None), expected)
+        assert_close(ex.self_influence_, self_influence)
         e = ex.explain(Xt, yt if given_y else None, k=3)
         np.testing.assert_allclose(e.target, yt if given_y else model.predict(Xt))
 
@@ -123,8 +118,8 @@ def test_ridge_classifiers_match_dense_reference(cls, n_classes, class_weight):
     for method in METHODS:
         ex = InfluenceExplainer(model, method=method).fit(X, y)
         expected, self_influence = _dense.scores_from(G, Gt, H, s, method)
-        _assert_close(ex.transform(Xt), expected)
-        _assert_close(ex.self_influence_, self_influence)
+        assert_close(ex.transform(Xt), expected)
+        assert_close(ex.self_influence_, self_influence)
 
 
 def test_ridge_if_agrees_with_exact_leave_one_out_on_diabetes():
@@ -158,14 +153,14 @@ def test_pipeline_sparse_float32_and_options():
     ref = InfluenceExplainer(model).fit(X, y).transform(Xt)
     for hessian in ("cg", "block-diagonal"):
         got = InfluenceExplainer(model, hessian=hessian).fit(X, y).transform(Xt)
-        _assert_close(got, ref, rtol=1e-6)
+        assert_close(got, ref, rtol=1e-6)
     Xs = StandardScaler().fit_transform(X)
     plain = Ridge(alpha=0.5).fit(Xs, y)
     dense = InfluenceExplainer(plain).fit(Xs, y).transform(Xs[:5])
     sp = InfluenceExplainer(plain).fit(sparse.csr_matrix(Xs), y)
-    _assert_close(sp.transform(sparse.csr_matrix(Xs[:5])), dense)
+    assert_close(sp.transform(sparse.csr_matrix(Xs[:5])), dense)
     f32 = InfluenceExplainer(plain).fit(Xs.astype(np.float32), y)
-    _assert_close(f32.transform(Xs[:5].astype(np.float32)), dense, rtol=1e-4)
+    assert_close(f32.transform(Xs[:5].astype(np.float32)), dense, rtol=1e-4)
 
 
 def test_bad_models_get_clear_errors():

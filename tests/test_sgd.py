@@ -25,18 +25,13 @@ from sklearn.preprocessing import StandardScaler
 from skrelatif import InfluenceExplainer
 
 from . import _dense
+from ._dense import assert_close
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 # A small constant step for a fixed number of epochs (tol=None: no early stop,
 # no ConvergenceWarning): within about 1e-3 of the optimum, so the "not at a
 # minimum" warning stays quiet (the references themselves do not need it).
 TIGHT = {"learning_rate": "constant", "eta0": 0.001, "tol": None, "max_iter": 3000}
-
-
-def _assert_close(actual, expected, rtol=1e-8):
-    np.testing.assert_allclose(
-        actual, expected, rtol=0, atol=rtol * np.abs(expected).max()
-    )
 
 
 def _classification(n_classes, n=70, d=5, seed=0):
@@ -151,8 +146,8 @@ def test_classifier_matches_dense_reference(n_classes, fit_intercept, weights):
                 warnings.simplefilter("error")  # converged: no warning
                 ex = InfluenceExplainer(model, method=method).fit(X, y, sw)
             expected, self_influence = _dense.scores_from(G, Gt, H, w, method)
-            _assert_close(ex.transform(Xt, given), expected)
-            _assert_close(ex.self_influence_, self_influence)
+            assert_close(ex.transform(Xt, given), expected)
+            assert_close(ex.self_influence_, self_influence)
     np.testing.assert_array_equal(
         InfluenceExplainer(model).fit(X, y, sw).explain(Xt).target, pred
     )
@@ -180,8 +175,8 @@ def test_regressor_matches_dense_reference(fit_intercept, weighted, given_y, ave
             warnings.filterwarnings("ignore", "SGDRegressor is not at a minimum")
             ex = InfluenceExplainer(model, method=method).fit(X, y, sample_weight=sw)
         expected, self_influence = _dense.scores_from(G, Gt, H, w, method)
-        _assert_close(ex.transform(Xt, target), expected)
-        _assert_close(ex.self_influence_, self_influence)
+        assert_close(ex.transform(Xt, target), expected)
+        assert_close(ex.self_influence_, self_influence)
         e = ex.explain(Xt, target, k=3)
         np.testing.assert_allclose(e.target, yt if given_y else model.predict(Xt))
 
@@ -196,7 +191,7 @@ def test_regressor_prediction_sign():
     design, design_t = _design(model, X), _design(model, Xt)
     H = design.T @ design / len(y) + _penalty(model, design.shape[1], 1)
     change = (design_t @ np.linalg.solve(H, design.T)) * (y - model.predict(X)) / len(y)
-    _assert_close(scores, change)  # removing i changes f by -change: + = pushes up
+    assert_close(scores, change)  # removing i changes f by -change: + = pushes up
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -219,7 +214,7 @@ def test_penalty_none_and_elasticnet_without_l1(n_classes):
                 warnings.filterwarnings("ignore", "SGDClassifier is not at a minimum")
                 ex = InfluenceExplainer(model, method=method).fit(X, y)
             expected, _ = _dense.scores_from(G, Gt, H, w, method)
-            _assert_close(ex.transform(Xt), expected)
+            assert_close(ex.transform(Xt), expected)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -289,22 +284,22 @@ def test_pipeline_sparse_float32_and_unfitted():
     final = pipe[-1]
     Xs, Xts = pipe[0].transform(X), pipe[0].transform(Xt)
     ref = InfluenceExplainer(final).fit(Xs, y)
-    _assert_close(InfluenceExplainer(pipe).fit(X, y).transform(Xt), ref.transform(Xts))
+    assert_close(InfluenceExplainer(pipe).fit(X, y).transform(Xt), ref.transform(Xts))
     # an unfitted pipeline is fitted by the explainer (same random_state: same model)
     unfitted = make_pipeline(
         StandardScaler(),
         SGDClassifier(loss="log_loss", alpha=0.01, random_state=0, **TIGHT),
     )
-    _assert_close(
+    assert_close(
         InfluenceExplainer(unfitted).fit(X, y).transform(Xt), ref.transform(Xts)
     )
     for method in METHODS:
         dense = InfluenceExplainer(final, method=method).fit(Xs, y)
         sp = InfluenceExplainer(final, method=method).fit(sparse.csr_matrix(Xs), y)
-        _assert_close(sp.transform(sparse.csr_matrix(Xts)), dense.transform(Xts))
-        _assert_close(sp.self_influence_, dense.self_influence_)
+        assert_close(sp.transform(sparse.csr_matrix(Xts)), dense.transform(Xts))
+        assert_close(sp.self_influence_, dense.self_influence_)
         f32 = InfluenceExplainer(final, method=method).fit(Xs.astype(np.float32), y)
-        _assert_close(
+        assert_close(
             f32.transform(Xts.astype(np.float32)), dense.transform(Xts), rtol=1e-4
         )
 
@@ -319,13 +314,13 @@ def test_hessian_options(n_classes):
     )
     exact = InfluenceExplainer(model, method="if").fit(X, y).transform(Xt)
     cg = InfluenceExplainer(model, method="if", hessian="cg").fit(X, y)
-    _assert_close(cg.transform(Xt), exact, rtol=1e-6)
+    assert_close(cg.transform(Xt), exact, rtol=1e-6)
     block = InfluenceExplainer(model, method="if", hessian="block-diagonal").fit(X, y)
-    _assert_close(block.transform(Xt), exact, rtol=1e-8 if n_classes > 2 else 1e-10)
+    assert_close(block.transform(Xt), exact, rtol=1e-8 if n_classes > 2 else 1e-10)
     G, Gt, H, w = _classifier_reference(model, X, y, None, Xt, model.predict(Xt))
     identity = InfluenceExplainer(model, method="if", hessian="identity").fit(X, y)
     expected, _ = _dense.scores_from(G, Gt, np.eye(len(H)), w, "if")
-    _assert_close(identity.transform(Xt), expected)
+    assert_close(identity.transform(Xt), expected)
     lissa = InfluenceExplainer(
         model, method="if", hessian="lissa", random_state=0,
         hessian_options={"depth": 500, "repeats": 2, "batch_size": 50},

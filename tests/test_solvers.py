@@ -13,16 +13,11 @@ import skrelatif._solvers
 from skrelatif import InfluenceExplainer
 
 from . import _dense
+from ._dense import assert_close
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 #: The problem size of these tests (see ``classification`` in conftest.py).
 _SHAPE = dict(n_samples=130, n_features=6, n_train=100, flip_y=0.05)
-
-
-def _close(actual, expected, rtol):
-    np.testing.assert_allclose(
-        actual, expected, rtol=0, atol=rtol * np.abs(expected).max()
-    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -49,8 +44,8 @@ def test_block_diagonal_is_exact_on_the_dense_blocks(classification, method):
         "theta-relatif": cross / np.linalg.norm(solved, axis=1),
         "l-relatif": cross / np.sqrt(quad),
     }[method]
-    _close(ex.transform(X_test), expected, 1e-8)
-    _close(ex.self_influence_, model.C * sw * quad, 1e-8)
+    assert_close(ex.transform(X_test), expected, 1e-8)
+    assert_close(ex.self_influence_, model.C * sw * quad, 1e-8)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -62,8 +57,8 @@ def test_cg_matches_exact(classification, n_classes, method):
     cg = InfluenceExplainer(
         model, method=method, hessian="cg", hessian_options={"tol": 1e-10}
     ).fit(X, y)
-    _close(cg.transform(X_test), exact.transform(X_test), 1e-7)
-    _close(cg.self_influence_, exact.self_influence_, 1e-7)
+    assert_close(cg.transform(X_test), exact.transform(X_test), 1e-7)
+    assert_close(cg.self_influence_, exact.self_influence_, 1e-7)
 
 
 def test_cg_warns_when_not_converged(classification):
@@ -108,8 +103,8 @@ def test_float32_is_used_when_accurate_and_agrees_with_float64():
         ex32 = InfluenceExplainer(model, method=method).fit(X32[:1200], y[:1200])
         assert ex32._influence.solver_.compute_dtype == np.float32
         assert ex32._influence.X_.dtype == np.float32  # training data kept in float32
-        _close(ex32.transform(X32[1200:1260]), ex64.transform(X[1200:1260]), 1e-3)
-        _close(ex32.self_influence_, ex64.self_influence_, 1e-3)
+        assert_close(ex32.transform(X32[1200:1260]), ex64.transform(X[1200:1260]), 1e-3)
+        assert_close(ex32.self_influence_, ex64.self_influence_, 1e-3)
 
 
 def test_float32_falls_back_to_float64_when_ill_conditioned():
@@ -122,7 +117,7 @@ def test_float32_falls_back_to_float64_when_ill_conditioned():
     ex32 = InfluenceExplainer(model).fit(X[:1200].astype(np.float32), y[:1200])
     assert ex32._influence.solver_.compute_dtype == np.float64
     ex64 = InfluenceExplainer(model).fit(X[:1200], y[:1200])
-    _close(
+    assert_close(
         ex32.transform(X[1200:1230].astype(np.float32)),
         ex64.transform(X[1200:1230]),
         1e-5,
@@ -184,7 +179,7 @@ def test_sparse_input_is_never_densified_whole(monkeypatch, hessian):
         ex = InfluenceExplainer(model, hessian=hessian).fit(X, y)
         scores = ex.transform(X[:7])
     assert max(densified, default=0) < X.shape[0]
-    _close(scores, dense_scores, 1e-7)
+    assert_close(scores, dense_scores, 1e-7)
 
 
 @pytest.mark.slow

@@ -74,6 +74,10 @@ class ModelAdapter(ABC):
     kernel_space: ClassVar[bool] = False
     #: True for regressors (float targets; no ``classes_``).
     is_regressor: ClassVar[bool] = False
+    #: Objectives that are a mean over the training set: ``"weights"`` for
+    #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD, networks),
+    #: None otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
+    mean_over: ClassVar[str | None] = None
     #: What to do when the model is not at a minimum (ends the warning's sentence).
     convergence_advice: ClassVar[str] = "refit with a smaller tol or a larger max_iter"
     #: For the "Supported models" table: the objective, the loss, notes.
@@ -181,24 +185,54 @@ class ModelAdapter(ABC):
         raise NotImplementedError
 
     # -- the objective -----------------------------------------------------------------
+    #: The total the data term is averaged over (set by :meth:`sample_weights`).
+    _mean_total: float | None = None
+
     @property
     def loss_scale(self) -> float:
-        """``c``, the objective's constant in front of its data term."""
-        return 1.0
+        """``c``, the objective's constant in front of its data term: 1, or
+        ``1 / sum(s)`` or ``1 / n`` for a mean (known once
+        :meth:`sample_weights` has seen the training set)."""
+        if self.mean_over is None:
+            return 1.0
+        if self._mean_total is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.loss_scale is a mean over the training "
+                "set: call sample_weights(y, sample_weight) first."
+            )
+        return 1.0 / self._mean_total
 
     def sample_weights(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray:
-        """``s_i``: sample weight (times class weight, where the model has one)."""
-        if sample_weight is None:
-            return np.ones(len(y_encoded))
-        return np.asarray(sample_weight, dtype=np.float64)
+        """``s_i``: sample weight (times class weight, where the model has one);
+        records the total of a mean objective for :attr:`loss_scale`."""
+        weights = (
+            np.ones(len(y_encoded))
+            if sample_weight is None
+            else np.asarray(sample_weight, dtype=np.float64)
+        )
+        if self.mean_over is not None:
+            self._mean_total = float(
+                np.sum(weights) if self.mean_over == "weights" else len(weights)
+            )
+            if not self._mean_total > 0:
+                raise ValueError(
+                    f"The sample weights of {type(self.estimator).__name__} must "
+                    f"have a positive sum; got {self._mean_total!r}."
+                )
+        return weights
 
     def penalty_shares(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray | None:
-        """``rho_i``: for objectives normalised by the total weight, removing
-        examples ``G`` and refitting as scikit-learn does (renormalising over
-        the remaining rows) scales the penalty relative to the data term by
-        ``1 / (1 - sum_G rho_i)`` (e.g. ``rho_i = s_i / sum(s)``); None when
-        the objective is not normalised (see :mod:`skrelatif._newton`)."""
-        return None
+        """``rho_i``: for a mean objective, removing examples ``G`` and refitting
+        as scikit-learn does (averaging over the remaining rows) scales the
+        penalty relative to the data term by ``1 / (1 - sum_G rho_i)``:
+        ``rho_i = s_i / sum(s)`` or ``1 / n``. None for other objectives (see
+        :mod:`skrelatif._newton`)."""
+        if self.mean_over is None:
+            return None
+        if self.mean_over == "rows":
+            return np.full(len(y_encoded), 1.0 / len(y_encoded))
+        weights = ModelAdapter.sample_weights(self, y_encoded, sample_weight)
+        return weights / weights.sum()
 
     # -- gradients (parametric families) ----------------------------------------
     n_params: int = 0

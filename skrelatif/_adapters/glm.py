@@ -15,8 +15,8 @@ identity) and the intercept ``b`` unpenalised. So ::
 
     c = 1 / sum_j s_j,   p = alpha on the weights, 0 on the intercept.
 
-``c`` depends on the sample weights, which :attr:`loss_scale` (a property)
-does not see: :meth:`sample_weights`, which the core calls first, stores it.
+The objective is a mean (``mean_over = "weights"``): the base class keeps
+``c`` and, for removals, the renormalisation of a refit on fewer rows.
 
 With ``mu = h(eta)`` and the Tweedie power ``q`` (Poisson: ``q = 1``, Gamma:
 ``q = 2``), the half deviance's derivative with respect to the mean is
@@ -86,6 +86,7 @@ class GLMAdapter(LinearModelAdapter):
 
     estimator_types = (PoissonRegressor, GammaRegressor, TweedieRegressor)
     is_regressor = True
+    mean_over = "weights"  # c = 1 / sum(s)
     objective = "1/sum(s) sum_i s_i l_i + alpha/2 ||w||^2"
     loss = (
         "half unit deviance of the family (scikit-learn's Half*Loss), "
@@ -96,10 +97,6 @@ class GLMAdapter(LinearModelAdapter):
         "without y: explains the linear predictor eta (log of the mean for a "
         "log link)"
     )
-
-    def __init__(self, estimator: Any) -> None:
-        super().__init__(estimator)
-        self._loss_scale: float | None = None
 
     def check_estimator(self) -> None:
         est = self.estimator
@@ -132,35 +129,6 @@ class GLMAdapter(LinearModelAdapter):
     @property
     def weight_penalty(self) -> float:
         return float(self.estimator.alpha)
-
-    @property
-    def loss_scale(self) -> float:
-        """``c = 1 / sum_i s_i``, set by :meth:`sample_weights` (the core calls
-        it first, with the sample weights this constant depends on)."""
-        if self._loss_scale is None:
-            raise RuntimeError(
-                "GLMAdapter.loss_scale depends on the sample weights: call "
-                "sample_weights(y, sample_weight) first."
-            )
-        return self._loss_scale
-
-    def sample_weights(self, y_encoded: np.ndarray, sample_weight: Any) -> np.ndarray:
-        """``s_i`` (the sample weights); also stores ``c = 1 / sum_i s_i``."""
-        weights = super().sample_weights(y_encoded, sample_weight)
-        total = float(weights.sum())
-        if not total > 0:
-            raise ValueError(
-                f"The sample weights of {type(self.estimator).__name__} must have "
-                f"a positive sum; got {total!r}."
-            )
-        self._loss_scale = 1.0 / total
-        return weights
-
-    def penalty_shares(self, y_encoded, sample_weight):
-        """``rho_i = s_i / sum(s)``: scikit-learn refits on fewer rows divide by
-        their own total weight (see :mod:`skrelatif._newton`)."""
-        weights = super().sample_weights(y_encoded, sample_weight)
-        return weights / weights.sum()
 
     # -- the target --------------------------------------------------------------------
     def encode_target(self, y: Any, *, what: str = "y") -> np.ndarray:

@@ -20,6 +20,27 @@ from ._base import class_weights
 from ._linear import LinearModelAdapter
 
 
+def check_multinomial(estimator) -> None:
+    """Refuse one-vs-rest multiclass models and binary multinomial ones (their
+    objective is not the one this adapter differentiates)."""
+    name = type(estimator).__name__
+    multi_class = getattr(estimator, "multi_class", "deprecated")  # sklearn < 1.8
+    ovr = multi_class == "ovr" or (
+        multi_class in ("auto", "deprecated") and estimator.solver == "liblinear"
+    )
+    n_classes = len(estimator.classes_)
+    if n_classes > 2 and ovr:
+        raise ValueError(
+            f"One-vs-rest multiclass {name} is not supported; refit it as a "
+            "multinomial model (the default with solver='lbfgs')."
+        )
+    if n_classes == 2 and multi_class == "multinomial":
+        raise ValueError(
+            f"A binary {name} fitted with multi_class='multinomial' is not "
+            "supported; refit it with the default multi_class."
+        )
+
+
 class LogisticRegressionAdapter(LinearModelAdapter):
     estimator_types = (LogisticRegression,)
     objective = "C sum_i s_i l_i + 1/2 ||W||^2 (no penalty: C = inf, F = sum_i s_i l_i)"
@@ -31,7 +52,7 @@ class LogisticRegressionAdapter(LinearModelAdapter):
 
     def check_estimator(self) -> None:
         est = self.estimator
-        n_classes = len(est.classes_)
+        check_multinomial(est)
         penalty = getattr(est, "penalty", "deprecated")
         l1_ratio = getattr(est, "l1_ratio", None)
         if np.isinf(est.C) or penalty is None:
@@ -48,20 +69,6 @@ class LogisticRegressionAdapter(LinearModelAdapter):
                 "(or elastic-net) penalty, which is not twice differentiable, so "
                 "influence functions are not defined for it. Only the L2 penalty "
                 "(l1_ratio=0) or no penalty (C=np.inf) is supported."
-            )
-        multi_class = getattr(est, "multi_class", "deprecated")  # scikit-learn < 1.8
-        ovr = multi_class == "ovr" or (
-            multi_class in ("auto", "deprecated") and est.solver == "liblinear"
-        )
-        if n_classes > 2 and ovr:
-            raise ValueError(
-                "One-vs-rest multiclass LogisticRegression is not supported; "
-                "refit it as a multinomial model (the default with solver='lbfgs')."
-            )
-        if n_classes == 2 and multi_class == "multinomial":
-            raise ValueError(
-                "A binary LogisticRegression fitted with multi_class='multinomial' "
-                "is not supported; refit it with the default multi_class."
             )
 
     # -- parameters ------------------------------------------------------------------

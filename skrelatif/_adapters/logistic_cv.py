@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegressionCV
 
-from .logistic import LogisticRegressionAdapter
+from .logistic import LogisticRegressionAdapter, check_multinomial
 
 
 def _l1_ratios_are_zero(l1_ratios: object) -> bool:
@@ -83,21 +83,7 @@ class LogisticRegressionCVAdapter(LogisticRegressionAdapter):
                 f"(C_={list(values)}), i.e. one-vs-rest; only one C for all "
                 "classes (a binary or multinomial model) is supported."
             )
-        multi_class = getattr(est, "multi_class", "deprecated")  # scikit-learn < 1.8
-        ovr = multi_class == "ovr" or (
-            multi_class in ("auto", "deprecated") and est.solver == "liblinear"
-        )
-        n_classes = len(est.classes_)
-        if n_classes > 2 and ovr:
-            raise ValueError(
-                "One-vs-rest multiclass LogisticRegressionCV is not supported; "
-                "refit it as a multinomial model (the default with solver='lbfgs')."
-            )
-        if n_classes == 2 and multi_class == "multinomial":
-            raise ValueError(
-                "A binary LogisticRegressionCV fitted with multi_class='multinomial' "
-                "is not supported; refit it with the default multi_class."
-            )
+        check_multinomial(est)
 
     @property
     def inverse_penalty(self) -> float:

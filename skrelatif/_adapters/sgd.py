@@ -11,14 +11,14 @@ Descent", "Mathematical formulation"), over the ``n`` training rows, with
 
 so ``c = 1/n``, the penalty's Hessian is ``p = alpha`` on the weights (0 for
 ``penalty=None``) and 0 on the intercept, which SGD does not penalise. The
-adapter learns ``n`` from the training targets given to
-:meth:`~SGDClassifierAdapter.sample_weights` (the core calls it before it asks
-for :attr:`loss_scale`). SGD's updates are an unbiased estimate of ``dF``
-(each step ``w <- (1 - eta alpha) w - eta s_i dl_i/dw``), so a converged
-model is a zero of ``dF``; its intercept's learning-rate factor (0.01 on
-sparse input) does not move that zero (it only slows the intercept's
-convergence: sparse input needs more epochs), and ``average=True`` (the averaged
-iterate) is the model explained as it is. SGD is seldom run to the exact
+objective is a mean over the rows (``mean_over = "rows"``: the base class
+keeps ``c`` and the renormalisation of a refit on fewer rows). SGD's updates
+are an unbiased estimate of ``dF`` (each step
+``w <- (1 - eta alpha) w - eta s_i dl_i/dw``), so a converged model is a zero
+of ``dF``; its intercept's learning-rate factor (0.01 on sparse input) does
+not move that zero (it only slows the intercept's convergence: sparse input
+needs more epochs), and ``average=True`` (the averaged iterate) is the model
+explained as it is. SGD is seldom run to the exact
 minimum: the core's "not at a minimum" warning then says by how much and
 advises a smaller ``tol``, a larger ``max_iter`` or ``average=True``.
 
@@ -86,11 +86,7 @@ class _SGDAdapter(LinearModelAdapter):
     #: The loss this adapter supports (scikit-learn's name).
     supported_loss: ClassVar[str] = ""
     convergence_advice = "refit with a smaller tol, a larger max_iter, or average=True"
-
-    def __init__(self, estimator: Any) -> None:
-        super().__init__(estimator)
-        #: The number of training rows ``n`` (set by :meth:`sample_weights`).
-        self.n_train: int | None = None
+    mean_over = "rows"  # c = 1/n
 
     def check_estimator(self) -> None:
         est = self.estimator
@@ -134,28 +130,6 @@ class _SGDAdapter(LinearModelAdapter):
         if est.penalty is None:
             return 0.0
         return float(est.alpha)
-
-    @property
-    def loss_scale(self) -> float:
-        """``c = 1/n``, ``n`` the number of training rows (known once
-        :meth:`sample_weights` has seen the training targets)."""
-        if self.n_train is None:
-            raise RuntimeError(
-                "loss_scale is 1/n_samples: call sample_weights with the training "
-                "targets first."
-            )
-        return 1.0 / self.n_train
-
-    def sample_weights(self, y_encoded: np.ndarray, sample_weight: Any) -> np.ndarray:
-        """``s_i`` (the sample weight); records ``n = len(y_encoded)`` for
-        :attr:`loss_scale`."""
-        self.n_train = len(y_encoded)
-        return super().sample_weights(y_encoded, sample_weight)
-
-    def penalty_shares(self, y_encoded, sample_weight):
-        """``rho_i = 1/n``: a refit on fewer rows averages over them, whatever
-        their weights (see :mod:`skrelatif._newton`)."""
-        return np.full(len(y_encoded), 1.0 / len(y_encoded))
 
 
 class SGDRegressorAdapter(_SGDAdapter):
