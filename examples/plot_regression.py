@@ -106,10 +106,14 @@ for method in ("if", "newton"):
 fig, ax = plt.subplots(figsize=(5.5, 5.5), layout="constrained")
 for method, marker in (("if", "o"), ("newton", "x")):
     LeaveOneOutDisplay.from_predictions(
-        scores[method], loo.test_loss_change, name=method, ax=ax, marker=marker
+        scores[method],
+        loo.test_loss_change,
+        name=method,
+        method=method,
+        quantity="drop of the prediction",
+        ax=ax,
+        marker=marker,
     )
-ax.set_xlabel("Predicted drop of the prediction")
-ax.set_ylabel("Actual drop of the prediction\n(leave-one-out refit)")
 ax.set_title("Ridge on diabetes: removing one patient")
 plt.show()
 print(f"\ntotal time: {time.perf_counter() - start:.1f} s")
