@@ -1,7 +1,7 @@
 """
-==============================================
+===============================================
 Explaining a regressor's predictions (diabetes)
-==============================================
+===============================================
 
 A regressor has no predicted label to explain: without targets,
 :class:`~skrelatif.InfluenceExplainer` explains the *prediction itself*. A
