@@ -103,3 +103,32 @@ def test_markup_in_notes_is_escaped():
     doctree = publish_doctree(_text(raw))
     assert doctree.astext() == raw
     assert not re.search(r"(reference|emphasis|substitution)", doctree.pformat())
+
+
+def test_a_new_adapter_module_gets_its_rows(monkeypatch):
+    """What another adapter module (GLMs, SGD, ...) gets on import: its rows."""
+    from sklearn.linear_model import PoissonRegressor
+
+    monkeypatch.setattr(ModelAdapter, "_registry", list(ModelAdapter._registry))
+
+    class _Poisson(ModelAdapter):
+        estimator_types = (PoissonRegressor,)
+        hessians = ("exact", "gauss-newton", "cg")
+        is_regressor = True
+        objective = "1/(2 sum_i s_i) sum_i s_i l_i + alpha/2 ||w||^2"
+        loss = "half Poisson deviance"
+        notes = "log link: explains the linear predictor"
+
+        def predict_target(self, X):  # pragma: no cover - never called
+            raise NotImplementedError
+
+        def loss_gradients(self, X, y_encoded):  # pragma: no cover
+            raise NotImplementedError
+
+        def losses(self, X, y_encoded):  # pragma: no cover
+            raise NotImplementedError
+
+    (row,) = [r for r in supported_models_table() if r.adapter is _Poisson]
+    assert row.path == "sklearn.linear_model.PoissonRegressor"
+    assert row.hessians == ("exact", "gauss-newton", "cg") and row.regressor
+    assert "PoissonRegressor" in supported_models_rst()
