@@ -7,7 +7,10 @@ Build (no network needed, to build or to read: MathJax is bundled)::
 
 The API reference (``api.rst``) is written by this file from
 ``skrelatif.__all__`` and the ``__all__`` of every public submodule (such as
-``skrelatif.validation``), so a new export appears without editing the docs.
+``skrelatif.validation``), so a new export appears without editing the docs;
+the "Supported models" page (``supported_models.rst``) from the model
+adapters' own declarations (``skrelatif._adapters.supported_models_rst``), so
+a new model family appears as soon as its adapter module exists.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import skrelatif  # noqa: E402
+from skrelatif._adapters import supported_models_rst  # noqa: E402
 
 project = "skrelatif"
 author = "The skrelatif developers"
@@ -197,6 +201,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 _write_if_changed(HERE / "api.rst", _api_rst())
+_write_if_changed(HERE / "supported_models.rst", supported_models_rst())
 
 
 # -- docstrings ------------------------------------------------------------------------

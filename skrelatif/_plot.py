@@ -137,7 +137,10 @@ class ExplanationGridDisplay:
     Labels are compared only when they are class labels. The explanation of a
     regressor has float targets (the predictions explained) and float
     training targets: they are written as numbers (3 significant digits),
-    without colours.
+    without colours. Whether labels are class labels is guessed from their
+    values (anything but floats with a fractional part) unless
+    ``compare_labels`` says it; :meth:`from_explainers` sets it to False for
+    the explainers of a regressor, whose targets may all be whole numbers.
 
     It is recommended to build the display with :meth:`from_explainers` or
     :meth:`from_explanation`; all parameters are stored as attributes.
@@ -154,6 +157,9 @@ class ExplanationGridDisplay:
         The training labels (or targets) of the proponents.
     method_names : list of str, default=None
         One name per method (the block headers).
+    compare_labels : bool, default=None
+        Whether the labels are class labels, compared with the explained
+        label and coloured; ``None``: guessed from their values.
 
     Attributes
     ----------
@@ -201,12 +207,14 @@ class ExplanationGridDisplay:
         test_labels: np.ndarray | None = None,
         proponent_labels: np.ndarray | None = None,
         method_names: list[str] | None = None,
+        compare_labels: bool | None = None,
     ) -> None:
         self.test_images = test_images
         self.proponent_images = proponent_images
         self.test_labels = test_labels
         self.proponent_labels = proponent_labels
         self.method_names = method_names
+        self.compare_labels = compare_labels
         tests = np.asarray(test_images)
         shape = np.shape(proponent_images)
         if len(shape) != tests.ndim + 2 or shape[1] != tests.shape[0]:
@@ -226,6 +234,8 @@ class ExplanationGridDisplay:
         """Whether the labels are given and are class labels (to compare)."""
         if self.test_labels is None or self.proponent_labels is None:
             return False
+        if self.compare_labels is not None:
+            return bool(self.compare_labels)
         return _are_classes(np.asarray(self.test_labels)) and _are_classes(
             np.asarray(self.proponent_labels)
         )
@@ -358,6 +368,7 @@ class ExplanationGridDisplay:
         *,
         k: int | None = None,
         image_shape: tuple[int, ...] | None = None,
+        compare_labels: bool | None = None,
         ax: Any = None,
         **plot_kwargs: Any,
     ) -> ExplanationGridDisplay:
@@ -376,6 +387,10 @@ class ExplanationGridDisplay:
             Proponents shown per method (``None``: all the explanation holds).
         image_shape : tuple of int, default=None
             Shape of one image when rows are flat and not square.
+        compare_labels : bool, default=None
+            Whether the labels are class labels (coloured by whether they are
+            the explained label); ``None``: guessed from their values. Pass
+            False for a regressor whose targets are whole numbers.
         ax : matplotlib Axes or array of Axes, default=None
             See :meth:`plot`.
         **plot_kwargs
@@ -419,6 +434,7 @@ class ExplanationGridDisplay:
             test_labels=first.target,
             proponent_labels=labels,
             method_names=names,
+            compare_labels=compare_labels,
         )
         return display.plot(ax=ax, **plot_kwargs)
 
@@ -449,7 +465,8 @@ class ExplanationGridDisplay:
         X_train : array-like of shape (n_train, n_pixels)
             The explainers' training data, shown as images.
         y : array-like of shape (n_test,), default=None
-            The labels to explain (the model's predictions when None).
+            The labels (or a regressor's targets) to explain; the model's
+            predictions when None.
         k : int, default=3
             Proponents per method.
         image_shape : tuple of int, default=None
@@ -471,15 +488,31 @@ class ExplanationGridDisplay:
             name: explainer.explain(X, y=y, k=k)
             for name, explainer in zip(names, objects)
         }
+        # The explainers of a regressor have no classes_: its targets are
+        # values, never compared, even when they are all whole numbers.
+        regressor = not all(hasattr(e, "classes_") for e in objects)
         return cls.from_explanation(
-            explanations, X, X_train, image_shape=image_shape, ax=ax, **plot_kwargs
+            explanations,
+            X,
+            X_train,
+            image_shape=image_shape,
+            compare_labels=False if regressor else None,
+            ax=ax,
+            **plot_kwargs,
         )
 
 
 _QUANTITIES = {
     "if": "test loss change",
+    "newton": "test loss change",
     "theta-relatif": "test loss change / ||Δθ||",
     "l-relatif": "test loss change / RSS of training loss changes",
+}
+#: What a regressor explained without targets compares (leave_one_out tracks
+#: minus its prediction, so the "test loss change" is the prediction's drop).
+_PREDICTION_QUANTITIES = {
+    method: quantity.replace("test loss change", "drop of the prediction")
+    for method, quantity in _QUANTITIES.items()
 }
 
 
@@ -502,8 +535,13 @@ class LeaveOneOutDisplay:
         Actual changes from :func:`skrelatif.validation.leave_one_out`.
     name : str, default=None
         Legend name.
-    method : {"if", "theta-relatif", "l-relatif"}, default="if"
+    method : {"if", "theta-relatif", "l-relatif", "newton"}, default="if"
         Which quantity is compared (sets the axis labels).
+    quantity : str, default=None
+        The axis labels' name of the compared quantity; ``None``: that of
+        ``method`` (``"test loss change"`` for ``"if"`` and ``"newton"``).
+        :meth:`from_explainer` names it ``"drop of the prediction"`` for a
+        regressor explained without targets.
 
     Attributes
     ----------
@@ -545,6 +583,7 @@ class LeaveOneOutDisplay:
         *,
         name: str | None = None,
         method: str = "if",
+        quantity: str | None = None,
     ) -> None:
         from .validation import agreement
 
@@ -552,6 +591,7 @@ class LeaveOneOutDisplay:
         self.actual = actual
         self.name = name
         self.method = method
+        self.quantity = quantity
         if method not in _QUANTITIES:
             raise ValueError(
                 f"method must be one of {sorted(_QUANTITIES)}; got {method!r}."
@@ -612,7 +652,7 @@ class LeaveOneOutDisplay:
             (self.line_,) = ax.plot(
                 [low, high], [low, high], linestyle="--", color="0.5", linewidth=1
             )
-        quantity = _QUANTITIES[self.method]
+        quantity = self.quantity or _QUANTITIES[self.method]
         ax.set_xlabel(f"Predicted {quantity}")
         ax.set_ylabel(f"Actual {quantity}\n(leave-one-out retraining)")
         ax.legend(loc="upper left")
@@ -628,6 +668,7 @@ class LeaveOneOutDisplay:
         *,
         name: str | None = None,
         method: str = "if",
+        quantity: str | None = None,
         ax: Any = None,
         diagonal: bool = True,
         **scatter_kwargs: Any,
@@ -642,8 +683,10 @@ class LeaveOneOutDisplay:
             Actual changes (e.g. ``leave_one_out(...).test_loss_change``).
         name : str, default=None
             Legend name.
-        method : {"if", "theta-relatif", "l-relatif"}, default="if"
+        method : {"if", "theta-relatif", "l-relatif", "newton"}, default="if"
             Which quantity is compared (sets the axis labels).
+        quantity : str, default=None
+            The axis labels' name of the quantity (``None``: that of ``method``).
         ax : matplotlib Axes, default=None
             Where to draw (``None``: a new figure).
         diagonal : bool, default=True
@@ -657,7 +700,7 @@ class LeaveOneOutDisplay:
             The display, drawn.
         """
         check_matplotlib_support(f"{cls.__name__}.from_predictions")
-        display = cls(predicted, actual, name=name, method=method)
+        display = cls(predicted, actual, name=name, method=method, quantity=quantity)
         return display.plot(ax=ax, diagonal=diagonal, **scatter_kwargs)
 
     @classmethod
@@ -679,8 +722,12 @@ class LeaveOneOutDisplay:
         The explainer's scores for ``X_test`` are compared with the actual
         counterpart of its method (see
         :func:`skrelatif.validation.leave_one_out`): the test loss change for
-        ``"if"``, divided by ``||Δθ||`` for ``"theta-relatif"`` and by the
-        root sum of squared training-loss changes for ``"l-relatif"``.
+        ``"if"`` and ``"newton"``, divided by ``||Δθ||`` for
+        ``"theta-relatif"`` and by the root sum of squared training-loss
+        changes for ``"l-relatif"``. For a regressor explained without
+        targets (``y_test=None``) the tracked quantity is minus the
+        prediction: the "test loss change" is the drop of the prediction when
+        the example is removed, and the axes say so.
 
         Parameters
         ----------
@@ -689,13 +736,15 @@ class LeaveOneOutDisplay:
         X_test : array-like of shape (n_test, n_features)
             The test points.
         y_test : array-like of shape (n_test,) or None
-            Labels (``None``: the model's predictions).
+            Labels or a regressor's targets (``None``: the model's
+            predictions).
         indices : array-like of int
             Training indices removed one at a time.
         n_jobs : int, default=None
             Jobs for the retraining.
         name : str, default=None
-            Legend name (default: the method and Hessian).
+            Legend name (default: the method and the Hessian used, with
+            ``hessian="auto"`` resolved).
         ax : matplotlib Axes, default=None
             Where to draw (``None``: a new figure).
         diagonal : bool, default=True
@@ -716,9 +765,16 @@ class LeaveOneOutDisplay:
         predicted = explainer.transform(X_test, y_test)[:, indices]
         method = explainer.method
         if name is None:
+            # the Hessian used: hessian="auto" resolved to the family's own
             name = f"{method}, hessian={explainer._influence.hessian}"
+        regressor = not hasattr(explainer, "classes_")
+        quantities = _PREDICTION_QUANTITIES if regressor and y_test is None else None
         display = cls(
-            predicted, actual_change(result, method), name=name, method=method
+            predicted,
+            actual_change(result, method),
+            name=name,
+            method=method,
+            quantity=None if quantities is None else quantities[method],
         )
         display.leave_one_out_ = result
         return display.plot(ax=ax, diagonal=diagonal, **scatter_kwargs)

@@ -443,13 +443,13 @@ def _choose_solver(solver: str, adapter) -> str:
 def actual_change(result: Bunch, method: str) -> np.ndarray:
     """The actual counterpart of ``method``'s scores in a :func:`leave_one_out` result.
 
-    ``"if"``: the test loss change; ``"theta-relatif"``: it divided by
+    ``"if"`` and ``"newton"``: the test loss change; ``"theta-relatif"``: it divided by
     ``param_change_norm``; ``"l-relatif"``: it divided by
     ``train_loss_change_rss`` (each column by its removal). Shape
     (n_test, n_removed); NaN where the divisor is zero or undefined.
     """
     change = result.test_loss_change
-    if method == "if":
+    if method in ("if", "newton"):
         return change
     divisors = {
         "theta-relatif": result.param_change_norm,
@@ -457,7 +457,8 @@ def actual_change(result: Bunch, method: str) -> np.ndarray:
     }
     if method not in divisors:
         raise ValueError(
-            f"method must be one of 'if', 'theta-relatif', 'l-relatif'; got {method!r}."
+            "method must be one of 'if', 'theta-relatif', 'l-relatif', 'newton'; "
+            f"got {method!r}."
         )
     divisor = np.asarray(divisors[method], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
 from skrelatif import InfluenceExplainer
 from skrelatif._cli import COLUMNS, ProgressBar, main
-from skrelatif._cli._output import TEST_LABEL_COLUMNS
+from skrelatif._cli._output import TEST_LABEL_COLUMNS, TEST_TARGET_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -746,3 +746,120 @@ def test_progress_bar_draws_and_erases():
     off.update(5)
     off.close()
     assert quiet.getvalue() == ""
+
+
+# -- regression: --model ridge and regressors in model files ---------------------------
+@pytest.fixture
+def regression(tmp_path):
+    """Whole-number numeric targets (like the diabetes data): they must be
+    read as float targets, not class labels."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(47, 4))
+    y = np.round(40 * X @ [1.0, -2.0, 0.5, 0.0] + 150 + 10 * rng.normal(size=47))
+    X_train, y_train, X_test, y_test = X[:40], y[:40], X[40:], y[40:]
+    return {
+        "X": X_train,
+        "y": y_train,
+        "X_test": X_test,
+        "y_test": y_test,
+        "train": _write_csv(
+            tmp_path / "train.csv", X_train, y_train.astype(int), target="y"
+        ),
+        "test": _write_csv(tmp_path / "test.csv", X_test),
+        "test_labelled": _write_csv(
+            tmp_path / "test_labelled.csv", X_test, y_test.astype(int), target="y"
+        ),
+        "dir": tmp_path,
+    }
+
+
+def test_model_ridge_explains_the_predictions_like_the_python_api(regression):
+    out = regression["dir"] / "result.json"
+    args = ["--train", regression["train"], "--test", regression["test"]]
+    _run(*args, "--target", "y", "--model", "ridge", "--k", 3, "--output", out)
+    records = _read_output(out)
+    # numeric targets stay numeric: floats, not labels (the file has "151")
+    assert all(isinstance(r["train_label"], float) for r in records)
+    assert all(isinstance(r["target"], float) for r in records)
+    model = make_pipeline(StandardScaler(), Ridge())
+    ex = InfluenceExplainer(model).fit(regression["X"], regression["y"])
+    e = ex.explain(regression["X_test"], k=3)
+    model = ex.estimator_
+    np.testing.assert_allclose(e.target, model.predict(regression["X_test"]))
+    _check_against(records, e, regression["y"], 3)
+
+
+def test_model_ridge_test_labels_explain_the_squared_error(regression, capsys):
+    args = ["explain", "--train", str(regression["train"]), "--target", "y"]
+    args += ["--test", str(regression["test_labelled"]), "--model", "ridge"]
+    args += ["--method", "if", "--k", "2", "--test-labels", "--with-test-labels"]
+    assert main(args) == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(records[0]) == [*COLUMNS, *TEST_TARGET_COLUMNS]
+    model = make_pipeline(StandardScaler(), Ridge())
+    ex = InfluenceExplainer(model, method="if").fit(regression["X"], regression["y"])
+    y_test = regression["y_test"]
+    e = ex.explain(regression["X_test"], y_test, k=2)
+    np.testing.assert_array_equal(e.target, y_test)
+    _check_against([{c: r[c] for c in COLUMNS} for r in records], e, regression["y"], 2)
+    predicted = ex.estimator_.predict(regression["X_test"])
+    for record in records:
+        t = int(record["test_row"])
+        assert float(record["test_label"]) == y_test[t]
+        np.testing.assert_allclose(float(record["error"]), predicted[t] - y_test[t])
+    # explaining the predictions, with the targets and errors alongside
+    assert main([*args[:-2], "--with-test-labels"]) == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    np.testing.assert_allclose(
+        [float(r["target"]) for r in records[::4]], predicted, rtol=1e-12
+    )
+
+
+def test_model_ridge_refuses_a_non_numeric_target(files, capsys):
+    # the classification fixture's labels are names ("ant", "bee", ...)
+    args = ["--train", files["train"], "--test", files["test"], "--target", "label"]
+    out = files["dir"] / "result.csv"
+    done = _run(*args, "--model", "ridge", "--output", out, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"skrelatif: error: {files['train']}, row 0, line 2: the target column "
+        f"'label' is not a number: {str(files['y'][0])!r}. --model ridge is a "
+        "regressor and needs a numeric target (for class labels use --model logreg "
+        "or svc)\n"
+    )
+    assert not out.exists()
+
+
+def test_model_file_with_a_fitted_regressor(regression, capsys):
+    import joblib
+
+    sio = pytest.importorskip("skops.io")
+    pipeline = make_pipeline(StandardScaler(), Ridge(alpha=3.0))
+    pipeline.fit(regression["X"], regression["y"])
+    skops_path = regression["dir"] / "ridge.skops"
+    sio.dump(pipeline, skops_path)
+    bare = Ridge(alpha=0.5).fit(regression["X"], regression["y"])
+    pickle_path = regression["dir"] / "ridge.joblib"
+    joblib.dump(bare, pickle_path)
+    args = ["explain", "--train", str(regression["train"]), "--target", "y"]
+    args += ["--test", str(regression["test"]), "--k", "2", "--method", "newton"]
+    for model, extra in (
+        (pipeline, ["--model-file", str(skops_path)]),
+        (bare, ["--model-file", str(pickle_path), "--trust-pickle"]),
+    ):
+        assert main([*args, *extra]) == 0
+        records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+        ex = InfluenceExplainer(model, method="newton")
+        e = ex.fit(regression["X"], regression["y"]).explain(regression["X_test"], k=2)
+        np.testing.assert_allclose(e.target, model.predict(regression["X_test"]))
+        _check_against(records, e, regression["y"], 2)
+    # a regressor in a model file needs a numeric target too
+    bad = _write_csv(
+        regression["dir"] / "bad.csv", regression["X"], np.array(["a"] * 40), target="y"
+    )
+    bad_args = ["explain", "--train", str(bad), "--target", "y"]
+    bad_args += ["--test", str(regression["test"]), "--model-file", str(skops_path)]
+    assert main(bad_args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"The Ridge in {skops_path} is a regressor and needs a numeric" in err

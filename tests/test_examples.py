@@ -23,6 +23,7 @@ OURS = {
     "plot_identical_class.py",
     "plot_leave_one_out.py",
     "plot_mislabel_detection.py",
+    "plot_regression.py",
     "plot_runner_up.py",
     "plot_table4.py",
 }
@@ -54,6 +55,12 @@ def test_example_runs(path, monkeypatch, capsys):
     if path.name == "plot_leave_one_out.py":
         r = float(re.search(r"hessian='exact'\s+Pearson r = ([0-9.]+)", out).group(1))
         assert r >= 0.99, out
+    elif path.name == "plot_regression.py":
+        found = dict(re.findall(r"method='(\w+)'\s+Pearson r = ([0-9.]+)\s+slope", out))
+        assert float(found["if"]) >= 0.99, out
+        assert float(found["newton"]) >= 0.9999, out
+        slope = re.search(r"method='newton'.*slope = ([0-9.]+)", out).group(1)
+        assert slope == "1.000", out
     elif path.name == "plot_table4.py":
         assert re.search(r"^l-RelatIF\s+[0-9.]+ ± [0-9.]+", out, re.M), out
     elif path.name in OURS:

@@ -9,7 +9,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skrelatif import (  # noqa: E402
@@ -305,6 +305,93 @@ def test_leave_one_out_display_from_explainer():
     assert display.agreement_.pearson > 0.99
     legend = display.ax_.get_legend().get_texts()[0].get_text()
     assert legend.startswith("if, hessian=exact (r = ")
+
+
+@pytest.fixture(scope="module")
+def ridge():
+    """A ridge regression with whole-number targets (like the diabetes data)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(64, 4))
+    y = np.round(50 * X @ [1.0, -2.0, 0.5, 0.0] + 150 + 10 * rng.normal(size=64))
+    model = Ridge(alpha=1.0).fit(X[:60], y[:60])
+    return X[:60], y[:60], X[60:], y[60:], model
+
+
+@pytest.mark.parametrize("method", ["if", "newton"])
+def test_leave_one_out_display_of_a_regressor_prediction(ridge, method):
+    X, y, X_test, _, model = ridge
+    explainer = InfluenceExplainer(model, method=method).fit(X, y)
+    indices = np.arange(0, 60, 6)
+    display = LeaveOneOutDisplay.from_explainer(explainer, X_test, None, indices)
+    predicted = explainer.transform(X_test)[:, indices]
+    np.testing.assert_array_equal(display.predicted, predicted)
+    # y_test=None tracks minus the prediction: the actual change is its drop
+    before = model.predict(X_test)
+    drop = display.leave_one_out_.test_loss_change
+    keep = np.delete(np.arange(60), indices[0])
+    after = Ridge(alpha=1.0).fit(X[keep], y[keep]).predict(X_test)
+    np.testing.assert_allclose(drop[:, 0], before - after, rtol=1e-6)
+    np.testing.assert_array_equal(display.actual, drop)
+    assert display.agreement_.pearson > 0.99
+    if method == "newton":  # exact for squared loss
+        assert display.agreement_.slope == pytest.approx(1.0, abs=1e-6)
+    assert display.ax_.get_xlabel() == "Predicted drop of the prediction"
+    assert display.ax_.get_ylabel().startswith("Actual drop of the prediction")
+
+
+def test_leave_one_out_display_of_a_regressor_loss(ridge):
+    X, y, X_test, y_test, model = ridge
+    explainer = InfluenceExplainer(model, method="if").fit(X, y)
+    indices = np.arange(0, 60, 6)
+    display = LeaveOneOutDisplay.from_explainer(explainer, X_test, y_test, indices)
+    np.testing.assert_array_equal(
+        display.predicted, explainer.transform(X_test, y_test)[:, indices]
+    )
+    assert display.agreement_.pearson > 0.99
+    assert display.ax_.get_xlabel() == "Predicted test loss change"
+
+
+def test_grid_of_a_regressor_with_whole_number_targets_is_not_coloured(ridge):
+    X, y, X_test, y_test, model = ridge
+    explainers = {
+        "IF": InfluenceExplainer(model, method="if").fit(X, y),
+        "NN": NearestNeighborExplainer(model).fit(X, y),
+    }
+    # explaining given whole-number targets: still values, not classes
+    display = ExplanationGridDisplay.from_explainers(
+        explainers, X_test[:2], X, y=y_test[:2], k=2
+    )
+    assert not display.mismatches_.any()
+    assert display.compare_labels is False
+    assert display.axes_[0, 0].get_xlabel() == f"target {y_test[0]:.3g}"
+    for ax in display.axes_[:, 1:].ravel():
+        assert _rgba(ax.xaxis.label.get_color()) not in {BLUE, ORANGE}
+        assert not _framed(ax, ORANGE)
+    # the predictions (the default) are written as numbers too
+    display = ExplanationGridDisplay.from_explainers(explainers, X_test[:2], X, k=2)
+    prediction = model.predict(X_test[:1])[0]
+    assert display.axes_[0, 0].get_xlabel() == f"target {prediction:.3g}"
+    assert not display.mismatches_.any()
+
+
+def test_grid_compare_labels_overrides_the_guess():
+    images = np.zeros((1, 2, 2))
+    props = np.zeros((1, 1, 2, 2, 2))
+    labels = dict(
+        test_labels=np.array([1.0]), proponent_labels=np.array([[[1.0, 2.0]]])
+    )
+    guessed = ExplanationGridDisplay(images, props, **labels)
+    assert guessed.mismatches_.tolist() == [[[False, True]]]
+    values = ExplanationGridDisplay(images, props, compare_labels=False, **labels)
+    assert not values.mismatches_.any()
+    forced = ExplanationGridDisplay(
+        images,
+        props,
+        test_labels=np.array([0.5]),
+        proponent_labels=np.array([[[0.5, 1.5]]]),
+        compare_labels=True,
+    )
+    assert forced.mismatches_.tolist() == [[[False, True]]]
 
 
 def test_missing_matplotlib_gives_a_clear_error(monkeypatch):

@@ -6,9 +6,18 @@ import importlib
 import pkgutil
 
 from ._base import METHODS, ModelAdapter, find_adapter, supported_estimators
+from ._table import SupportedModel, supported_models_rst, supported_models_table
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "ModelAdapter", "find_adapter", "supported_estimators"]
+__all__ = [
+    "METHODS",
+    "ModelAdapter",
+    "SupportedModel",
+    "find_adapter",
+    "supported_estimators",
+    "supported_models_rst",
+    "supported_models_table",
+]

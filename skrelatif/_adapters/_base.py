@@ -44,6 +44,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import is_regressor
 from sklearn.utils.class_weight import compute_class_weight
 
 from .._utils import chunk_slices
@@ -72,8 +73,6 @@ class ModelAdapter(ABC):
     hessian_note: ClassVar[str] = ""
     #: True for kernel machines (identity Hessian in an implicit feature space).
     kernel_space: ClassVar[bool] = False
-    #: True for regressors (float targets; no ``classes_``).
-    is_regressor: ClassVar[bool] = False
     #: Objectives that are a mean over the training set: ``"weights"`` for
     #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD, networks),
     #: None otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
@@ -104,6 +103,12 @@ class ModelAdapter(ABC):
         """Raise ``ValueError`` when the estimator's options are unsupported."""
 
     # -- the target ------------------------------------------------------------------
+    @property
+    def is_regressor(self) -> bool:
+        """True for regressors (float targets; no ``classes_``), as scikit-learn
+        tags the estimator."""
+        return bool(is_regressor(self.estimator))
+
     @property
     def classes_(self) -> np.ndarray | None:
         return None if self.is_regressor else self.estimator.classes_

@@ -85,7 +85,6 @@ class GLMAdapter(LinearModelAdapter):
     """
 
     estimator_types = (PoissonRegressor, GammaRegressor, TweedieRegressor)
-    is_regressor = True
     mean_over = "weights"  # c = 1 / sum(s)
     objective = "1/sum(s) sum_i s_i l_i + alpha/2 ||w||^2"
     loss = (

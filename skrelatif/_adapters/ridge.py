@@ -39,8 +39,6 @@ from sklearn.linear_model import (
 from ._base import class_weights
 from ._linear import LinearModelAdapter
 
-_CLASSIFIERS = (RidgeClassifier, RidgeClassifierCV)
-
 
 class RidgeAdapter(LinearModelAdapter):
     estimator_types = (
@@ -54,10 +52,6 @@ class RidgeAdapter(LinearModelAdapter):
     loss = "(y - f)^2; classifiers: per output, targets in {-1, +1}"
     notes = "RidgeCV / RidgeClassifierCV: the fitted alpha_; single-output regressors"
 
-    def __init__(self, estimator):
-        super().__init__(estimator)
-        self.is_regressor = not isinstance(estimator, _CLASSIFIERS)
-
     def check_estimator(self) -> None:
         est = self.estimator
         name = type(est).__name__
@@ -68,7 +62,7 @@ class RidgeAdapter(LinearModelAdapter):
                 "gradient and influence functions do not apply. Refit it with "
                 "positive=False."
             )
-        if not isinstance(est, _CLASSIFIERS) and np.ndim(est.coef_) != 1:
+        if self.is_regressor and np.ndim(est.coef_) != 1:
             raise ValueError(
                 f"{name} was fitted on a 2-d target (several outputs); explain one "
                 "output at a time: fit one model per target column."

@@ -136,7 +136,6 @@ class SGDRegressorAdapter(_SGDAdapter):
     """``SGDRegressor(loss="squared_error")``: ``l = 1/2 (y - f)^2``."""
 
     estimator_types = (SGDRegressor,)
-    is_regressor = True
     supported_loss = "squared_error"
     objective = "1/n sum_i s_i l_i + alpha/2 ||w||^2 (penalty=None: alpha = 0)"
     loss = 'loss="squared_error": 1/2 (y - f)^2'

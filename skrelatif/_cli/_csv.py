@@ -146,6 +146,23 @@ def target(table: Table, column: str, like: np.ndarray | None) -> np.ndarray:
     return _labels(cells, like)
 
 
+def numeric_target(table: Table, column: str, why: str) -> np.ndarray:
+    """The target column ``column`` as float64, for a regressor (``why`` ends
+    the error message when a cell is not a number)."""
+    cells = table.columns[column]
+    values = np.empty(len(cells))
+    for row, cell in enumerate(cells):
+        number = _as_float(cell)
+        if number is None or not math.isfinite(number):
+            what = "empty" if not cell.strip() else f"not a number: {cell.strip()!r}"
+            raise CommandLineError(
+                f"{table.path}, {table.where(row)}: the target column {column!r} "
+                f"is {what}. {why}"
+            )
+        values[row] = number
+    return values
+
+
 def features(
     table: Table, names: list[str], *, numeric_only: str | None, frame: bool
 ) -> Any:

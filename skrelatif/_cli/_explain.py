@@ -12,7 +12,7 @@ from typing import Any
 from . import _csv, _models
 from ._errors import CommandLineError, one_line
 from ._output import check_output, records, write, write_atomically
-from ._parser import MODELS
+from ._parser import MODELS, REGRESSORS
 from ._progress import ProgressBar
 
 _FEATURE_COUNT = re.compile(r"X has (\d+) features, but (\w+) is expecting (\d+)")
@@ -134,18 +134,34 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
             if isinstance(model, Pipeline)
             else f"A {type(model).__name__} that is not in a pipeline"
         )
+        regressor = _models.is_regressor(model)
+        why_numeric = (
+            f"The {type(_models.final_estimator(model)).__name__} in "
+            f"{args.model_file} is a regressor and needs a numeric target"
+        )
     else:
-        model = _models.builtin_model(args.model or MODELS[0])
+        name = args.model or MODELS[0]
+        model = _models.builtin_model(name)
         fitted, frame = False, False
-        numeric_only = f"The built-in model (--model {args.model or MODELS[0]})"
+        numeric_only = f"The built-in model (--model {name})"
+        regressor = name in REGRESSORS
+        why_numeric = (
+            f"--model {name} is a regressor and needs a numeric target (for class "
+            "labels use --model logreg or svc)"
+        )
     classes = getattr(model, "classes_", None) if fitted else None
 
+    def read_target(table: _csv.Table) -> Any:
+        if regressor:  # float values, never labels
+            return _csv.numeric_target(table, args.target, why_numeric)
+        return _csv.target(table, args.target, classes)
+
     X_train = _csv.features(train, features, numeric_only=numeric_only, frame=frame)
-    y_train = _csv.target(train, args.target, classes)
+    y_train = read_target(train)
     X_test = _csv.features(test, features, numeric_only=numeric_only, frame=frame)
     y_test = None
     if args.test_labels or args.with_test_labels:
-        y_test = _csv.target(test, args.target, classes)
+        y_test = read_target(test)
 
     explainer = InfluenceExplainer(
         model,
@@ -174,4 +190,6 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
     except (ValueError, TypeError) as exc:  # bad data or an unsupported model
         progress.close()
         raise CommandLineError(_model_error(exc, args, model)) from None
-    return records(explanation, test_labels=y_test, predictions=predictions)
+    return records(
+        explanation, test_labels=y_test, predictions=predictions, regressor=regressor
+    )

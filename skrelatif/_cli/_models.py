@@ -14,14 +14,26 @@ from ._errors import CommandLineError, described
 
 
 def builtin_model(name: str) -> Any:
-    """``StandardScaler`` + ``LogisticRegression`` (``"logreg"``) or ``SVC``."""
-    from sklearn.linear_model import LogisticRegression
+    """``StandardScaler`` + ``LogisticRegression`` (``"logreg"``), ``SVC``
+    (``"svc"``) or ``Ridge`` (``"ridge"``)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    final = LogisticRegression(tol=1e-8, max_iter=1000) if name == "logreg" else SVC()
-    return make_pipeline(StandardScaler(), final)
+    finals = {
+        "logreg": lambda: LogisticRegression(tol=1e-8, max_iter=1000),
+        "svc": SVC,
+        "ridge": Ridge,
+    }
+    return make_pipeline(StandardScaler(), finals[name]())
+
+
+def is_regressor(model: Any) -> bool:
+    """Whether the final estimator of ``model`` is a scikit-learn regressor."""
+    from sklearn.base import is_regressor as _is_regressor
+
+    return bool(_is_regressor(final_estimator(model)))
 
 
 def _load_skops(file: Path, path: str, trusted: list[str]) -> Any:

@@ -16,6 +16,8 @@ from ._errors import CommandLineError
 COLUMNS = ("test_row", "target", "kind", "rank", "train_row", "train_label", "score")
 #: Columns added by ``--with-test-labels``.
 TEST_LABEL_COLUMNS = ("test_label", "correct")
+#: Columns added by ``--with-test-labels`` for a regressor.
+TEST_TARGET_COLUMNS = ("test_label", "error")
 #: Output formats, by file suffix.
 FORMATS = (".csv", ".json")
 #: The output's names of the columns of ``Explanation.to_records``.
@@ -31,11 +33,14 @@ def records(
     *,
     test_labels: Sequence[Any] | None = None,
     predictions: Sequence[Any] | None = None,
+    regressor: bool = False,
 ) -> list[dict]:
     """One record per (test row, kind, rank), with the keys of :data:`COLUMNS`.
 
     With ``test_labels`` and ``predictions`` (one per test row), each record
-    also gets ``test_label`` and ``correct`` (the prediction is that label).
+    also gets ``test_label`` and ``correct`` (the prediction is that label),
+    or for a ``regressor`` ``test_label`` and ``error`` (the prediction minus
+    that target).
     """
     rows = [
         {_RENAMED.get(key, key): value for key, value in record.items()}
@@ -46,7 +51,10 @@ def records(
             t = row["test_row"]
             label = test_labels[t]
             row["test_label"] = label.item() if hasattr(label, "item") else label
-            row["correct"] = bool(predictions[t] == test_labels[t])
+            if regressor:
+                row["error"] = float(predictions[t]) - float(test_labels[t])
+            else:
+                row["correct"] = bool(predictions[t] == test_labels[t])
     return rows
 
 

@@ -13,7 +13,9 @@ import math
 from typing import Any
 
 #: ``--model`` choices (the default is the first one).
-MODELS = ("logreg", "svc")
+MODELS = ("logreg", "svc", "ridge")
+#: The ``--model`` choices that are regressors (a numeric ``--target``).
+REGRESSORS = ("ridge",)
 #: ``--method`` choices: ``skrelatif._adapters.METHODS``.
 METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 #: ``--hessian`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
@@ -103,14 +105,17 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "--target",
         required=True,
         metavar="COLUMN",
-        help="name of the label column of the training file",
+        help="name of the label column of the training file (for a regressor, "
+        "such as --model ridge: the numeric target column)",
     )
     explain.add_argument(
         "--model",
         choices=MODELS,
         default=None,
         help="logreg: StandardScaler + LogisticRegression (default); "
-        "svc: StandardScaler + SVC (rbf kernel)",
+        "svc: StandardScaler + SVC (rbf kernel); ridge: StandardScaler + Ridge, "
+        "a regressor: it explains its predictions of a numeric --target "
+        "(positive score: the training row pushes the prediction up)",
     )
     explain.add_argument(
         "--model-file",
@@ -162,13 +167,15 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "--test-labels",
         action="store_true",
         help="explain the labels in the test file's target column instead of "
-        "the model's predictions",
+        "the model's predictions (for a regressor: the squared error at those "
+        "targets instead of the predictions themselves)",
     )
     explain.add_argument(
         "--with-test-labels",
         action="store_true",
         help="add two output columns: test_label, the test file's target "
-        "column, and correct, whether the model predicts that label",
+        "column, and correct, whether the model predicts that label (for a "
+        "regressor: error, its prediction minus test_label)",
     )
     explain.add_argument(
         "--n-jobs",
