@@ -9,7 +9,7 @@ cannot drift from what the adapters declare (new adapter modules included).
 import re
 
 import pytest
-from sklearn.base import RegressorMixin
+from sklearn.base import is_regressor
 
 from skrelatif._adapters import (
     METHODS,
@@ -41,9 +41,7 @@ def test_row_declarations_are_the_adapters(row):
     assert row.notes == adapter.notes
     expected = [m for m in METHODS if m != "newton" or not adapter.kernel_space]
     assert list(row.methods) == expected
-    assert row.regressor == bool(
-        adapter.is_regressor or issubclass(row.estimator, RegressorMixin)
-    )
+    assert row.regressor == is_regressor(row.estimator())  # scikit-learn's tags
     assert row.path.endswith("." + row.name) and "._" not in row.path
 
 
@@ -114,7 +112,6 @@ def test_a_new_adapter_module_gets_its_rows(monkeypatch):
     class _Poisson(ModelAdapter):
         estimator_types = (PoissonRegressor,)
         hessians = ("exact", "gauss-newton", "cg")
-        is_regressor = True
         objective = "1/(2 sum_i s_i) sum_i s_i l_i + alpha/2 ||w||^2"
         loss = "half Poisson deviance"
         notes = "log link: explains the linear predictor"
