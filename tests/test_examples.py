@@ -20,6 +20,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: needs an optional dependency that is not installed.
 OURS = {
     "plot_digits_explanations.py",
+    "plot_flip_sets.py",
     "plot_identical_class.py",
     "plot_leave_one_out.py",
     "plot_mislabel_detection.py",
@@ -54,6 +55,10 @@ def test_example_runs(path, monkeypatch, capsys):
     if path.name == "plot_leave_one_out.py":
         r = float(re.search(r"hessian='exact'\s+Pearson r = ([0-9.]+)", out).group(1))
         assert r >= 0.99, out
+    elif path.name == "plot_flip_sets.py":
+        assert "all verified by refitting: True" in out, out
+        sizes = re.search(r"^sizes: \[([-0-9, ]+)\]", out, re.M).group(1)
+        assert min(s for s in map(int, sizes.split(",")) if s > 0) <= 10, out
     elif path.name == "plot_table4.py":
         assert re.search(r"^l-RelatIF\s+[0-9.]+ ± [0-9.]+", out, re.M), out
     elif path.name in OURS:
