@@ -9,7 +9,9 @@ retrain the model without each of 50 random training examples and compare the
 prediction with the actual change, for the exact Hessian, for the identity
 "Hessian" (plain gradient similarity) and for LiSSA, the stochastic estimator
 of the inverse Hessian that Koh & Liang used, as in Fig. 6 of Barshan et al.
-(2020) and Fig. 2 of Koh & Liang (2017).
+(2020) and Fig. 2 of Koh & Liang (2017). A second panel shows
+``method="newton"``: one Newton step of the leave-one-out objective instead of
+the first-order (infinitesimal) approximation.
 """
 
 # %%
@@ -42,7 +44,8 @@ test_points = rng.choice(len(X_test), size=10, replace=False)
 X_t, y_t = X_test[test_points], y_test[test_points]
 
 # %%
-# Actual changes: 50 retrainings (warm-started, ``tol=1e-10``).
+# Actual changes: 50 exact retrainings (Newton iterations from the optimum to
+# a relative step of ``1e-10``).
 explainer = InfluenceExplainer(model, method="if").fit(X_train, y_train)
 loo = leave_one_out(explainer, X_t, y_t, removed)
 
@@ -51,7 +54,9 @@ loo = leave_one_out(explainer, X_t, y_t, removed)
 # -----------------------------------------------------
 # The identity Hessian has no meaningful scale: look at its correlation, not
 # at its slope.
-fig, ax = plt.subplots(figsize=(5.5, 5.5), layout="constrained")
+fig, (ax, ax_newton) = plt.subplots(
+    1, 2, figsize=(10, 5), layout="constrained", sharex=True, sharey=True
+)
 for hessian in ("exact", "identity", "lissa"):
     try:
         scorer = InfluenceExplainer(model, method="if", hessian=hessian, random_state=0)
@@ -77,7 +82,28 @@ for hessian in ("exact", "identity", "lissa"):
         ax=ax,
         diagonal=hessian == "exact",
     )
-ax.set_title("Breast cancer, C=0.1: 10 test points x 50 removals")
+ax.set_title('method="if": 10 test points x 50 removals')
+
+# %%
+# Newton scores
+# -------------
+# ``method="newton"`` takes one Newton step of the objective without the
+# example (the leave-one-out Hessian, by a rank-1 Woodbury update here) and
+# evaluates the test loss exactly at the new parameters. Its slope is closer
+# to 1: the first-order score underestimates the effect of the examples with
+# the most leverage.
+newton = InfluenceExplainer(model, method="newton").fit(X_train, y_train)
+predicted = newton.transform(X_t, y_t)[:, removed]
+a = agreement(predicted, loo.test_loss_change)
+print(
+    f"method='newton'     Pearson r = {a.pearson:.4f}, "
+    f"Spearman = {a.spearman:.4f}, slope = {a.slope:.3f}"
+)
+LeaveOneOutDisplay.from_predictions(
+    predicted, loo.test_loss_change, name="newton", ax=ax_newton
+)
+ax_newton.set_title('method="newton": the same removals')
+fig.suptitle("Breast cancer, C=0.1: predicted against actual test-loss change")
 
 # %%
 # Weaker regularisation
@@ -86,13 +112,16 @@ ax.set_title("Breast cancer, C=0.1: 10 test points x 50 removals")
 # moves the optimum further than the first-order (infinitesimal) approximation
 # predicts. The ranking stays right but the scale drifts (the slope moves
 # away from 1), and on some samples of removals the correlation falls below
-# 0.99.
+# 0.99. The Newton step corrects most of the drift.
 loose = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-10))
 loose.fit(X_train, y_train)
 explainer_c1 = InfluenceExplainer(loose, method="if").fit(X_train, y_train)
 loo_c1 = leave_one_out(explainer_c1, X_t, y_t, removed)
 a = agreement(explainer_c1.transform(X_t, y_t)[:, removed], loo_c1.test_loss_change)
-print(f"C=1, hessian='exact': Pearson r = {a.pearson:.4f}, slope = {a.slope:.3f}")
+print(f"C=1, method='if':     Pearson r = {a.pearson:.4f}, slope = {a.slope:.3f}")
+newton_c1 = InfluenceExplainer(loose, method="newton").fit(X_train, y_train)
+a = agreement(newton_c1.transform(X_t, y_t)[:, removed], loo_c1.test_loss_change)
+print(f"C=1, method='newton': Pearson r = {a.pearson:.4f}, slope = {a.slope:.3f}")
 
 # %%
 # RelatIF's quantities

@@ -19,7 +19,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Examples of the validation work; any other example may be skipped when it
 #: needs an optional dependency that is not installed.
 OURS = {
+    "plot_approximate_loo_cv.py",
     "plot_digits_explanations.py",
+    "plot_flip_sets.py",
     "plot_identical_class.py",
     "plot_leave_one_out.py",
     "plot_mislabel_detection.py",
@@ -61,6 +63,15 @@ def test_example_runs(path, monkeypatch, capsys):
         assert float(found["newton"]) >= 0.9999, out
         slope = re.search(r"method='newton'.*slope = ([0-9.]+)", out).group(1)
         assert slope == "1.000", out
+    elif path.name == "plot_flip_sets.py":
+        assert "all verified by refitting: True" in out, out
+        sizes = re.search(r"^sizes: \[([-0-9, ]+)\]", out, re.M).group(1)
+        assert min(s for s in map(int, sizes.split(",")) if s > 0) <= 10, out
+    elif path.name == "plot_approximate_loo_cv.py":
+        chosen = re.findall(
+            r"^C chosen by (loo_loss_|LeaveOneOut CV):\s+(\S+)", out, re.M
+        )
+        assert len(chosen) == 2 and chosen[0][1] == chosen[1][1], out
     elif path.name == "plot_table4.py":
         assert re.search(r"^l-RelatIF\s+[0-9.]+ ± [0-9.]+", out, re.M), out
     elif path.name in OURS:
