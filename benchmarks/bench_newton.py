@@ -10,7 +10,8 @@ parameters), ``LogisticRegression(C=0.1, tol=1e-10)``, 100 test points.
 (a) :func:`skrelatif.validation.leave_one_out` (exact Newton iterations from
     the optimum, relative tolerance 1e-10 on the step) against refitting the
     scikit-learn model without each of 50 training examples (``newton-cg`` and
-    ``lbfgs``, ``tol=1e-10``, warm-started from the fitted parameters): the
+    ``lbfgs``, ``tol=1e-10``, warm-started from the fitted parameters, and
+    ``lbfgs`` from scratch, as a user refits): the
     wall time of each (median of 3 runs), their ratio, and the largest
     difference between the test-loss changes and the parameter-change norms
     that the two find, relative to the largest value.
@@ -53,14 +54,16 @@ def parameters(model):
     return np.concatenate([model.coef_.ravel(), intercept])
 
 
-def refit_all(model, X, y, X_test, y_test, removed, solver):
-    """Test-loss changes and parameter-change norms of warm-started refits."""
-    params = dict(C=C, tol=1e-10, max_iter=100_000, solver=solver, warm_start=True)
+def refit_all(model, X, y, X_test, y_test, removed, solver, warm=True):
+    """Test-loss changes and parameter-change norms of refits (warm-started
+    from the fitted parameters, or from scratch as a user refits)."""
+    params = dict(C=C, tol=1e-10, max_iter=100_000, solver=solver, warm_start=warm)
 
     def fit(rows):
         refit = LogisticRegression(**params)
-        refit.coef_ = model.coef_.copy()
-        refit.intercept_ = model.intercept_.copy()
+        if warm:
+            refit.coef_ = model.coef_.copy()
+            refit.intercept_ = model.intercept_.copy()
         keep = np.delete(np.arange(len(y)), rows)
         return refit.fit(X[keep], y[keep])
 
@@ -104,7 +107,11 @@ def main():
         )
         print(f"(a) leave_one_out (Newton):      {t_loo:7.2f} s")
         scale = np.abs(loo.test_loss_change).max()
-        for solver in ("newton-cg", "lbfgs"):
+        for solver, warm in (
+            ("newton-cg", True),
+            ("lbfgs", True),
+            ("lbfgs", False),
+        ):
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # a refit that does not converge
                 (changes, norms), t_refit = timed(
@@ -117,12 +124,14 @@ def main():
                         y_test,
                         removed,
                         solver,
+                        warm,
                     )
                 )
             loss_diff = np.abs(loo.test_loss_change - changes).max() / scale
             norm_diff = np.abs(loo.param_change_norm - norms).max() / norms.max()
             print(
-                f"    refit, {solver:9s} warm:      {t_refit:7.2f} s   "
+                f"    refit, {solver:9s} {'warm' if warm else 'cold'}:      "
+                f"{t_refit:7.2f} s   "
                 f"leave_one_out is {t_refit / t_loo:5.1f}x faster; max relative "
                 f"difference: test-loss change {loss_diff:.1e}, "
                 f"||delta theta|| {norm_diff:.1e}"

@@ -241,6 +241,17 @@ class Influence:
         )
 
     @property
+    def exact_solver_(self):
+        """The exact ``H^-1`` of the model's objective at the fitted parameters
+        when the explainer already has it (``hessian="exact"``, no damping,
+        float64), else None."""
+        solver = getattr(self, "solver_", None)
+        exact = self.hessian == "exact" and self.damping == 0
+        if exact and solver is not None and solver.compute_dtype == np.float64:
+            return solver
+        return None
+
+    @property
     def penalty_z_(self) -> np.ndarray:
         """``H^-1 p theta*`` (see :mod:`skrelatif._newton`), zeros when no
         example's removal renormalises the penalty."""

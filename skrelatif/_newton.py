@@ -100,7 +100,7 @@ def newton_chunk(adapter, solver, X, y_encoded, weights, shares, z):
     ``(I - M_i A_i)^-1 (w_i r_i + rho_i M_i J_i z)`` (n, K), and the example's
     loss after its Newton leave-one-out step, at ``f_i + A_i u_i + rho_i J_i z``."""
     J = adapter.output_jacobian(X)
-    A = np.einsum("nkp,nlp->nkl", J, _inverse_jacobian(solver, J))
+    A = solver.gram_blocks(J)
     M = weights[:, None, None] * curvature_matrices(
         *adapter.loss_curvature(X, y_encoded)
     )
@@ -249,7 +249,10 @@ def exact_removal(
             step = -group.inverse(gradient)
         theta = theta + step
         size = np.linalg.norm(step)
-        if size <= max(tol * np.linalg.norm(theta - theta0), floor):
+        # linear convergence at rate r: what remains is about size r / (1 - r)
+        rate = min(size / last, 0.5) if np.isfinite(last) else 0.5
+        remaining = size * rate / (1 - rate)
+        if remaining <= max(tol * np.linalg.norm(theta - theta0), floor):
             return theta, True
         # the Hessian at theta* converges slowly: true Newton steps from here
         fresh = fresh or (hessian is not None and size > 0.5 * last)
@@ -257,20 +260,94 @@ def exact_removal(
     return theta, False
 
 
-def newton_reference(
-    adapter, X, y_encoded, weights, hessian, *, tol=1e-10, max_iter=50
+def exact_removals(
+    adapter,
+    solver,
+    X,
+    y_encoded,
+    weights,
+    rows: np.ndarray,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    shares=None,
 ):
-    """The exact minimum of the full objective by Newton's method from the
-    adapter's parameters: ``(theta, solver at theta, converged)``."""
+    """:func:`exact_removal` of each single training example of ``rows``,
+    iterated together: each iteration evaluates the b objective gradients
+    (:meth:`ModelAdapter.objective_gradients`, two GEMMs for a linear model)
+    and applies the b leave-one-out inverses (one multi-right-hand-side solve
+    and b Woodbury corrections of rank K). Returns ``(thetas (b, P), done
+    (b,))``; a removal whose iterations converge slowly is left undone, for
+    the caller to finish with fresh Hessians (:func:`exact_removal`)."""
+    rows = np.asarray(rows)
+    b = rows.size
+    theta0 = adapter.parameters()
+    Xr, yr, wr = X[rows], y_encoded[rows], weights[rows]
+    J = adapter.output_jacobian(Xr)  # (b, K, P)
+    K = J.shape[1]
+    solved = _inverse_jacobian(solver, J)  # H^-1 J_i^T, (b, K, P)
+    M = wr[:, None, None] * curvature_matrices(*adapter.loss_curvature(Xr, yr))
+    capacitance = np.eye(K) - M @ np.einsum("bkp,blp->bkl", J, solved)
+    share = np.zeros(b) if shares is None else shares[rows]
+    penalty = adapter.penalty()
+
+    def step(idx, thetas):
+        """``-(H - J_i^T M_i J_i)^-1 dF_i/dtheta`` for the removals ``idx``."""
+        # dF_i = dF(all data) - w_i g_i (its own loss, at its theta) - rho_i p theta
+        direction, norm = adapter.loss_gradients_at(Xr[idx], yr[idx], thetas)
+        own = adapter.gradients(Xr[idx], (wr[idx] * norm)[:, None] * direction)
+        Z = adapter.objective_gradients(X, y_encoded, weights, thetas)
+        Z -= own + share[idx, None] * penalty * thetas
+        # the Woodbury inverse, per removal
+        HZ = np.asarray(solver.solve(Z), dtype=np.float64)
+        t = np.einsum("bkl,bl->bk", M[idx], np.einsum("bkp,bp->bk", solved[idx], Z))
+        t = _solve_small(capacitance[idx], t[:, :, None], "a training example")
+        return -(HZ + np.einsum("bkp,bk->bp", solved[idx], t[..., 0]))
+
+    thetas = np.tile(theta0, (b, 1))
+    done = np.zeros(b, dtype=bool)
+    active = np.ones(b, dtype=bool)
+    last = np.full(b, np.inf)
+    floor = 1e3 * np.finfo(np.float64).eps * np.linalg.norm(theta0)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        delta = step(idx, thetas[idx])
+        thetas[idx] += delta
+        size = np.linalg.norm(delta, axis=1)
+        # linear convergence at rate r: what remains is about size r / (1 - r)
+        rate = np.where(np.isfinite(last[idx]), np.minimum(size / last[idx], 0.5), 0.5)
+        change = np.linalg.norm(thetas[idx] - theta0, axis=1)
+        finished = size * rate / (1 - rate) <= np.maximum(tol * change, floor)
+        slow = ~finished & (size > 0.5 * last[idx])
+        done[idx[finished]] = True
+        active[idx[finished | slow]] = False
+        last[idx] = size
+    return thetas, done
+
+
+def newton_reference(
+    adapter, X, y_encoded, weights, hessian, *, solver=None, tol=1e-10, max_iter=50
+):
+    """The exact minimum of the full objective by Newton-type iterations from
+    the adapter's parameters: ``(theta, solver, converged)``. ``solver`` (the
+    exact ``H^-1`` at those parameters, if known) is kept while the steps
+    shrink fast (a fitted model is close to the minimum) and recomputed at the
+    current parameters otherwise; the returned solver is the last one used."""
     theta = adapter.parameters()
-    solver = hessian(adapter, weights)
+    solver = hessian(adapter, weights) if solver is None else solver
+    last = np.inf
     for _ in range(max_iter):
         gradient = objective_gradient(adapter.at(theta), X, y_encoded, weights)
         step = -np.asarray(solver.solve(gradient[None, :]))[0]
         theta = theta + step
-        solver = hessian(adapter.at(theta), weights)
-        if np.linalg.norm(step) <= tol * max(np.linalg.norm(theta), 1e-300):
+        size = np.linalg.norm(step)
+        if size <= tol * max(np.linalg.norm(theta), 1e-300):
             return theta, solver, True
+        if size > 1e-3 * last:  # not yet near: Newton steps with fresh Hessians
+            solver = hessian(adapter.at(theta), weights)
+        last = size
     return theta, solver, False
 
 
@@ -303,7 +380,16 @@ class ExactRemoval:
     """
 
     def __init__(
-        self, adapter, X, y_encoded, weights, shares=None, *, tol=1e-10, max_iter=100
+        self,
+        adapter,
+        X,
+        y_encoded,
+        weights,
+        shares=None,
+        *,
+        solver=None,
+        tol=1e-10,
+        max_iter=100,
     ) -> None:
         self.X = X.astype(np.float64, copy=False)
         self.y, self.weights, self.shares = y_encoded, weights, shares
@@ -314,6 +400,7 @@ class ExactRemoval:
             y_encoded,
             weights,
             self._hessian,
+            solver=solver,
             tol=tol,
             max_iter=max_iter,
         )
@@ -321,6 +408,28 @@ class ExactRemoval:
 
     def _hessian(self, adapter, weights):
         return exact_solver(adapter, self.X, self.y, weights)
+
+    def remove_each(self, rows) -> list[tuple[np.ndarray, bool]]:
+        """:meth:`remove` of each single example of ``rows``, iterated in
+        batches (:func:`exact_removals`)."""
+        rows = np.asarray(rows)
+        K, P = self.adapter.n_outputs, self.adapter.n_params
+        results = []
+        for batch in chunk_slices(rows.size, 8 * 4 * K * max(P, 1)):
+            thetas, done = exact_removals(
+                self.adapter,
+                self.solver,
+                self.X,
+                self.y,
+                self.weights,
+                rows[batch],
+                tol=self.tol,
+                max_iter=self.max_iter,
+                shares=self.shares,
+            )
+            for row, theta, ok in zip(rows[batch], thetas, done):
+                results.append((theta, True) if ok else self.remove([row]))
+        return results
 
     def remove(self, rows) -> tuple[np.ndarray, bool]:
         """Parameters minimising the objective without ``rows``, converged."""
@@ -498,6 +607,7 @@ def _flip_chunk(influence, X_test, labels, max_size, verify):
             influence.y_,
             influence.weights_,
             influence.penalty_share_,
+            solver=influence.exact_solver_,
         )
     return [
         flip_set(influence, X_test[t : t + 1], int(labels[t]), max_size, exact)

@@ -150,6 +150,18 @@ class InverseHessian(ABC):
         quad = np.einsum("ij,ij->i", solved, G)
         return quad, (np.linalg.norm(solved, axis=1) if norms else None)
 
+    def gram_blocks(self, J: np.ndarray) -> np.ndarray:
+        """``A_i = J_i H^-1 J_i^T`` (n, K, K) for the (n, K, P) blocks ``J``."""
+        n, K, P = J.shape
+        solved = np.asarray(self.solve(J.reshape(n * K, P))).reshape(n, K, P)
+        return np.einsum("nkp,nlp->nkl", J, solved)
+
+
+def _leading_zeros(G: np.ndarray) -> int:
+    """Number of leading columns that are zero in every row of G."""
+    nonzero = np.flatnonzero(np.any(G != 0, axis=0))
+    return int(nonzero[0]) if nonzero.size else G.shape[1]
+
 
 class IdentityInverse(InverseHessian):
     """``H = I`` (the "gradient" baseline of Barshan et al., Fig. 6)."""
@@ -236,6 +248,25 @@ class CholeskyInverse(InverseHessian):
 
     def solve(self, G):
         return linalg.cho_solve((self.factor_, True), G.T, check_finite=False).T
+
+    def gram_blocks(self, J):
+        """``A_i = (L^-1 J_i^T)^T (L^-1 J_i^T)``: one triangular solve per row
+        instead of two; rows whose leading entries are zero (output k of a
+        linear model, ``e_k ⊗ x̃``) are solved with the trailing block of L only
+        (``L^-1`` keeps the leading zeros)."""
+        n, K, P = J.shape
+        half = np.zeros((n, K, P))
+        for k in range(K):
+            rows = J[:, k, :]
+            start = _leading_zeros(rows)
+            if start < P:
+                half[:, k, start:] = linalg.solve_triangular(
+                    self.factor_[start:, start:],
+                    rows[:, start:].T,
+                    lower=True,
+                    check_finite=False,
+                ).T
+        return np.einsum("nkp,nlp->nkl", half, half)
 
     def quad_norms(self, G, *, norms):
         G = G.astype(self.compute_dtype, copy=False)

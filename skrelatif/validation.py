@@ -16,12 +16,11 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from joblib import effective_n_jobs
 from scipy import stats
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils import Bunch, gen_even_slices
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import (
     Interval,
     StrOptions,
@@ -33,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from . import _newton
 from ._explainer import InfluenceExplainer
+from ._utils import chunk_slices
 
 __all__ = ["agreement", "leave_one_out"]
 
@@ -129,25 +129,43 @@ def _remove_one(
 
 
 def _newton_removals(exact, X_test, y_test, groups, null_space):
-    """Exact removal of each group by Newton iterations (see ``ExactRemoval``)."""
+    """Exact removal of each group by Newton iterations (see ``ExactRemoval``);
+    single examples are iterated together, and the losses of every removal
+    evaluated together."""
     adapter = exact.adapter
-    train_loss = adapter.losses(exact.X, exact.y)
-    theta0 = adapter.parameters()
-    results = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for group in groups:
-            theta, converged = exact.remove(group)
-            moved = adapter.at(theta)
-            rss = np.sqrt(np.sum((moved.losses(exact.X, exact.y) - train_loss) ** 2))
-            results.append(
-                (
-                    _newton.removal_change(adapter, theta, X_test, y_test),
-                    _projected_norm(theta - theta0, null_space),
-                    float(rss),
-                    converged,
-                )
-            )
-    return results
+        if all(len(group) == 1 for group in groups):
+            removed = exact.remove_each(np.concatenate(groups))
+        else:
+            removed = [exact.remove(group) for group in groups]
+        thetas = np.stack([theta for theta, _ in removed])
+        train_losses = _losses_at(adapter, exact.X, exact.y, thetas)
+        test_losses = _losses_at(adapter, X_test, y_test, thetas)
+    base = _losses_at(adapter, exact.X, exact.y, adapter.parameters()[None])[0]
+    test_base = _losses_at(adapter, X_test, y_test, adapter.parameters()[None])[0]
+    theta0 = adapter.parameters()
+    return [
+        (
+            test_after - test_base,
+            _projected_norm(theta - theta0, null_space),
+            float(np.sqrt(np.sum((train_after - base) ** 2))),
+            converged,
+        )
+        for (theta, converged), train_after, test_after in zip(
+            removed, train_losses, test_losses
+        )
+    ]
+
+
+def _losses_at(adapter, X, y_encoded, thetas) -> np.ndarray:
+    """(b, n) losses under each row of ``thetas`` (``y_encoded`` None: minus
+    the prediction, the quantity a regressor's scores explain)."""
+    F = adapter.outputs_at(X, thetas)  # (b, n, K)
+    if y_encoded is None:
+        return -F[:, :, 0]
+    b, n, K = F.shape
+    losses = adapter.output_losses(F.reshape(b * n, K), np.tile(y_encoded, b))
+    return losses.reshape(b, n)
 
 
 def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
@@ -335,6 +353,7 @@ def leave_one_out(
                 y_encoded,
                 influence.weights_,
                 influence.penalty_share_,
+                solver=influence.exact_solver_,
                 tol=float(tol),
                 max_iter=min(int(max_iter), _NEWTON_MAX_ITER),
             )
@@ -343,9 +362,12 @@ def leave_one_out(
                 raise
         solver = "refit" if exact is None else "newton"
     null_space = None if adapter.kernel_space else adapter.null_space()
-    batches = gen_even_slices(len(groups), max(1, effective_n_jobs(n_jobs)))
+    n_params = 0 if adapter.kernel_space else adapter.n_params
 
     if solver == "newton":
+        # batches of removals iterated together, sized by working_memory (not
+        # by n_jobs, so that the results do not depend on it)
+        batches = chunk_slices(len(groups), 8 * 4 * adapter.n_outputs * n_params)
         results = [
             row
             for part in Parallel(n_jobs=n_jobs)(
@@ -368,7 +390,6 @@ def leave_one_out(
         n_failed = int(not exact.converged) + sum(not r[3] for r in results)
     else:
         adapter_class = type(adapter)
-        n_params = 0 if adapter.kernel_space else adapter.n_params
         template, warm = _retraining_template(final, n_params, float(tol), max_iter)
         reference, converged = _retrain(
             template, warm, final, X, y, sample_weight, None

@@ -294,6 +294,38 @@ class ModelAdapter(ABC):
         step = self.penalty() * self.parameters()
         return total + step, size + float(np.linalg.norm(step))
 
+    def loss_gradients_at(
+        self, X: Any, y_encoded: np.ndarray, thetas: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``dl/df`` of each row of X at its own parameters (a row of
+        ``thetas``), as :meth:`loss_gradients` gives them."""
+        parts = [
+            self.at(theta).loss_gradients(X[j : j + 1], y_encoded[j : j + 1])
+            for j, theta in enumerate(thetas)
+        ]
+        return np.vstack([d for d, _ in parts]), np.concatenate([n for _, n in parts])
+
+    def outputs_at(self, X: Any, thetas: np.ndarray) -> np.ndarray:
+        """The outputs of every row of X under each row of ``thetas``:
+        (b, n, K). A family can batch this (one GEMM for a linear model)."""
+        return np.stack([self.at(theta).outputs(X) for theta in thetas])
+
+    def objective_gradients(
+        self,
+        X: Any,
+        y_encoded: np.ndarray,
+        weights: np.ndarray,
+        thetas: np.ndarray,
+    ) -> np.ndarray:
+        """``dF/dtheta`` at each row of ``thetas`` (b, P): (b, P). A family can
+        batch this (the linear one makes it two GEMMs)."""
+        return np.stack(
+            [
+                self.at(theta).objective_gradient(X, y_encoded, weights)[0]
+                for theta in thetas
+            ]
+        )
+
     # -- kernel machines -------------------------------------------------------------
     def kernel_norms(self, X: Any, rows: np.ndarray) -> np.ndarray:
         """Kernel machines: ``g_i^T g_i`` of the candidates ``rows`` (may be

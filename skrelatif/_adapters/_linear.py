@@ -332,6 +332,13 @@ class LinearModelAdapter(ModelAdapter):
         without cancellation, so the direction is exact even when the norm
         underflows."""
 
+    def output_residuals(self, F: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``dl/df`` (n, n_outputs) as a plain array, for sums over examples
+        where the careful direction of :meth:`output_gradients` is not needed
+        (a family may compute it more cheaply)."""
+        direction, norm = self.output_gradients(F, y)
+        return direction * norm[:, None]
+
     @abstractmethod
     def output_curvature(
         self, F: np.ndarray, y: np.ndarray
@@ -471,6 +478,38 @@ class LinearModelAdapter(ModelAdapter):
         step = self.penalty() * self.parameters()
         size = float(np.sum(weights * norm * x_norms) + np.linalg.norm(step))
         return grad.ravel() + step, size
+
+    def loss_gradients_at(self, X, y_encoded, thetas):
+        design = self.design(np.asarray(X.todense() if sparse.issparse(X) else X))
+        W = np.asarray(thetas, dtype=np.float64).reshape(len(thetas), -1, self.n_design)
+        return self.output_gradients(np.einsum("bd,bkd->bk", design, W), y_encoded)
+
+    def outputs_at(self, X, thetas):
+        b, K = len(thetas), self.n_outputs
+        W = np.asarray(thetas, dtype=np.float64).reshape(b * K, self.n_design)
+        design = self.design(X.astype(np.float64, copy=False))
+        F = np.asarray(design @ W.T).reshape(X.shape[0], b, K)
+        return F.transpose(1, 0, 2)
+
+    def objective_gradients(self, X, y_encoded, weights, thetas):
+        """``dF/dtheta`` at b parameter vectors at once: the outputs of every
+        example under every theta by one GEMM, ``X̃ [W_1 | ... | W_b]^T``, the
+        loss derivatives on the (n b, K) rows, and ``X̃^T`` times them (a second
+        GEMM), chunk by chunk."""
+        b, K, d = len(thetas), self.n_outputs, self.n_design
+        W = np.asarray(thetas, dtype=np.float64).reshape(b * K, d)
+        total = np.zeros((b * K, d))
+        y_rows = np.asarray(y_encoded)
+        for rows in chunk_slices(X.shape[0], 8 * 4 * b * K):
+            design = self.design(X[rows].astype(np.float64, copy=False))
+            F = np.asarray(design @ W.T).reshape(-1, b, K)  # (n, b, K)
+            n = F.shape[0]
+            coefficients = self.output_residuals(
+                F.reshape(n * b, K), np.repeat(y_rows[rows], b)
+            ).reshape(n, b * K)
+            coefficients *= weights[rows, None]
+            total += np.asarray(design.T @ coefficients).T
+        return total.reshape(b, K * d) + self.penalty() * thetas
 
     def dot_bytes_per_pair(self) -> int:
         return 8 * (self.n_outputs + 1)

@@ -13,11 +13,19 @@ constant feature ``intercept_scaling``: ``1/2 (b / intercept_scaling)^2``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from ._base import class_weights
 from ._linear import LinearModelAdapter
+
+
+def logsumexp(F: np.ndarray, axis: int = 1, keepdims: bool = False) -> np.ndarray:
+    """``log sum_k exp(F_k)`` along ``axis``, shifted by the largest ``F_k``
+    (scipy's ``logsumexp`` without its per-call overhead: on a hot path)."""
+    top = F.max(axis=axis, keepdims=True)
+    total = top + np.log(np.exp(F - top).sum(axis=axis, keepdims=True))
+    return total if keepdims else np.squeeze(total, axis=axis)
 
 
 def check_multinomial(estimator) -> None:
@@ -127,6 +135,16 @@ class LogisticRegressionAdapter(LinearModelAdapter):
         scaled[rows, y] = -scaled.sum(axis=1)
         size = np.linalg.norm(scaled, axis=1)
         return scaled / size[:, None], np.exp(top[:, 0]) * size
+
+    def output_residuals(self, F, y):
+        """``p - e_y`` (binary: ``expit(f) - y``) without the care for tiny
+        gradients that :meth:`output_gradients` takes (used in sums)."""
+        if self.n_outputs == 1:
+            return expit(F) - (y == 1)[:, None]
+        proba = np.exp(F - F.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
+        proba[np.arange(len(y)), y] -= 1.0
+        return proba
 
     def output_curvature(self, F, y):
         if self.n_outputs == 1:
