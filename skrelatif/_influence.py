@@ -51,6 +51,13 @@ def check_options(
     """Raise ``ValueError`` when ``method``, ``hessian``, ``damping`` or
     ``hessian_options`` do not apply to the adapter's family (before any work
     is done); ``name`` is the estimator's class name."""
+    if method == "newton" and hessian == "identity":
+        raise ValueError(
+            "method='newton' needs the model's curvature: with hessian='identity' "
+            "its leave-one-out step is meaningless. Use hessian='exact' (or "
+            "'block-diagonal' for many classes); 'cg' works but needs one solve "
+            "per training example and output."
+        )
     if method == "newton" and adapter_class.kernel_space:
         raise ValueError(
             f"method='newton' needs the curvature of the model's loss; {name} has "

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 from scipy import linalg
+from threadpoolctl import threadpool_limits
 
 from ._utils import chunk_slices
 
@@ -599,6 +600,11 @@ def _effective_jobs(n_jobs) -> int:
 
 
 def _flip_chunk(influence, X_test, labels, max_size, verify):
+    with threadpool_limits(limits=1, user_api="blas"):  # many small solves
+        return _flip_sets(influence, X_test, labels, max_size, verify)
+
+
+def _flip_sets(influence, X_test, labels, max_size, verify):
     exact = None
     if verify:
         exact = ExactRemoval(

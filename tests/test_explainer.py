@@ -405,10 +405,29 @@ def test_nested_pipelines_route_sample_weight_and_transform_every_level(data):
     )
 
 
+def test_tune_first_then_explain(data):
+    """The explainer is not a model to tune (no score): GridSearchCV over it
+    fails clearly, and the docs say to tune the model and explain the best."""
+    from pathlib import Path
+
+    X, y, X_test, _ = data
+    search = GridSearchCV(InfluenceExplainer(LogisticRegression()), {"method": ["if"]})
+    with pytest.raises(TypeError, match="score"):
+        search.fit(X, y)
+    guide = Path(__file__).parents[1] / "doc" / "user_guide" / "pipelines.rst"
+    text = guide.read_text()
+    assert "Tune the model first, then explain it" in text
+    assert (
+        "inside\n  :class:`~sklearn.model_selection.GridSearchCV`, and so on"
+        not in text
+    )
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
         ({"n_jobs": 0}, "n_jobs"),
+        ({"method": "newton", "hessian": "identity"}, "curvature"),
         ({"hessian": "cg", "hessian_options": {"max_iter": 0}}, "max_iter"),
         ({"hessian": "cg", "hessian_options": {"tol": -1.0}}, "tol"),
         ({"hessian": "lissa", "hessian_options": {"depth": 2.5}}, "depth"),
