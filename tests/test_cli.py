@@ -13,6 +13,7 @@ from skrelatif._demo import run_demo
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_relatif_beats_if_on_digits(capsys):
     summary = run_demo(n_eval=100)
     printed = capsys.readouterr().out
@@ -35,6 +36,7 @@ def test_python_dash_m_runs_the_demo():
     assert "Labels of the top 3 proponents of the first 2 test digits" in done.stdout
 
 
+@pytest.mark.slow
 def test_main_returns_zero_and_plot_writes_a_png(capsys, tmp_path, monkeypatch):
     # One demo run (the slow part) serves both checks; without matplotlib the
     # demo still runs and --plot is tested for its error below.

@@ -192,6 +192,7 @@ def test_predict_removal_of_groups_matches_group_refits(size):
     )
 
 
+@pytest.mark.slow
 def test_flip_sets_are_real_and_minimal_on_digits():
     X, y = load_digits(return_X_y=True)
     X, y, X_test = _split(X, y, 700, 12, seed=3)

@@ -92,6 +92,7 @@ def test_lissa_approximates_exact_and_is_seeded(classification):
     assert not np.array_equal(other.transform(X_test), estimate)
 
 
+@pytest.mark.slow
 def test_float32_is_used_when_accurate_and_agrees_with_float64():
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
@@ -107,6 +108,7 @@ def test_float32_is_used_when_accurate_and_agrees_with_float64():
         assert_close(ex32.self_influence_, ex64.self_influence_, 1e-3)
 
 
+@pytest.mark.slow
 def test_float32_falls_back_to_float64_when_ill_conditioned():
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
