@@ -25,6 +25,7 @@ HESSIANS = (
     "block-diagonal",
     "cg",
     "lissa",
+    "kfac",
 )
 
 
