@@ -11,6 +11,7 @@ well predicted and actual changes agree.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -69,6 +70,10 @@ def _retraining_template(final: Any, n_params: int, tol: float, max_iter: int):
         # (Not "newton-cholesky": its warm start mis-sets multinomial
         # intercepts in scikit-learn 1.6.)
         updates["solver"] = "newton-cg"
+    if hasattr(final, "coefs_") and "solver" in params:
+        # networks: L-BFGS from the trained weights reaches a tight tolerance
+        # deterministically (a stochastic solver would not)
+        updates["solver"] = "lbfgs"
     return template.set_params(**updates), warm
 
 
@@ -96,7 +101,11 @@ def _projected_norm(delta: np.ndarray | None, null_space: np.ndarray | None) -> 
 def _retrain(template, warm, init, X, y, sample_weight, drop):
     """``template`` fitted on the data without row ``drop`` (None: all rows)."""
     estimator = clone(template)
-    if warm and init is not None:
+    if warm and init is not None and hasattr(init, "coefs_"):
+        # networks: a warm start needs every fitted attribute (layers, output
+        # activation, label binarizer), so start from a copy of the fitted model
+        estimator = copy.deepcopy(init).set_params(**template.get_params(deep=False))
+    elif warm and init is not None:
         for name in ("coef_", "intercept_"):
             if hasattr(init, name):
                 setattr(estimator, name, np.array(getattr(init, name), copy=True))
@@ -222,7 +231,15 @@ def leave_one_out(
     scikit-learn model: warm-started from the fitted parameters where the
     model allows it; a :class:`~sklearn.linear_model.LogisticRegression`
     trained with "lbfgs", "newton-cg", "sag" or "saga" is retrained with
-    "newton-cg" (up to 2000 parameters). Each removal uses one BLAS thread;
+    "newton-cg" (up to 2000 parameters). Neural networks
+    (:class:`~sklearn.neural_network.MLPClassifier`,
+    :class:`~sklearn.neural_network.MLPRegressor`) are always refit: their
+    objective is not convex, so each retraining starts from the trained
+    weights (a copy of the fitted network, ``warm_start=True``, its own
+    ``random_state``) and runs L-BFGS to ``tol``. This is a *local* answer, the
+    minimum nearest the trained weights (as Koh & Liang 2017 do for non-convex
+    models), not a retraining from scratch, which could land in another
+    minimum. Each removal uses one BLAS thread;
     parallelism comes from ``n_jobs``.
 
     Parameters
@@ -431,13 +448,14 @@ def _choose_solver(solver: str, adapter) -> str:
     """``"newton"`` where the package knows the objective and its Hessian fits."""
     newton_ok = (
         not adapter.kernel_space
+        and getattr(adapter, "convex", True)
         and adapter.n_params <= _NEWTON_DENSE_PARAMS
         and getattr(adapter.estimator, "class_weight", None) != "balanced"
     )
     if solver == "newton" and not newton_ok:
         raise ValueError(
-            f"solver='newton' needs a model with a smooth loss, at most "
-            f"{_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
+            "solver='newton' needs a model with a smooth convex objective, at "
+            f"most {_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
             f"{type(adapter.estimator).__name__} is retrained with solver='refit'."
         )
     if solver == "auto" and not newton_ok:
