@@ -233,13 +233,17 @@ def leave_one_out(
     trained with "lbfgs", "newton-cg", "sag" or "saga" is retrained with
     "newton-cg" (up to 2000 parameters). Neural networks
     (:class:`~sklearn.neural_network.MLPClassifier`,
-    :class:`~sklearn.neural_network.MLPRegressor`) are always refit: their
-    objective is not convex, so each retraining starts from the trained
-    weights (a copy of the fitted network, ``warm_start=True``, its own
-    ``random_state``) and runs L-BFGS to ``tol``. This is a *local* answer, the
-    minimum nearest the trained weights (as Koh & Liang 2017 do for non-convex
-    models), not a retraining from scratch, which could land in another
-    minimum. Each removal uses one BLAS thread;
+    :class:`~sklearn.neural_network.MLPRegressor`) are not convex and are
+    refit by default: from a copy of the fitted network with
+    ``warm_start=True`` (its own ``random_state``), by scikit-learn's L-BFGS
+    to ``tol``. This is a *local* answer, the minimum nearest the trained
+    weights (as Koh & Liang 2017 do for non-convex models), not a retraining
+    from scratch, which could land in another minimum; L-BFGS's own stopping
+    rule on the decrease of the objective limits how tightly it converges, so
+    changes of the order of that precision are noisy. ``solver="newton"`` may
+    be asked for a small network: it needs a positive definite exact Hessian
+    all along its iterations, and raises otherwise. Each removal uses one BLAS
+    thread;
     parallelism comes from ``n_jobs``.
 
     Parameters
@@ -448,18 +452,17 @@ def _choose_solver(solver: str, adapter) -> str:
     """``"newton"`` where the package knows the objective and its Hessian fits."""
     newton_ok = (
         not adapter.kernel_space
-        and getattr(adapter, "convex", True)
         and adapter.n_params <= _NEWTON_DENSE_PARAMS
         and getattr(adapter.estimator, "class_weight", None) != "balanced"
     )
     if solver == "newton" and not newton_ok:
         raise ValueError(
-            "solver='newton' needs a model with a smooth convex objective, at "
-            f"most {_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
+            "solver='newton' needs a model with a smooth loss, at most "
+            f"{_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
             f"{type(adapter.estimator).__name__} is retrained with solver='refit'."
         )
-    if solver == "auto" and not newton_ok:
-        return "refit"
+    if solver == "auto" and (not newton_ok or not getattr(adapter, "convex", True)):
+        return "refit"  # networks: Newton iterations may leave the local basin
     return solver
 
 

@@ -66,6 +66,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from .._utils import chunk_slices
 from ._base import ModelAdapter
+from ._linear import _add_gram, _symmetrise_lower
 from .logistic import log_loss_curvature, log_loss_gradients, log_losses
 
 
@@ -580,15 +581,16 @@ class MLPHessian:
                 eye[np.arange(stop - start), np.arange(start, stop)] = 1.0
                 H[start:stop] = self._matvec(eye)
             H = 0.5 * (H + H.T)
-        else:
-            H = np.zeros((P, P))
+        else:  # lower triangle by syrk of the rows sqrt(w_i) R_i J_i
+            H = np.zeros((P, P), order="F")
             K = self.n_outputs
             for chunk in self._chunks(8 * 2 * K * P):
                 state, w, a, b, _ = self._local(chunk)
                 root = _curvature_root(a, b) * np.sqrt(w)[:, None, None]
                 J = self.adapter._rows(state, self.adapter.backward(state, root))
-                J = J.reshape(-1, P)
-                H += J.T @ J
+                _add_gram(H, J.reshape(-1, P))
+                del J
+            H = _symmetrise_lower(H)
         H.flat[:: P + 1] += self.penalty
         return H
 
