@@ -14,8 +14,8 @@ layer (``hessian="kfac"``, their appendix C).
    and nearest neighbours, next to the l-RelatIF explanations of a logistic
    regression on the same data (Fig. 7's idea, with a network).
 2. A digit the network finds confusable, explained for each of its two most
-   likely labels (Fig. 10's idea): which training digits support "it is a 3"
-   and which "it is a 5".
+   likely labels (Fig. 10's idea): which training digits support each
+   reading of it.
 3. The network version of Fig. 6: the influence function's predicted change
    of a test loss against actual leave-one-out retraining, for every Hessian
    option, on a small network. Retraining starts from the trained weights
