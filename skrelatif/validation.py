@@ -11,6 +11,7 @@ well predicted and actual changes agree.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -69,6 +70,10 @@ def _retraining_template(final: Any, n_params: int, tol: float, max_iter: int):
         # (Not "newton-cholesky": its warm start mis-sets multinomial
         # intercepts in scikit-learn 1.6.)
         updates["solver"] = "newton-cg"
+    if hasattr(final, "coefs_") and "solver" in params:
+        # networks: L-BFGS from the trained weights reaches a tight tolerance
+        # deterministically (a stochastic solver would not)
+        updates["solver"] = "lbfgs"
     return template.set_params(**updates), warm
 
 
@@ -96,7 +101,11 @@ def _projected_norm(delta: np.ndarray | None, null_space: np.ndarray | None) -> 
 def _retrain(template, warm, init, X, y, sample_weight, drop):
     """``template`` fitted on the data without row ``drop`` (None: all rows)."""
     estimator = clone(template)
-    if warm and init is not None:
+    if warm and init is not None and hasattr(init, "coefs_"):
+        # networks: a warm start needs every fitted attribute (layers, output
+        # activation, label binarizer), so start from a copy of the fitted model
+        estimator = copy.deepcopy(init).set_params(**template.get_params(deep=False))
+    elif warm and init is not None:
         for name in ("coef_", "intercept_"):
             if hasattr(init, name):
                 setattr(estimator, name, np.array(getattr(init, name), copy=True))
@@ -234,7 +243,19 @@ def leave_one_out(
     scikit-learn model: warm-started from the fitted parameters where the
     model allows it; a :class:`~sklearn.linear_model.LogisticRegression`
     trained with "lbfgs", "newton-cg", "sag" or "saga" is retrained with
-    "newton-cg" (up to 2000 parameters). Each removal uses one BLAS thread;
+    "newton-cg" (up to 2000 parameters). Neural networks
+    (:class:`~sklearn.neural_network.MLPClassifier`,
+    :class:`~sklearn.neural_network.MLPRegressor`) are not convex and are
+    refit by default: from a copy of the fitted network with
+    ``warm_start=True`` (its own ``random_state``), by scikit-learn's L-BFGS
+    to ``tol``. This is a *local* answer, the minimum nearest the trained
+    weights (as Koh & Liang 2017 do for non-convex models), not a retraining
+    from scratch, which could land in another minimum; L-BFGS's own stopping
+    rule on the decrease of the objective limits how tightly it converges, so
+    changes of the order of that precision are noisy. ``solver="newton"`` may
+    be asked for a small network: it needs a positive definite exact Hessian
+    all along its iterations, and raises otherwise. Each removal uses one BLAS
+    thread;
     parallelism comes from ``n_jobs``.
 
     Parameters
@@ -452,12 +473,12 @@ def _choose_solver(solver: str, adapter) -> str:
     )
     if solver == "newton" and not newton_ok:
         raise ValueError(
-            f"solver='newton' needs a model with a smooth loss, at most "
+            "solver='newton' needs a model with a smooth loss, at most "
             f"{_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
             f"{type(adapter.estimator).__name__} is retrained with solver='refit'."
         )
-    if solver == "auto" and not newton_ok:
-        return "refit"
+    if solver == "auto" and (not newton_ok or not getattr(adapter, "convex", True)):
+        return "refit"  # networks: Newton iterations may leave the local basin
     return solver
 
 

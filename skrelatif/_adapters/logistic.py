@@ -118,23 +118,7 @@ class LogisticRegressionAdapter(LinearModelAdapter):
 
     # -- the loss ----------------------------------------------------------------------
     def output_gradients(self, F, y):
-        if self.n_outputs == 1:
-            # r = expit(f) - y: +expit(f) for y = 0 and -expit(-f) for y = 1.
-            f = F[:, 0]
-            positive = y == 1
-            direction = np.where(positive, -1.0, 1.0)[:, None]
-            return direction, expit(np.where(positive, -f, f))
-        # r = p - e_y: p_k for k != y and -(sum of the other p_k) for the true class,
-        # computed relative to the largest other log-probability so that neither
-        # the direction nor the norm underflows or cancels.
-        rows = np.arange(len(y))
-        log_proba = F - logsumexp(F, axis=1, keepdims=True)
-        log_proba[rows, y] = -np.inf
-        top = log_proba.max(axis=1, keepdims=True)
-        scaled = np.exp(log_proba - top)
-        scaled[rows, y] = -scaled.sum(axis=1)
-        size = np.linalg.norm(scaled, axis=1)
-        return scaled / size[:, None], np.exp(top[:, 0]) * size
+        return log_loss_gradients(F, y)
 
     def output_residuals(self, F, y):
         """``p - e_y`` (binary: ``expit(f) - y``) without the care for tiny
@@ -147,13 +131,47 @@ class LogisticRegressionAdapter(LinearModelAdapter):
         return proba
 
     def output_curvature(self, F, y):
-        if self.n_outputs == 1:
-            return (expit(F) * expit(-F)), None
-        proba = np.exp(F - logsumexp(F, axis=1, keepdims=True))
-        return proba, proba  # diag(p) - p p^T
+        return log_loss_curvature(F)
 
     def output_losses(self, F, y):
-        if self.n_outputs == 1:
-            f = F[:, 0]
-            return np.logaddexp(0.0, np.where(y == 1, -f, f))
-        return logsumexp(F, axis=1) - F[np.arange(len(y)), y]
+        return log_losses(F, y)
+
+
+# The log-loss as a function of the outputs F (n, K) (K = 1: one logistic output,
+# y in {0, 1}; K > 1: softmax, y the class index); shared with the networks'
+# adapter (:mod:`skrelatif._adapters.mlp`).
+def log_loss_gradients(F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``dl/df`` as (unit direction (n, K), norm (n,)), without cancellation."""
+    if F.shape[1] == 1:
+        # r = expit(f) - y: +expit(f) for y = 0 and -expit(-f) for y = 1.
+        f = F[:, 0]
+        positive = y == 1
+        direction = np.where(positive, -1.0, 1.0)[:, None]
+        return direction, expit(np.where(positive, -f, f))
+    # r = p - e_y: p_k for k != y and -(sum of the other p_k) for the true class,
+    # computed relative to the largest other log-probability so that neither
+    # the direction nor the norm underflows or cancels.
+    rows = np.arange(len(y))
+    log_proba = F - logsumexp(F, axis=1, keepdims=True)
+    log_proba[rows, y] = -np.inf
+    top = log_proba.max(axis=1, keepdims=True)
+    scaled = np.exp(log_proba - top)
+    scaled[rows, y] = -scaled.sum(axis=1)
+    size = np.linalg.norm(scaled, axis=1)
+    return scaled / size[:, None], np.exp(top[:, 0]) * size
+
+
+def log_loss_curvature(F: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``d²l/df² = diag(a) - b b^T`` as (a, b) (b None for one output)."""
+    if F.shape[1] == 1:
+        return (expit(F) * expit(-F)), None
+    proba = np.exp(F - logsumexp(F, axis=1, keepdims=True))
+    return proba, proba  # diag(p) - p p^T
+
+
+def log_losses(F: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-example log-loss at outputs F."""
+    if F.shape[1] == 1:
+        f = F[:, 0]
+        return np.logaddexp(0.0, np.where(y == 1, -f, f))
+    return logsumexp(F, axis=1) - F[np.arange(len(y)), y]

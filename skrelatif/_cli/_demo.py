@@ -35,5 +35,10 @@ def run(args: argparse.Namespace) -> int:
         check_plot_path(plot)
     from .._demo import run_demo
 
-    run_demo(k=getattr(args, "k", 5), n_show=getattr(args, "n_show", 6), plot=plot)
+    run_demo(
+        k=getattr(args, "k", 5),
+        n_show=getattr(args, "n_show", 6),
+        plot=plot,
+        model=getattr(args, "model", "logreg"),
+    )
     return 0

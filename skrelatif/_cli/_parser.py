@@ -16,6 +16,8 @@ from typing import Any
 MODELS = ("logreg", "svc", "ridge")
 #: The ``--model`` choices that are regressors (a numeric ``--target``).
 REGRESSORS = ("ridge",)
+#: ``demo --model`` choices (the default is the first one).
+DEMO_MODELS = ("logreg", "mlp")
 #: ``--method`` choices: ``skrelatif._adapters.METHODS``.
 METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 #: ``--hessian`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
@@ -27,6 +29,7 @@ HESSIANS = (
     "block-diagonal",
     "cg",
     "lissa",
+    "kfac",
 )
 
 
@@ -69,6 +72,13 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         type=_positive_int,
         default=6,
         help="test digits listed (default: 6)",
+    )
+    demo.add_argument(
+        "--model",
+        choices=DEMO_MODELS,
+        default=DEMO_MODELS[0],
+        help="the model explained: a logistic regression (default) or a "
+        "(64,) MLPClassifier (Gauss-Newton Hessian)",
     )
     demo.add_argument(
         "--plot",
