@@ -477,7 +477,7 @@ def _choose_solver(solver: str, adapter) -> str:
             f"{_NEWTON_DENSE_PARAMS} parameters and no class_weight='balanced'; "
             f"{type(adapter.estimator).__name__} is retrained with solver='refit'."
         )
-    if solver == "auto" and (not newton_ok or not getattr(adapter, "convex", True)):
+    if solver == "auto" and (not newton_ok or not adapter.convex):
         return "refit"  # networks: Newton iterations may leave the local basin
     return solver
 

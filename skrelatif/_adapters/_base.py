@@ -77,6 +77,9 @@ class ModelAdapter(ABC):
     #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD, networks),
     #: None otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
     mean_over: ClassVar[str | None] = None
+    #: False for non-convex objectives (networks): leave-one-out validation
+    #: then refits from the trained weights instead of Newton iterations.
+    convex: ClassVar[bool] = True
     #: What to do when the model is not at a minimum (ends the warning's sentence).
     convergence_advice: ClassVar[str] = "refit with a smaller tol or a larger max_iter"
     #: For the "Supported models" table: the objective, the loss, notes.

@@ -186,7 +186,6 @@ class MLPAdapter(ModelAdapter):
     convex = False
 
     def __init__(self, estimator):
-        self.is_regressor = isinstance(estimator, MLPRegressor)
         super().__init__(estimator)
         est = self.estimator
         self.coefs = [np.asarray(W, dtype=np.float64) for W in est.coefs_]
