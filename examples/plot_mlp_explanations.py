@@ -1,7 +1,7 @@
 """
-=========================================================================
+==========================================================================
 Explaining a neural network: digits, per-label explanations, leave-one-out
-=========================================================================
+==========================================================================
 
 Influence functions and RelatIF for an
 :class:`~sklearn.neural_network.MLPClassifier`, as Barshan et al. (2020) do
