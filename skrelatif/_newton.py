@@ -56,6 +56,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy import linalg
 from threadpoolctl import threadpool_limits
 
@@ -583,7 +584,7 @@ def predict_removal(influence, X_test, y_test, groups, method, *, n_jobs=None):
     """(n_test, n_groups) predicted test-loss changes (see the explainer)."""
     from ._utils import parallel_map
 
-    size = max(1, len(groups) // max(1, 4 * _effective_jobs(n_jobs)))
+    size = max(1, len(groups) // max(1, 4 * effective_n_jobs(n_jobs)))
     batches = [groups[i : i + size] for i in range(0, len(groups), size)]
     parts = parallel_map(
         _removal_chunk,
@@ -591,12 +592,6 @@ def predict_removal(influence, X_test, y_test, groups, method, *, n_jobs=None):
         n_jobs=n_jobs,
     )
     return np.hstack(list(parts))
-
-
-def _effective_jobs(n_jobs) -> int:
-    from joblib import effective_n_jobs
-
-    return effective_n_jobs(n_jobs)
 
 
 def _flip_chunk(influence, X_test, labels, max_size, verify):
@@ -630,7 +625,7 @@ def flip_sets(influence, X_test, labels, max_size, verify, *, n_jobs=None):
     if getattr(influence, "newton_u_", None) is None:
         influence._newton_rows()
     n_test = X_test.shape[0]
-    size = max(1, -(-n_test // max(1, _effective_jobs(n_jobs))))
+    size = max(1, -(-n_test // max(1, effective_n_jobs(n_jobs))))
     batches = [slice(i, min(i + size, n_test)) for i in range(0, n_test, size)]
     results = [
         found
