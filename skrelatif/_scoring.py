@@ -27,8 +27,9 @@ def best_k(
     """The ``k`` largest (or smallest) ``scores`` per row, in that order, ties
     to the smaller index.
 
-    ``index`` (increasing) gives the training index of each column. Returns
-    (indices, scores), each of shape (n_rows, min(k, n_columns)).
+    ``index`` gives the training index of each column: increasing, of shape
+    (n_columns,), or one row of indices per score row (n_rows, n_columns).
+    Returns (indices, scores), each of shape (n_rows, min(k, n_columns)).
     """
     n_rows, n_cols = scores.shape
     k = min(k, n_cols)
@@ -49,7 +50,44 @@ def best_k(
     else:
         chosen = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
     selected = np.take_along_axis(scores, chosen, axis=1)
+    if index.ndim == 2:
+        return _sorted(np.take_along_axis(index, chosen, axis=1), selected, k, largest)
     return _sorted(index[chosen], selected, k, largest)
+
+
+def best_k_beyond(
+    scores: np.ndarray,
+    index: np.ndarray,
+    k: int,
+    bound: np.ndarray | None,
+    *,
+    largest: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`best_k` among the scores strictly beyond a per-row ``bound``.
+
+    ``bound`` is the k-th best score of each row among training examples with
+    smaller indices (None: nothing known), so an entry that does not beat it
+    can never enter the top k (a tie goes to the smaller index). One pass
+    over the block finds the entries that do; only those are partitioned,
+    compacted to the left of a narrow block padded with -inf (+inf) and the
+    index -1, which a merge with the k known entries never keeps.
+    """
+    n_rows, n_cols = scores.shape
+    if bound is None:
+        return best_k(scores, index, k, largest=largest)
+    beyond = scores > bound[:, None] if largest else scores < bound[:, None]
+    counts = np.count_nonzero(beyond, axis=1)
+    width = int(counts.max()) if n_rows else 0
+    if 4 * width >= n_cols:  # most entries qualify: partition the block itself
+        return best_k(scores, index, k, largest=largest)
+    rows, cols = np.nonzero(beyond)  # row-major: columns increase within a row
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    pad = -np.inf if largest else np.inf
+    narrow = np.full((n_rows, max(width, 1)), pad, dtype=scores.dtype)
+    narrow_index = np.full(narrow.shape, -1, dtype=np.intp)
+    narrow[rows, slot] = scores[rows, cols]
+    narrow_index[rows, slot] = index[cols]
+    return best_k(narrow, narrow_index, k, largest=largest)
 
 
 def _sorted(indices, scores, k, largest=True):
@@ -57,10 +95,38 @@ def _sorted(indices, scores, k, largest=True):
     return np.take_along_axis(indices, order, 1), np.take_along_axis(scores, order, 1)
 
 
-def _top_k_chunk(cross, test_state, payload, scale, index, k):
+def _top_k_chunk(cross, test_state, payload, scale, index, k, bounds):
     scores = cross(test_state, *payload)
     scores *= scale.astype(scores.dtype, copy=False)  # float32 stays float32
-    return best_k(scores, index, k), best_k(scores, index, k, largest=False)
+    top_bound, bottom_bound = bounds
+    return (
+        best_k_beyond(scores, index, k, top_bound),
+        best_k_beyond(scores, index, k, bottom_bound, largest=False),
+    )
+
+
+def _top_k_tasks(influence, state, chunks, k, best):
+    """Arguments of :func:`_top_k_chunk` per chunk, made as it is dispatched:
+    each chunk is handed the k-th best scores of the chunks merged so far
+    (chunks come in increasing index order), so it only partitions the
+    entries that can still enter the top k."""
+    for rows in chunks:
+        yield (
+            influence.cross,
+            state,
+            influence.train_chunk(_as_rows(rows)),
+            influence.train_scale_[rows],
+            rows,
+            k,
+            (_kth(best["top"], k), _kth(best["bottom"], k)),
+        )
+
+
+def _kth(best, k):
+    """The k-th best score of each row of a running top-k (None before k)."""
+    if best is None or best[1].shape[1] < k:
+        return None
+    return best[1][:, k - 1].copy()
 
 
 def _test_batches(influence, n_test: int) -> list[slice]:
@@ -143,24 +209,13 @@ def top_k(influence, X, y_encoded, k, *, n_jobs=None, verbose=0):
         chunks = _train_chunks(
             influence, tests.stop - tests.start, TOP_K_BYTES_PER_PAIR
         )
-        top = bottom = None
+        best = {"top": None, "bottom": None}  # running top-k, merged in order
         for top_part, bottom_part in parallel_map(
-            _top_k_chunk,
-            (
-                (
-                    influence.cross,
-                    state,
-                    influence.train_chunk(_as_rows(rows)),
-                    influence.train_scale_[rows],
-                    rows,
-                    k,
-                )
-                for rows in chunks
-            ),
-            n_jobs=n_jobs,
+            _top_k_chunk, _top_k_tasks(influence, state, chunks, k, best), n_jobs=n_jobs
         ):
-            top = _merge(top, top_part, k)
-            bottom = _merge(bottom, bottom_part, k, largest=False)
+            best["top"] = _merge(best["top"], top_part, k)
+            best["bottom"] = _merge(best["bottom"], bottom_part, k, largest=False)
+        top, bottom = best["top"], best["bottom"]
         parts.append((*top, *bottom))
         log(
             verbose,
