@@ -270,14 +270,20 @@ class CholeskyInverse(InverseHessian):
 
     def quad_norms(self, G, *, norms):
         G = G.astype(self.compute_dtype, copy=False)
+        # in place: G is a temporary chunk of gradients, G.T F-ordered
         half = linalg.solve_triangular(
-            self._factor_lowp, G.T, lower=True, check_finite=False
+            self._factor_lowp, G.T, lower=True, check_finite=False, overwrite_b=True
         )  # L^-1 g
         quad = np.einsum("ij,ij->j", half, half, dtype=np.float64)
         if not norms:
             return quad, None
         solved = linalg.solve_triangular(
-            self._factor_lowp, half, lower=True, trans="T", check_finite=False
+            self._factor_lowp,
+            half,
+            lower=True,
+            trans="T",
+            check_finite=False,
+            overwrite_b=True,
         )  # L^-T L^-1 g
         return quad, np.sqrt(np.einsum("ij,ij->j", solved, solved, dtype=np.float64))
 

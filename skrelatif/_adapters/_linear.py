@@ -524,7 +524,19 @@ class LinearModelAdapter(ModelAdapter):
         return self.output_losses(self.decision(X), y_encoded)
 
     def gradients(self, X, coefficients):
-        return outer_rows(coefficients, self.design(X))
+        if sparse.issparse(X):
+            return outer_rows(coefficients, self.design(X))
+        # r_i ⊗ [x_i, 1] written in one pass (no copy of X with its 1 column)
+        n_rows, n_features = X.shape
+        dtype = np.result_type(coefficients.dtype, X.dtype)
+        grads = np.empty((n_rows, self.n_outputs, self.n_design), dtype=dtype)
+        coefficients = coefficients.astype(dtype, copy=False)
+        np.multiply(
+            coefficients[:, :, None], X[:, None, :], out=grads[:, :, :n_features]
+        )
+        if self.fit_intercept:
+            grads[:, :, n_features] = coefficients
+        return grads.reshape(n_rows, -1)
 
     def gradient_dots(self, solved, X, direction):
         n_rows, n_outputs = direction.shape
@@ -533,7 +545,7 @@ class LinearModelAdapter(ModelAdapter):
             # One GEMM S G^T with the chunk's gradient rows g_i = d_i ⊗ x̃_i:
             # the same 2 m n P flops as X̃ S^T below, without its (n, m, K)
             # product array and the reduction over k.
-            grads = outer_rows(direction.astype(X.dtype, copy=False), self.design(X))
+            grads = self.gradients(X, direction.astype(X.dtype, copy=False))
             return solved.astype(grads.dtype, copy=False) @ grads.T
         solved = solved.reshape(-1, self.n_design)  # (m * n_outputs, n_design)
         # (X̃ S^T)[i, t, k] = x̃_i . (H^-1 g_t)_k ; contract k with ĝ_i's residual.
