@@ -186,7 +186,12 @@ class Influence:
         start = time.perf_counter()
         dtype = self.solver_.compute_dtype
         n_params = self.adapter.n_params
-        chunks = chunk_slices(self.n_train_, dtype.itemsize * 2 * n_params)
+        # An iterative solver runs here, on as many examples at once as its
+        # workspace allows: each of its iterations is one pass over the
+        # training set, itself dispatched in about n_jobs tasks.
+        iterative = self.solver_.iterative
+        row_bytes = 8 * self.solver_.workspace if iterative else dtype.itemsize * 2
+        chunks = chunk_slices(self.n_train_, row_bytes * n_params)
         results = list(
             parallel_map(
                 _quad_norms_chunk,
@@ -200,7 +205,7 @@ class Influence:
                     )
                     for rows in chunks
                 ),
-                n_jobs=self.n_jobs,
+                n_jobs=1 if iterative else self.n_jobs,
             )
         )
         quad = np.concatenate([q for q, _ in results])
