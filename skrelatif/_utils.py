@@ -1,11 +1,14 @@
 """Chunking under scikit-learn's ``working_memory`` and joblib dispatch.
 
-Two ways to dispatch work:
+Three ways to dispatch work:
 
 - :func:`parallel_map`: one joblib task per argument tuple (results in order);
-- :func:`parallel_sum`: a sum over the chunks of one pass over the data, the
-  chunks grouped into about ``effective_n_jobs`` tasks, so a pass is a handful
-  of tasks whatever the number of chunks.
+- :func:`parallel_chunks`: a function of each chunk of one pass over the data,
+  the chunks grouped into about ``effective_n_jobs`` tasks;
+- :func:`parallel_sum`: the same for a sum over the chunks, each task
+  returning its partial sums.
+
+So a pass is a handful of tasks whatever the number of chunks.
 
 With one job, or a single task, neither creates a joblib ``Parallel``: a plain
 loop runs in this process.
@@ -135,6 +138,37 @@ def _sum_run(function, chunks, start, n, *shared):
     )
 
 
+def _runs(n: int, n_jobs: int | None) -> list[tuple[int, int]]:
+    """``n`` chunks cut into about ``effective_n_jobs(n_jobs)`` contiguous runs
+    (one run for one chunk or one job)."""
+    n_runs = min(n, effective_n_jobs(n_jobs)) if n > 1 else 1
+    bounds = [n * r // n_runs for r in range(n_runs + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _map_run(function, chunks, *shared):
+    return [function(*shared, chunk) for chunk in chunks]
+
+
+def parallel_chunks(
+    function: Callable[..., Any],
+    shared: tuple,
+    chunks: Sequence[Any],
+    *,
+    n_jobs: int | None,
+) -> list:
+    """``[function(*shared, chunk) for chunk in chunks]`` in about
+    ``effective_n_jobs(n_jobs)`` tasks, each over a contiguous run of chunks
+    (one job, or one chunk: a plain loop here). Each task gets the ``shared``
+    arguments once, not once per chunk."""
+    parts = parallel_map(
+        _map_run,
+        ((function, chunks[a:b], *shared) for a, b in _runs(len(chunks), n_jobs)),
+        n_jobs=n_jobs,
+    )
+    return [result for part in parts for result in part]
+
+
 def parallel_sum(
     function: Callable[..., Any],
     shared: tuple,
@@ -155,21 +189,13 @@ def parallel_sum(
     n = len(chunks)
     if n == 0:
         raise ValueError("parallel_sum needs at least one chunk.")
-    n_runs = min(n, effective_n_jobs(n_jobs)) if n > 1 else 1
-    if n_runs == 1:
-        stack = _sum_run(function, chunks, 0, n, *shared)
-    else:
-        bounds = [n * r // n_runs for r in range(n_runs + 1)]
-        stack = []
-        for part in parallel_map(
-            _sum_run,
-            (
-                (function, chunks[a:b], a, n, *shared)
-                for a, b in zip(bounds[:-1], bounds[1:])
-            ),
-            n_jobs=n_jobs,
-        ):
-            _fold(stack, part, n)
+    stack = []
+    for part in parallel_map(
+        _sum_run,
+        ((function, chunks[a:b], a, n, *shared) for a, b in _runs(n, n_jobs)),
+        n_jobs=n_jobs,
+    ):
+        _fold(stack, part, n)
     ((_, total),) = stack
     return total
 

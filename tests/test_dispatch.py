@@ -158,3 +158,15 @@ def test_parallel_sum_adds_in_a_fixed_order(n_chunks, n_jobs):
 
 def _row(terms, i):
     return terms[i].copy()
+
+
+def test_exact_fit_is_about_n_jobs_tasks_per_pass(problem, counts):
+    """The dense Hessian and the RelatIF normalisers: each pass over the
+    training set (8 and 10 chunks here) is 2 tasks with n_jobs=2."""
+    model, X, y, _ = problem
+    with (
+        config_context(working_memory=0.01),
+        joblib.parallel_config(backend="threading"),
+    ):
+        InfluenceExplainer(model, method="l-relatif", n_jobs=2).fit(X, y)
+    assert counts["tasks"] <= 4
