@@ -82,9 +82,9 @@ def _direction_zero(divisor: np.ndarray) -> np.ndarray:
     return np.divide(1.0, divisor, out=np.zeros_like(divisor), where=divisor > 0)
 
 
-def _quad_norms_chunk(adapter, solver, X, direction, norms, rows):
-    X = X[rows].astype(solver.compute_dtype, copy=False)
-    G = adapter.gradients(X, direction[rows].astype(X.dtype, copy=False))
+def _quad_norms_chunk(X, direction, adapter, solver, norms):
+    X = X.astype(solver.compute_dtype, copy=False)
+    G = adapter.gradients(X, direction.astype(X.dtype, copy=False))
     return solver.quad_norms(G, norms=norms)
 
 
@@ -195,7 +195,8 @@ class Influence:
         chunks = chunk_slices(self.n_train_, row_bytes * n_params)
         results = parallel_chunks(
             _quad_norms_chunk,
-            (self.adapter, self.solver_, self.X_, self.direction_, need_norms),
+            (self.X_, self.direction_),
+            (self.adapter, self.solver_, need_norms),
             chunks,
             n_jobs=1 if iterative else self.n_jobs,
         )

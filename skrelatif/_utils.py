@@ -3,23 +3,25 @@
 Three ways to dispatch work:
 
 - :func:`parallel_map`: one joblib task per argument tuple (results in order);
-- :func:`parallel_chunks`: a function of each chunk of one pass over the data,
-  the chunks grouped into about ``effective_n_jobs`` tasks;
+- :func:`parallel_chunks`: a function of each chunk of one pass over the
+  examples, the chunks grouped into about ``effective_n_jobs`` contiguous
+  runs, one task each, which gets the examples of its run only;
 - :func:`parallel_sum`: the same for a sum over the chunks, each task
   returning its partial sums.
 
-So a pass is a handful of tasks whatever the number of chunks.
-
-With one job, or a single task, neither creates a joblib ``Parallel``: a plain
-loop runs in this process.
+So a pass is a handful of tasks whatever the number of chunks. With one job,
+or a single task, none of them creates a joblib ``Parallel``: a plain loop
+runs in this process.
 
 :func:`parallel_sum` adds the chunks' terms in a fixed order, a binary tree
-over the chunks that depends on their number only (each internal node adds its
-left child to its right one). A task folds the nodes that lie wholly in its
-run of chunks and returns what it could not complete; this process completes
-the tree. Every node is the same sum of the same two numbers whichever process
-computed it, so the total is bitwise the same for any ``n_jobs`` or backend
-(chunk boundaries, that is ``working_memory``, change it by rounding only).
+over the chunks that depends on their number only (each internal node adds
+its right child to its left one). A task folds the nodes that lie wholly in
+its run of chunks and returns what it could not complete; this process
+completes the tree. Every node is the same sum of the same two numbers
+whichever process computed it, so the total depends on neither ``n_jobs``
+nor the backend, as long as the chunks' terms do not (BLAS may round
+differently with another number of threads); chunk boundaries, that is
+``working_memory``, change it by rounding.
 """
 
 from __future__ import annotations
@@ -125,19 +127,6 @@ def _add(left, right):
     return left + right
 
 
-def _sum_run(function, chunks, start, n, *shared):
-    """The tree over ``n`` chunks, folded over ``chunks`` (chunk ``start`` on):
-    the (node, partial sum) pairs this run could complete."""
-    return _fold(
-        [],
-        (
-            ((start + i, start + i + 1), function(*shared, c))
-            for i, c in enumerate(chunks)
-        ),
-        n,
-    )
-
-
 def _runs(n: int, n_jobs: int | None) -> list[tuple[int, int]]:
     """``n`` chunks cut into about ``effective_n_jobs(n_jobs)`` contiguous runs
     (one run for one chunk or one job)."""
@@ -146,24 +135,71 @@ def _runs(n: int, n_jobs: int | None) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _map_run(function, chunks, *shared):
-    return [function(*shared, chunk) for chunk in chunks]
+def _tasks(rows: tuple, chunks: Sequence[slice], n_jobs: int | None):
+    """Per run of chunks: ``(first chunk, chunks, rows)``, with ``rows`` (the
+    per-example arrays, or None) cut to the run's examples and the chunks made
+    relative to them, so that a task gets only its own examples. A single
+    run keeps the arrays whole (no copy of a sparse matrix)."""
+    runs = _runs(len(chunks), n_jobs)
+    if len(runs) == 1:
+        yield 0, list(chunks), rows
+        return
+    for a, b in runs:
+        start, stop = chunks[a].start, chunks[b - 1].stop
+        yield (
+            a,
+            [slice(c.start - start, c.stop - start) for c in chunks[a:b]],
+            tuple(None if r is None else r[start:stop] for r in rows),
+        )
+
+
+def _apply(function, chunk, n_rows, arguments):
+    rows, shared = arguments[:n_rows], arguments[n_rows:]
+    return function(*(None if r is None else r[chunk] for r in rows), *shared)
+
+
+# The arrays are positional arguments of a task, not inside a tuple: joblib's
+# Dask backend scatters such (large) arguments instead of putting them into
+# the task graph.
+def _map_run(function, chunks, n_rows, *arguments):
+    return [_apply(function, chunk, n_rows, arguments) for chunk in chunks]
+
+
+def _sum_run(function, chunks, first, n, n_rows, *arguments):
+    """The tree over ``n`` chunks folded over this run's ``chunks`` (chunk
+    ``first`` on): the (node, partial sum) pairs the run could complete."""
+    return _fold(
+        [],
+        (
+            ((first + i, first + i + 1), _apply(function, chunk, n_rows, arguments))
+            for i, chunk in enumerate(chunks)
+        ),
+        n,
+    )
 
 
 def parallel_chunks(
     function: Callable[..., Any],
+    rows: tuple,
     shared: tuple,
-    chunks: Sequence[Any],
+    chunks: Sequence[slice],
     *,
     n_jobs: int | None,
 ) -> list:
-    """``[function(*shared, chunk) for chunk in chunks]`` in about
-    ``effective_n_jobs(n_jobs)`` tasks, each over a contiguous run of chunks
-    (one job, or one chunk: a plain loop here). Each task gets the ``shared``
-    arguments once, not once per chunk."""
+    """``function(*(r[chunk] for r in rows), *shared)`` for each chunk, in order.
+
+    ``chunks`` (contiguous slices, one pass over the examples in
+    ``working_memory``-sized pieces) are cut into about ``effective_n_jobs``
+    runs, one task each; a task gets the rows of ``rows`` (arrays indexed by
+    example; None stays None) its run covers and ``shared`` (the other
+    arguments) once. One job, or one chunk: a plain loop here.
+    """
     parts = parallel_map(
         _map_run,
-        ((function, chunks[a:b], *shared) for a, b in _runs(len(chunks), n_jobs)),
+        (
+            (function, c, len(rows), *r, *shared)
+            for _, c, r in _tasks(rows, chunks, n_jobs)
+        ),
         n_jobs=n_jobs,
     )
     return [result for part in parts for result in part]
@@ -171,28 +207,25 @@ def parallel_chunks(
 
 def parallel_sum(
     function: Callable[..., Any],
+    rows: tuple,
     shared: tuple,
-    chunks: Sequence[Any],
+    chunks: Sequence[slice],
     *,
     n_jobs: int | None,
 ) -> Any:
-    """``sum(function(*shared, chunk) for chunk in chunks)``, in about
-    ``effective_n_jobs(n_jobs)`` tasks.
-
-    ``chunks`` (slices or index arrays, one pass over the data in
-    ``working_memory``-sized pieces) are cut into contiguous runs, one task
-    per run; each task gets the ``shared`` arguments (each array shipped once
-    per call: the Dask backend scatters it) and returns its partial sums.
-    One job, or one chunk: a plain loop here. The order of the additions is
-    that of the module docstring: the result does not depend on ``n_jobs``.
-    """
+    """The sum of :func:`parallel_chunks`'s results, each task returning its
+    partial sums, added in the order of the module docstring: the result does
+    not depend on ``n_jobs``."""
     n = len(chunks)
     if n == 0:
         raise ValueError("parallel_sum needs at least one chunk.")
     stack = []
     for part in parallel_map(
         _sum_run,
-        ((function, chunks[a:b], a, n, *shared) for a, b in _runs(n, n_jobs)),
+        (
+            (function, c, a, n, len(rows), *r, *shared)
+            for a, c, r in _tasks(rows, chunks, n_jobs)
+        ),
         n_jobs=n_jobs,
     ):
         _fold(stack, part, n)

@@ -129,23 +129,17 @@ def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
     return np.asarray(design.T @ out.reshape(n_rows, -1)).T.reshape(m, -1)
 
 
-def _hvp_rows(X, fit_intercept, weights, diag_curv, rank_curv, V, rows):
-    """:func:`_hvp_chunk` over the training ``rows`` (a slice)."""
-    design = add_intercept_column(X[rows].astype(np.float64, copy=False), fit_intercept)
-    return _hvp_chunk(
-        design,
-        weights[rows],
-        diag_curv[rows],
-        None if rank_curv is None else rank_curv[rows],
-        V,
-    )
+def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
+    """:func:`_hvp_chunk` over the training rows of ``X`` (one chunk)."""
+    design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
+    return _hvp_chunk(design, weights, diag_curv, rank_curv, V)
 
 
-def _diagonal_rows(X, fit_intercept, weighted_curvature, rows):
-    """``X̃^2^T (w (a - b^2))`` (n_outputs, n_design) over the training ``rows``."""
-    design = add_intercept_column(X[rows].astype(np.float64, copy=False), fit_intercept)
+def _diagonal_rows(X, weighted_curvature, fit_intercept):
+    """``X̃^2^T (w (a - b^2))`` (n_outputs, n_design) over the rows of ``X``."""
+    design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
     squared = design.multiply(design) if sparse.issparse(design) else design**2
-    return np.asarray(squared.T @ weighted_curvature[rows]).T
+    return np.asarray(squared.T @ weighted_curvature).T
 
 
 def _gradient_sum_chunk(design, weighted_residuals):
@@ -243,16 +237,12 @@ class LinearHessian:
         row_bytes = 8 * 3 * V.shape[0] * self.n_outputs
         if not sparse.issparse(X):
             row_bytes += 8 * self.n_design
-        shared = (
-            X,
-            self.adapter.fit_intercept,
-            take(self.weights),
-            take(self.diag_curv),
-            take(self.rank_curv),
-            V,
-        )
         return parallel_sum(
-            _hvp_rows, shared, chunk_slices(X.shape[0], row_bytes), n_jobs=self.n_jobs
+            _hvp_rows,
+            (X, take(self.weights), take(self.diag_curv), take(self.rank_curv)),
+            (self.adapter.fit_intercept, V),
+            chunk_slices(X.shape[0], row_bytes),
+            n_jobs=self.n_jobs,
         )
 
     def diagonal(self) -> np.ndarray:
@@ -264,7 +254,8 @@ class LinearHessian:
         )
         data = parallel_sum(
             _diagonal_rows,
-            (self.X, self.adapter.fit_intercept, self.weights[:, None] * own),
+            (self.X, self.weights[:, None] * own),
+            (self.adapter.fit_intercept,),
             chunk_slices(self.n_train, 8 * 2 * self.n_design),
             n_jobs=self.n_jobs,
         )
