@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _newton
 from ._solvers import SOLVERS
-from ._utils import chunk_slices, log, parallel_map
+from ._utils import chunk_slices, log, parallel_chunks
 
 #: Relative size of the training objective's gradient above which the model is
 #: reported as not being at a minimum (see :meth:`Influence.optimality_gap_`).
@@ -82,7 +82,8 @@ def _direction_zero(divisor: np.ndarray) -> np.ndarray:
     return np.divide(1.0, divisor, out=np.zeros_like(divisor), where=divisor > 0)
 
 
-def _quad_norms_chunk(adapter, solver, X, direction, norms):
+def _quad_norms_chunk(X, direction, adapter, solver, norms):
+    X = X.astype(solver.compute_dtype, copy=False)
     G = adapter.gradients(X, direction.astype(X.dtype, copy=False))
     return solver.quad_norms(G, norms=norms)
 
@@ -186,22 +187,18 @@ class Influence:
         start = time.perf_counter()
         dtype = self.solver_.compute_dtype
         n_params = self.adapter.n_params
-        chunks = chunk_slices(self.n_train_, dtype.itemsize * 2 * n_params)
-        results = list(
-            parallel_map(
-                _quad_norms_chunk,
-                (
-                    (
-                        self.adapter,
-                        self.solver_,
-                        self.X_[rows].astype(dtype, copy=False),
-                        self.direction_[rows],
-                        need_norms,
-                    )
-                    for rows in chunks
-                ),
-                n_jobs=self.n_jobs,
-            )
+        # An iterative solver runs here, on as many examples at once as its
+        # workspace allows: each of its iterations is one pass over the
+        # training set, itself dispatched in about n_jobs tasks.
+        iterative = self.solver_.iterative
+        row_bytes = 8 * self.solver_.workspace if iterative else dtype.itemsize * 2
+        chunks = chunk_slices(self.n_train_, row_bytes * n_params)
+        results = parallel_chunks(
+            _quad_norms_chunk,
+            (self.X_, self.direction_),
+            (self.adapter, self.solver_, need_norms),
+            chunks,
+            n_jobs=1 if iterative else self.n_jobs,
         )
         quad = np.concatenate([q for q, _ in results])
         norm = np.concatenate([n for _, n in results]) if need_norms else None

@@ -561,22 +561,23 @@ def check_groups(groups: Any, n_train: int, *, unique: bool = True) -> list[np.n
 def _removal_chunk(influence, X_test, y_test, groups, method):
     adapter, solver = influence.adapter, influence.solver_
     X, y, weights = influence.X_, influence.y_, influence.weights_
-    columns = []
-    for group in groups:
-        if method == "newton":
-            step = group_step(
-                adapter, solver, X, y, weights, group, influence.penalty_share_
-            )
-            columns.append(
-                removal_change(adapter, adapter.parameters() + step, X_test, y_test)
-            )
-        else:  # sum of the "if" scores: g_t^T H^-1 sum_i c s_i g_i
+    if method != "newton":  # sum of the "if" scores: g_t^T H^-1 sum_i c s_i g_i
+        summed = np.empty((len(groups), adapter.n_params))
+        for j, group in enumerate(groups):
             coefficients = (weights[group] * influence.grad_norm_[group])[:, None]
-            summed = adapter.gradients(
+            summed[j] = adapter.gradients(
                 X[group], coefficients * influence.direction_[group]
             ).sum(axis=0)
-            solved = np.asarray(solver.solve(summed[None, :]))[0]
-            columns.append(influence.test_gradients(X_test, y_test) @ solved)
+        solved = np.asarray(solver.solve(summed))  # all the groups at once
+        return influence.test_gradients(X_test, y_test) @ solved.T
+    columns = []
+    for group in groups:
+        step = group_step(
+            adapter, solver, X, y, weights, group, influence.penalty_share_
+        )
+        columns.append(
+            removal_change(adapter, adapter.parameters() + step, X_test, y_test)
+        )
     return np.column_stack(columns)
 
 
@@ -584,8 +585,17 @@ def predict_removal(influence, X_test, y_test, groups, method, *, n_jobs=None):
     """(n_test, n_groups) predicted test-loss changes (see the explainer)."""
     from ._utils import parallel_map
 
-    size = max(1, len(groups) // max(1, 4 * effective_n_jobs(n_jobs)))
-    batches = [groups[i : i + size] for i in range(0, len(groups), size)]
+    solver = influence.solver_
+    if solver.iterative:
+        # batches run here, as large as the solver's workspace allows: each
+        # of its iterations is a pass over the training set, itself
+        # dispatched in about n_jobs tasks
+        row_bytes = 8 * solver.workspace * influence.adapter.n_params
+        batches = [groups[rows] for rows in chunk_slices(len(groups), row_bytes)]
+        n_jobs = 1
+    else:
+        size = max(1, len(groups) // max(1, 4 * effective_n_jobs(n_jobs)))
+        batches = [groups[i : i + size] for i in range(0, len(groups), size)]
     parts = parallel_map(
         _removal_chunk,
         ((influence, X_test, y_test, batch, method) for batch in batches),

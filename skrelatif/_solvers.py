@@ -336,10 +336,14 @@ class ConjugateGradientInverse(InverseHessian):
     """Preconditioned conjugate gradients, one system per row, solved together.
 
     Options: ``tol`` (relative residual, default 1e-8), ``max_iter`` (default
-    1000). Each iteration costs one Hessian-vector product per right-hand side,
-    ``4 n nnz(x) K`` flops; no P x P matrix is formed. The preconditioner is the
-    Hessian's diagonal; both are restricted to the orthogonal complement of
-    the null space.
+    1000). Each iteration costs one Hessian-vector product per right-hand side
+    not yet converged, ``4 n nnz(x) K`` flops, all of them in one pass over
+    the training data (one ``matvec``); no P x P matrix is formed. A system
+    stops at its own tolerance, not at the slowest one's, so the right-hand
+    sides solved with it (how ``working_memory`` batches them) do not change
+    its solution beyond rounding. The preconditioner is the Hessian's
+    diagonal; both are restricted to the orthogonal complement of the null
+    space.
     """
 
     option_constraints = {
@@ -368,22 +372,39 @@ class ConjugateGradientInverse(InverseHessian):
         D = Z.copy()
         rz = np.einsum("ij,ij->i", R, Z)
         target = self.tol * np.linalg.norm(B, axis=1)
+        residual = np.linalg.norm(R, axis=1)
+        # The systems not yet converged: one Hessian product (one pass over
+        # the training set) for all of them per iteration; a converged one is
+        # left alone.
+        active = np.flatnonzero(residual > target)
         for iteration in range(1, self.max_iter + 1):  # noqa: B007 - read after
-            HD = op.matvec(D) + self.damping * D
-            curvature = np.einsum("ij,ij->i", D, HD)
+            if active.size == 0:
+                iteration -= 1
+                break
+            Da = D[active]
+            HD = op.matvec(Da) + self.damping * Da
+            curvature = np.einsum("ij,ij->i", Da, HD)
             if np.any(curvature < 0):
                 raise _singular_error(0.0)
-            alpha = np.divide(rz, curvature, out=np.zeros_like(rz), where=curvature > 0)
-            X += alpha[:, None] * D
-            R -= alpha[:, None] * HD
-            residual = np.linalg.norm(R, axis=1)
-            if np.all(residual <= target):
+            alpha = np.divide(
+                rz[active], curvature, out=np.zeros_like(curvature), where=curvature > 0
+            )
+            X[active] += alpha[:, None] * Da
+            Ra = R[active] - alpha[:, None] * HD
+            R[active] = Ra
+            residual[active] = np.linalg.norm(Ra, axis=1)
+            going = residual[active] > target[active]
+            active, Ra, Da = active[going], Ra[going], Da[going]
+            if active.size == 0:
                 break
-            Z = op.remove_null(R * self.inv_diagonal_)
-            rz_new = np.einsum("ij,ij->i", R, Z)
-            beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
-            D = Z + beta[:, None] * D
-            rz = rz_new
+            Za = op.remove_null(Ra * self.inv_diagonal_)
+            rz_new = np.einsum("ij,ij->i", Ra, Za)
+            rz_old = rz[active]
+            beta = np.divide(
+                rz_new, rz_old, out=np.zeros_like(rz_new), where=rz_old > 0
+            )
+            D[active] = Za + beta[:, None] * Da
+            rz[active] = rz_new
         else:
             warnings.warn(
                 f"Conjugate gradients did not reach tol={self.tol:g} in "

@@ -1,11 +1,36 @@
-"""Chunking under scikit-learn's ``working_memory`` and joblib dispatch."""
+"""Chunking under scikit-learn's ``working_memory`` and joblib dispatch.
+
+Three ways to dispatch work:
+
+- :func:`parallel_map`: one joblib task per argument tuple (results in order);
+- :func:`parallel_chunks`: a function of each chunk of one pass over the
+  examples, the chunks grouped into about ``effective_n_jobs`` contiguous
+  runs, one task each, which gets the examples of its run only;
+- :func:`parallel_sum`: the same for a sum over the chunks, each task
+  returning its partial sums.
+
+So a pass is a handful of tasks whatever the number of chunks. With one job,
+or a single task, none of them creates a joblib ``Parallel``: a plain loop
+runs in this process.
+
+:func:`parallel_sum` adds the chunks' terms in a fixed order, a binary tree
+over the chunks that depends on their number only (each internal node adds
+its right child to its left one). A task folds the nodes that lie wholly in
+its run of chunks and returns what it could not complete; this process
+completes the tree. Every node is the same sum of the same two numbers
+whichever process computed it, so the total depends on neither ``n_jobs``
+nor the backend, as long as the chunks' terms do not (BLAS may round
+differently with another number of threads); chunk boundaries, that is
+``working_memory``, change it by rounding.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy import sparse
 from sklearn.utils import gen_batches
 from sklearn.utils._chunking import get_chunk_n_rows
@@ -35,13 +60,177 @@ def parallel_map(
     """``function(*args)`` for each tuple of ``arguments``, in order, lazily.
 
     Dispatched with joblib (so ``joblib.parallel_config`` chooses the backend, a
-    Dask cluster included); with one job everything runs in this process.
+    Dask cluster included), one task per tuple. With one job, or a single
+    tuple, a plain loop in this process: no ``Parallel`` is created.
     """
+    arguments = iter(arguments)
+    if effective_n_jobs(n_jobs) == 1:
+        return (function(*args) for args in arguments)
+    first = next(arguments, None)
+    second = next(arguments, None)
+    if second is None:  # nothing to run side by side
+        return (function(*args) for args in ([] if first is None else [first]))
+    tasks = (delayed(function)(*args) for args in (first, second, *arguments))
     parallel = Parallel(n_jobs=n_jobs)
     if getattr(parallel._backend, "supports_return_generator", False):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     # else (e.g. the Dask backend of joblib < 1.5): a list, returned whole
-    return iter(parallel(delayed(function)(*args) for args in arguments))
+    return iter(parallel(tasks))
+
+
+def _split(lo: int, hi: int) -> int:
+    """Where the tree node over chunks ``[lo, hi)`` splits: after the largest
+    power of two below its size (aligned blocks of 2^j chunks are nodes)."""
+    return lo + (1 << ((hi - lo - 1).bit_length() - 1))
+
+
+def _siblings(left: tuple[int, int], right: tuple[int, int], n: int) -> bool:
+    """Whether adjacent nodes ``left`` and ``right`` are the two children of a
+    node of the tree over ``n`` chunks."""
+    lo, hi = 0, n
+    start, stop = left[0], right[1]
+    while hi - lo > 1:
+        mid = _split(lo, hi)
+        if (lo, hi) == (start, stop):
+            return mid == left[1]
+        if stop <= mid:
+            hi = mid
+        elif start >= mid:
+            lo = mid
+        else:
+            return False
+    return False
+
+
+def _fold(stack: list, nodes: Iterable[tuple], n: int) -> list:
+    """Push ``(node, value)`` pairs (left to right) on ``stack``, adding two
+    siblings into their parent (left + right) as soon as both are there."""
+    for node, value in nodes:
+        stack.append((node, value))
+        while len(stack) > 1 and _siblings(stack[-2][0], stack[-1][0], n):
+            (right_node, right), (left_node, left) = stack.pop(), stack.pop()
+            left = _add(left, right)
+            stack.append(((left_node[0], right_node[1]), left))
+    return stack
+
+
+def _add(left, right):
+    """``left + right``, in place when ``left`` is a writeable array of the
+    result's dtype (a partial sum received from a worker may be read-only)."""
+    if (
+        isinstance(left, np.ndarray)
+        and left.flags.writeable
+        and np.result_type(left, right) == left.dtype
+    ):
+        left += right
+        return left
+    return left + right
+
+
+def _runs(n: int, n_jobs: int | None) -> list[tuple[int, int]]:
+    """``n`` chunks cut into about ``effective_n_jobs(n_jobs)`` contiguous runs
+    (one run for one chunk or one job)."""
+    n_runs = min(n, effective_n_jobs(n_jobs)) if n > 1 else 1
+    bounds = [n * r // n_runs for r in range(n_runs + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _tasks(rows: tuple, chunks: Sequence[slice], n_jobs: int | None):
+    """Per run of chunks: ``(first chunk, chunks, rows)``, with ``rows`` (the
+    per-example arrays, or None) cut to the run's examples and the chunks made
+    relative to them, so that a task gets only its own examples. A single
+    run keeps the arrays whole (no copy of a sparse matrix)."""
+    runs = _runs(len(chunks), n_jobs)
+    if len(runs) == 1:
+        yield 0, list(chunks), rows
+        return
+    for a, b in runs:
+        start, stop = chunks[a].start, chunks[b - 1].stop
+        yield (
+            a,
+            [slice(c.start - start, c.stop - start) for c in chunks[a:b]],
+            tuple(None if r is None else r[start:stop] for r in rows),
+        )
+
+
+def _apply(function, chunk, n_rows, arguments):
+    rows, shared = arguments[:n_rows], arguments[n_rows:]
+    return function(*(None if r is None else r[chunk] for r in rows), *shared)
+
+
+# The arrays are positional arguments of a task, not inside a tuple: joblib's
+# Dask backend scatters such (large) arguments instead of putting them into
+# the task graph.
+def _map_run(function, chunks, n_rows, *arguments):
+    return [_apply(function, chunk, n_rows, arguments) for chunk in chunks]
+
+
+def _sum_run(function, chunks, first, n, n_rows, *arguments):
+    """The tree over ``n`` chunks folded over this run's ``chunks`` (chunk
+    ``first`` on): the (node, partial sum) pairs the run could complete."""
+    return _fold(
+        [],
+        (
+            ((first + i, first + i + 1), _apply(function, chunk, n_rows, arguments))
+            for i, chunk in enumerate(chunks)
+        ),
+        n,
+    )
+
+
+def parallel_chunks(
+    function: Callable[..., Any],
+    rows: tuple,
+    shared: tuple,
+    chunks: Sequence[slice],
+    *,
+    n_jobs: int | None,
+) -> list:
+    """``function(*(r[chunk] for r in rows), *shared)`` for each chunk, in order.
+
+    ``chunks`` (contiguous slices, one pass over the examples in
+    ``working_memory``-sized pieces) are cut into about ``effective_n_jobs``
+    runs, one task each; a task gets the rows of ``rows`` (arrays indexed by
+    example; None stays None) its run covers and ``shared`` (the other
+    arguments) once. One job, or one chunk: a plain loop here.
+    """
+    parts = parallel_map(
+        _map_run,
+        (
+            (function, c, len(rows), *r, *shared)
+            for _, c, r in _tasks(rows, chunks, n_jobs)
+        ),
+        n_jobs=n_jobs,
+    )
+    return [result for part in parts for result in part]
+
+
+def parallel_sum(
+    function: Callable[..., Any],
+    rows: tuple,
+    shared: tuple,
+    chunks: Sequence[slice],
+    *,
+    n_jobs: int | None,
+) -> Any:
+    """The sum of :func:`parallel_chunks`'s results, each task returning its
+    partial sums, added in the order of the module docstring: the result does
+    not depend on ``n_jobs``."""
+    n = len(chunks)
+    if n == 0:
+        raise ValueError("parallel_sum needs at least one chunk.")
+    stack = []
+    for part in parallel_map(
+        _sum_run,
+        (
+            (function, c, a, n, len(rows), *r, *shared)
+            for a, c, r in _tasks(rows, chunks, n_jobs)
+        ),
+        n_jobs=n_jobs,
+    ):
+        _fold(stack, part, n)
+    ((_, total),) = stack
+    return total
 
 
 def outer_rows(residuals: np.ndarray, design: Any) -> np.ndarray:

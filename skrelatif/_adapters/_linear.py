@@ -25,7 +25,6 @@ the loss as a function of the outputs ``F`` (n, K): :meth:`output_gradients`,
 from __future__ import annotations
 
 import copy
-import functools
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -34,7 +33,7 @@ from scipy import sparse
 from scipy.linalg import blas
 from sklearn.utils.extmath import row_norms
 
-from .._utils import chunk_slices, outer_rows, parallel_map
+from .._utils import chunk_slices, outer_rows, parallel_map, parallel_sum
 from ._base import ModelAdapter
 
 
@@ -199,6 +198,19 @@ def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
     return np.asarray(design.T @ out.reshape(n_rows, -1)).T.reshape(m, -1)
 
 
+def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
+    """:func:`_hvp_chunk` over the training rows of ``X`` (one chunk)."""
+    design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
+    return _hvp_chunk(design, weights, diag_curv, rank_curv, V)
+
+
+def _diagonal_rows(X, weighted_curvature, fit_intercept):
+    """``X̃^2^T (w (a - b^2))`` (n_outputs, n_design) over the rows of ``X``."""
+    design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
+    squared = design.multiply(design) if sparse.issparse(design) else design**2
+    return np.asarray(squared.T @ weighted_curvature).T
+
+
 def _gradient_sum_chunk(design, weighted_residuals):
     """``sum_i r_i ⊗ x̃_i`` (weighted) over one chunk, shape (n_outputs, n_design)."""
     return np.asarray(design.T @ weighted_residuals).T
@@ -286,43 +298,40 @@ class LinearHessian:
         return (self.n_train / len(rows)) * self._matvec(V, rows) + V * self.penalty
 
     def _matvec(self, V, rows=None):
+        """``V H_data`` over the training rows (or ``rows``): one pass, its
+        chunks grouped into about ``n_jobs`` tasks (see :func:`parallel_sum`)."""
+
         def take(a):
             return a if rows is None or a is None else a[rows]
 
-        X, weights = take(self.X), take(self.weights)
-        diag_curv, rank_curv = take(self.diag_curv), take(self.rank_curv)
+        X = take(self.X)
         # Each chunk also makes a few dense (m, P) products, so chunks are as
         # large as the (n_chunk, m, K) temporaries allow (a sparse row is small).
         row_bytes = 8 * 3 * V.shape[0] * self.n_outputs
         if not sparse.issparse(X):
             row_bytes += 8 * self.n_design
-        parts = parallel_map(
-            _hvp_chunk,
-            (
-                (
-                    design,
-                    weights[chunk],
-                    diag_curv[chunk],
-                    None if rank_curv is None else rank_curv[chunk],
-                    V,
-                )
-                for design, chunk in self._design_chunks(row_bytes, X)
-            ),
+        return parallel_sum(
+            _hvp_rows,
+            (X, take(self.weights), take(self.diag_curv), take(self.rank_curv)),
+            (self.adapter.fit_intercept, V),
+            chunk_slices(X.shape[0], row_bytes),
             n_jobs=self.n_jobs,
         )
-        return functools.reduce(_add, parts)
 
     def diagonal(self) -> np.ndarray:
         """The Hessian's diagonal: ``C X̃^2^T (s (a - b^2)) + penalty``."""
-        data = np.zeros((self.n_outputs, self.n_design))
         own = (
             self.diag_curv
             if self.rank_curv is None
             else self.diag_curv - self.rank_curv**2
         )
-        for design, chunk in self._design_chunks(8 * 2 * self.n_design):
-            squared = design.multiply(design) if sparse.issparse(design) else design**2
-            data += np.asarray(squared.T @ (self.weights[chunk, None] * own[chunk])).T
+        data = parallel_sum(
+            _diagonal_rows,
+            (self.X, self.weights[:, None] * own),
+            (self.adapter.fit_intercept,),
+            chunk_slices(self.n_train, 8 * 2 * self.n_design),
+            n_jobs=self.n_jobs,
+        )
         return data.ravel() + self.penalty
 
     def diagonal_blocks(self) -> np.ndarray:
