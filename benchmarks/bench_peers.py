@@ -21,11 +21,14 @@ its python with ``--peers-python`` or the environment variable
 ``SKRELATIF_PEERS_PYTHON``; a peer is reported "not installed" when there is
 none or it cannot be imported there.
 
-What is timed, per (library, problem, method), each in its own process, one
-warm-up call then the median of ``--repeat`` calls: everything the method
-needs from the fitted model (Hessian, factorisation or solve, normalisers)
-plus the scores of the 100 test points against every training example,
-float64. skrelatif: ``InfluenceExplainer(model, method=...).fit(X, y)`` then
+What is timed, per (library, problem, method), each in its own process, after
+one warm-up call on the first 200 training rows and 10 test points (it runs
+every code path: imports, torch.func transforms, BLAS threads; with
+``--full-warmup`` it is a whole call, which doubles minute-long rows), the
+median of ``--repeat`` calls: everything the method needs from the fitted
+model (Hessian, factorisation or solve, normalisers) plus the scores of the
+100 test points against every training example, float64. skrelatif:
+``InfluenceExplainer(model, method=...).fit(X, y)`` then
 ``.transform(X_test, y_test)`` (``hessian="exact"``, one Cholesky
 factorisation). The peers run on torch CPU with as many threads as the machine
 has cores, with their explicit-Hessian methods: dattri's
@@ -106,6 +109,7 @@ PROBLEMS = {
 LIBRARIES = ("skrelatif", "dattri", "pydvl")
 METHODS = ("if", "l-relatif")
 TOLERANCE = 1e-6
+WARMUP = (200, 10)  # training rows and test points of the warm-up call
 
 
 # -- the problems (skrelatif's environment) -------------------------------------------
@@ -330,21 +334,36 @@ def pydvl_call(data, method, batch_size):
     return call
 
 
+def subset(data, rows, tests):
+    """The problem cut to its first ``rows`` training rows and ``tests`` test
+    points (the warm-up's input)."""
+    cut = dict(data)
+    for key in ("X", "y", "y_index", "sample_weight"):
+        cut[key] = data[key][:rows]
+    for key in ("X_test", "y_test", "y_test_index"):
+        cut[key] = data[key][:tests]
+    return cut
+
+
 def worker(args):
     """Time one (library, problem, method); print JSON on the last line."""
     data = dict(np.load(args.data))
     directory, name = os.path.dirname(args.data), args.problem
-    try:
+
+    def build(data):
         if args.library == "skrelatif":
-            call = skrelatif_call(data, directory, name, args.method)
-        elif args.library == "dattri":
-            call = dattri_call(data, args.method)
-        else:
-            call = pydvl_call(data, args.method, args.pydvl_batch)
+            return skrelatif_call(data, directory, name, args.method)
+        if args.library == "dattri":
+            return dattri_call(data, args.method)
+        return pydvl_call(data, args.method, args.pydvl_batch)
+
+    try:
+        call = build(data)
+        warm_up = call if args.full_warmup else build(subset(data, *WARMUP))
     except ImportError as exc:
         print(json.dumps({"missing": str(exc)}))
         return
-    call()  # warm-up
+    warm_up()
     times = []
     for _ in range(args.repeat):
         start = time.perf_counter()
@@ -385,7 +404,7 @@ def run(python, library, path, name, method, args):
         str(args.repeat),
         "--pydvl-batch",
         str(args.pydvl_batch),
-    ]
+    ] + (["--full-warmup"] if args.full_warmup else [])
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONWARNINGS="ignore")
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = done.stdout.strip().splitlines()
@@ -434,6 +453,11 @@ def main():
         default=1000,
         help="rows per batch of pyDVL's Hessian DataLoader",
     )
+    parser.add_argument(
+        "--full-warmup",
+        action="store_true",
+        help="warm up with a whole call instead of one on a slice of the problem",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--library", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--problem", choices=list(PROBLEMS), help=argparse.SUPPRESS)
@@ -474,6 +498,7 @@ def main():
                     if python is not None:
                         result = run(python, library, path, name, method, args)
                     results[library, method] = result
+                    print(f"{name} {method} {library}: {cell(result)}", file=sys.stderr)
                     if result is not None and "error" in result:
                         print(f"  {library} {name} {method}: {result['error']}")
                     if result is not None and "missing" in result:
