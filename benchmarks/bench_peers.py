@@ -33,7 +33,9 @@ model (Hessian, factorisation or solve, normalisers) plus the scores of the
 factorisation). The peers run on torch CPU with as many threads as the machine
 has cores, with their explicit-Hessian methods: dattri's
 ``IFAttributorExplicit`` (``torch.func.hessian`` of the loss over the whole
-training set, one batch, then ``torch.linalg.solve``) and pyDVL's
+training set in one batch, since with several it sums the batches' inverse
+Hessians, then ``torch.linalg.solve``; its RelatIF computes the Hessian twice,
+once for the normalisers and once for the test points) and pyDVL's
 ``DirectInfluence`` (the same, batched over a ``DataLoader`` of
 ``--pydvl-batch`` rows, then ``torch.linalg.solve``). The labels explained are
 the model's predictions (skrelatif's default), given to every library.
@@ -83,9 +85,11 @@ proponent, which is also both peers' sign):
   gradients from pyDVL's ``TorchGradientProvider``; scores divided by the
   square root of the self-influences are ``sqrt(n C)`` times skrelatif's.
 
-The "max rel. diff." column is, per problem, the largest difference between a
-peer's mapped scores and skrelatif's, relative to skrelatif's largest score,
-over both methods and both peers; the script fails if it exceeds 1e-6.
+Output: per problem and method, the seconds of each library, the fastest
+peer, the ratio of its time to skrelatif's, and "max rel. diff.", the largest
+difference between a peer's mapped scores and skrelatif's relative to
+skrelatif's largest score (over both peers; the script fails if it exceeds
+1e-6); then the same times as the table of issue 13.
 """
 
 from __future__ import annotations
@@ -429,6 +433,23 @@ def seconds(result):
     return statistics.median(result["times"]) if ok else np.inf
 
 
+def print_summary(summary):
+    """The table of issue 13: per problem, IF / l-RelatIF seconds."""
+    print(
+        "\n| problem | skrelatif IF / l-RelatIF | fastest peer IF / l-RelatIF "
+        "| ratio |\n| --- | --- | --- | --- |"
+    )
+    for label, ((sk_if, *peer_if), (sk_l, *peer_l)) in summary.items():
+        peers = " / ".join(
+            f"{t:.2f} ({'pyDVL' if name == 'pydvl' else name})" if ok else "-"
+            for t, name, _, ok in (peer_if, peer_l)
+        )
+        ratios = " / ".join(
+            f"{r:.1f}x" if ok else "-" for _, _, r, ok in (peer_if, peer_l)
+        )
+        print(f"| {label} | {sk_if:.2f} / {sk_l:.2f} s | {peers} s | {ratios} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -484,7 +505,7 @@ def main():
         f"{'problem':<42} {'method':<10} {'skrelatif s':>11} {'dattri s':>13} "
         f"{'pyDVL s':>13} {'fastest peer':>12} {'ratio':>7} {'max rel. diff.':>14}"
     )
-    rows, failed = [], False
+    rows, summary, failed = [], {}, False
     with tempfile.TemporaryDirectory() as directory:
         for name in problems:
             path, shape, K, P = save_problem(name, directory)
@@ -527,6 +548,9 @@ def main():
                     if results[lib, method] is not None
                     and "diff" in results[lib, method]
                 ]
+                summary.setdefault(label, []).append(
+                    (times["skrelatif"], times[fastest], fastest, ratio, found)
+                )
                 rows.append(
                     f"{label:<42} {method:<10} {times['skrelatif']:>11.3f} "
                     f"{cell(results['dattri', method]):>13} "
@@ -537,6 +561,7 @@ def main():
                 )
             print(header if len(rows) == 2 else "", *rows[-2:], sep="\n", flush=True)
             failed |= worst > TOLERANCE
+    print_summary(summary)
     if failed:
         raise SystemExit(
             f"a peer's scores differ from skrelatif's by more than {TOLERANCE:g}"
