@@ -550,10 +550,11 @@ class LinearModelAdapter(ModelAdapter):
     def gradient_dots(self, solved, X, direction):
         n_rows, n_outputs = direction.shape
         dense64 = X.dtype == np.float64 and not sparse.issparse(X)
-        if n_outputs > 1 and len(solved) >= n_outputs and dense64:
+        if len(solved) >= n_outputs and dense64:
             # One GEMM S G^T with the chunk's gradient rows g_i = d_i ⊗ x̃_i:
             # the same 2 m n P flops as X̃ S^T below, without its (n, m, K)
-            # product array and the reduction over k.
+            # product array and the reduction over k, and in the (m, n) layout
+            # of the scores.
             grads = self.gradients(X, direction.astype(X.dtype, copy=False))
             return solved.astype(grads.dtype, copy=False) @ grads.T
         solved = solved.reshape(-1, self.n_design)  # (m * n_outputs, n_design)
@@ -571,9 +572,9 @@ class LinearModelAdapter(ModelAdapter):
         direction, norm = self.loss_gradients(X, y_encoded)
         weighted = (weights * norm)[:, None] * direction
         chunks = chunk_slices(X.shape[0], 8 * self.n_design)
-        grad = sum(
-            _gradient_sum_chunk(self.design(X[rows]), weighted[rows]) for rows in chunks
-        )
+        grad = sum(_gradient_sum_chunk(X[rows], weighted[rows]) for rows in chunks)
+        if self.fit_intercept:  # the column of ones of X̃, without copying X
+            grad = np.column_stack([grad, weighted.sum(axis=0)])
         # sum_i w_i ||g_i|| = sum_i w_i ||r_i|| ||x̃_i||
         x_norms = np.sqrt(row_norms(X, squared=True) + self.fit_intercept)
         step = self.penalty() * self.parameters()
