@@ -37,17 +37,16 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import statistics
 import sys
 import time
-import tracemalloc
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_scale  # noqa: E402
 from bench_scale import gemm_rate, mnist_like  # noqa: E402
 
 from skrelatif import InfluenceExplainer, _influence, _solvers  # noqa: E402
@@ -101,24 +100,19 @@ def copy_rate(n_bytes=2**28, repeat=5) -> float:
 
 
 def measure(function, repeat):
-    """Median time, median phase times and the first call's peak memory."""
-    times, phases, peak = [], defaultdict(list), None
-    for run in range(repeat):
-        gc.collect()
+    """Median time, median phase times and the first call's peak memory
+    (``bench_scale.measure`` around a call that records its phases)."""
+    phases = defaultdict(list)
+
+    def recorded():
         PHASES.clear()
-        if run == 0:
-            tracemalloc.start()
-            base = tracemalloc.get_traced_memory()[0]
-        start = time.perf_counter()
         function()
-        times.append(time.perf_counter() - start)
-        if run == 0:
-            peak = tracemalloc.get_traced_memory()[1] - base
-            tracemalloc.stop()
         for name, seconds in PHASES.items():
             phases[name].append(seconds)
+
+    seconds, peak = bench_scale.measure(recorded, repeat)
     return (
-        statistics.median(times),
+        seconds,
         {name: statistics.median(values) for name, values in phases.items()},
         peak,
     )
