@@ -45,7 +45,9 @@ def spanning(scores, n):
     return order[np.unique(np.linspace(0, len(order) - 1, n).round().astype(int))]
 
 
-def measure(loader, C, n_removed=50, n_test=10):
+def fitted_split(loader, C, n_test):
+    """A stratified 75/25 split, the standardised model fitted on the 75 and
+    ``n_test`` test points drawn from the 25."""
     X, y = loader(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, random_state=0, stratify=y
@@ -53,7 +55,11 @@ def measure(loader, C, n_removed=50, n_test=10):
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=1e-10))
     model.fit(X_train, y_train)
     test = np.random.RandomState(0).choice(len(X_test), n_test, replace=False)
-    X_t, y_t = X_test[test], y_test[test]
+    return model, X_train, y_train, X_test[test], y_test[test]
+
+
+def measure(loader, C, n_removed=50, n_test=10):
+    model, X_train, y_train, X_t, y_t = fitted_split(loader, C, n_test)
     scores = {
         method: InfluenceExplainer(model, method=method)
         .fit(X_train, y_train)
@@ -71,14 +77,7 @@ def measure(loader, C, n_removed=50, n_test=10):
 
 
 def measure_groups(loader, C, sizes=(5, 20, 100), n_groups=20, n_test=10):
-    X, y = loader(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, random_state=0, stratify=y
-    )
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=1e-10))
-    model.fit(X_train, y_train)
-    test = np.random.RandomState(0).choice(len(X_test), n_test, replace=False)
-    X_t, y_t = X_test[test], y_test[test]
+    model, X_train, y_train, X_t, y_t = fitted_split(loader, C, n_test)
     explainer = InfluenceExplainer(model, method="if").fit(X_train, y_train)
     rng = np.random.RandomState(0)
     for size in sizes:

@@ -112,3 +112,18 @@ def assert_close(actual, expected, rtol=1e-8):
     """``actual == expected`` up to ``rtol`` times the largest expected value."""
     scale = np.abs(expected).max()
     np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
+
+
+def weights_case(kind, n_samples, n_classes, low=0.2):
+    """``(sample_weight, class_weight)`` of a test case: ``kind`` is None,
+    "sample", "class" (balanced) or "both"."""
+    sw = (
+        np.random.RandomState(1).uniform(low, 3, n_samples)
+        if kind in ("sample", "both")
+        else None
+    )
+    class_weight = {
+        "class": "balanced",
+        "both": dict(zip(range(n_classes), [1.0, 2.5, 0.7][:n_classes])),
+    }.get(kind)
+    return sw, class_weight

@@ -83,15 +83,7 @@ def test_scores_match_dense_reference(
     classification, n_classes, fit_intercept, weights
 ):
     X, y, X_test, _ = classification(n_classes, seed=2)
-    sw = (
-        np.random.RandomState(1).uniform(0.2, 3, len(y))
-        if weights in ("sample", "both")
-        else None
-    )
-    class_weight = {
-        "class": "balanced",
-        "both": dict(zip(range(n_classes), [1.0, 2.5, 0.7][:n_classes])),
-    }.get(weights)
+    sw, class_weight = _dense.weights_case(weights, len(y), n_classes, 0.2)
     cv = _cv(fit_intercept=fit_intercept, class_weight=class_weight)
     cv.fit(X, y, sample_weight=sw)
     y_explained = cv.predict(X_test)

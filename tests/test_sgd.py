@@ -124,15 +124,7 @@ def _regressor_reference(model, X, y, sw, Xt, yt=None):
 @pytest.mark.parametrize("weights", [None, "sample", "class", "both"])
 def test_classifier_matches_dense_reference(n_classes, fit_intercept, weights):
     X, y, Xt, yt = _classification(n_classes)
-    sw = (
-        np.random.RandomState(1).uniform(0.3, 3, len(y))
-        if weights in ("sample", "both")
-        else None
-    )
-    class_weight = {
-        "class": "balanced",
-        "both": dict(zip(range(n_classes), [1.0, 2.5, 0.7][:n_classes])),
-    }.get(weights)
+    sw, class_weight = _dense.weights_case(weights, len(y), n_classes, 0.3)
     model = SGDClassifier(
         loss="log_loss", alpha=0.01, fit_intercept=fit_intercept,
         class_weight=class_weight, random_state=0, **TIGHT,

@@ -29,11 +29,12 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy import sparse
 from scipy.linalg import blas
 from sklearn.utils.extmath import row_norms
 
-from .._utils import chunk_slices, outer_rows, parallel_map, parallel_sum
+from .._utils import _add, chunk_slices, outer_rows, parallel_map, parallel_sum
 from ._base import ModelAdapter
 
 
@@ -261,7 +262,7 @@ class LinearHessian:
         # partial sum (added to the float64 total) needs room too.
         row_bytes = 8 * (self.n_params + 2 * self.n_design)
         chunks = chunk_slices(self.n_train, row_bytes)
-        n_groups = max(1, min(len(chunks), _effective_jobs(self.n_jobs)))
+        n_groups = max(1, min(len(chunks), effective_n_jobs(self.n_jobs)))
         hessian = None
         if dtype == np.float64 and not sparse.issparse(self.X):
             function, leading = _hessian_dense_chunks, ()
@@ -358,17 +359,6 @@ class LinearHessian:
         for k in range(self.n_outputs):
             blocks[k].flat[:: self.n_design + 1] += penalty[k]
         return blocks
-
-
-def _add(total, part):
-    total += part
-    return total
-
-
-def _effective_jobs(n_jobs) -> int:
-    from joblib import effective_n_jobs
-
-    return effective_n_jobs(n_jobs)
 
 
 class LinearModelAdapter(ModelAdapter):
