@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _newton
 from ._solvers import SOLVERS
-from ._utils import chunk_slices, log, parallel_chunks
+from ._utils import blas_threads, chunk_slices, log, parallel_chunks
 
 #: Relative size of the training objective's gradient above which the model is
 #: reported as not being at a minimum (see :meth:`Influence.optimality_gap_`).
@@ -134,7 +134,11 @@ class Influence:
         self._self_influence = None
         if adapter.kernel_space:
             return self._fit_kernel()
+        with blas_threads(self.n_train_ * adapter.n_params**2):
+            return self._fit_parametric(X, y_encoded)
 
+    def _fit_parametric(self, X, y_encoded):
+        adapter = self.adapter
         self.direction_, self.grad_norm_ = adapter.loss_gradients(X, y_encoded)
         self._check_optimality()
         start = time.perf_counter()
@@ -301,7 +305,7 @@ class Influence:
                 "scores are not defined. Refit it with a penalty (a finite C or "
                 "alpha > 0).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         elif gap > OPTIMALITY_TOLERANCE:
             warnings.warn(
@@ -311,7 +315,7 @@ class Influence:
                 "convergence on exactly these data; check that they are the "
                 f"training data, or {adapter.convergence_advice}.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
 
     # -- test side ---------------------------------------------------------------------

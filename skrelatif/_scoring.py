@@ -9,12 +9,13 @@ running top-k per chunk, so the full (n_test, n_train) matrix never exists.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 from sklearn.utils import gen_batches
 
-from ._utils import chunk_size, chunk_slices, log, parallel_map
+from ._utils import blas_threads, chunk_size, chunk_slices, log, parallel_map
 
 
 def _scores_chunk(cross, test_state, payload, scale):
@@ -161,6 +162,20 @@ def _as_rows(index: np.ndarray) -> np.ndarray | slice:
     return index
 
 
+def _blas_threads_by_size(function):
+    """Run ``function(influence, X, ...)`` under :func:`~._utils.blas_threads`
+    for its ``2 n_test n_train P`` flops."""
+
+    @functools.wraps(function)
+    def wrapper(influence, X, *args, **kwargs):
+        width = max(influence.adapter.n_params, X.shape[1])
+        with blas_threads(2 * X.shape[0] * influence.n_train_ * width):
+            return function(influence, X, *args, **kwargs)
+
+    return wrapper
+
+
+@_blas_threads_by_size
 def score_matrix(influence, X, y_encoded, *, n_jobs=None) -> np.ndarray:
     """The dense (n_test, n_train) score matrix."""
     n_test = X.shape[0]
@@ -195,6 +210,7 @@ def _merge(best, new, k, largest=True):
     )
 
 
+@_blas_threads_by_size
 def top_k(influence, X, y_encoded, k, *, n_jobs=None, verbose=0):
     """Top-k proponents and opponents per test point, streamed over chunks.
 

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from sklearn import config_context
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import skrelatif._utils
 from skrelatif import InfluenceExplainer
+from skrelatif._adapters import find_adapter
 from skrelatif._adapters._linear import LinearHessian
 from skrelatif._solvers import ConjugateGradientInverse
 
@@ -171,3 +173,46 @@ def test_exact_fit_is_about_n_jobs_tasks_per_pass(problem, counts):
     ):
         InfluenceExplainer(model, method="l-relatif", n_jobs=2).fit(X, y)
     assert counts["tasks"] <= 4
+
+
+def _blas_threads():
+    return {
+        lib["filepath"]: lib["num_threads"]
+        for lib in threadpool_info()
+        if lib["user_api"] == "blas"
+    }
+
+
+@pytest.mark.parametrize("threshold, small", [(None, True), (0.0, False)])
+def test_small_problems_run_on_one_blas_thread(problem, monkeypatch, threshold, small):
+    """Under ``ONE_THREAD_FLOPS`` the Hessian, its factorisation and the scores
+    run on one BLAS thread; above it, and after the call, the caller's limits."""
+    model, X, y, X_test = problem
+    if threshold is not None:
+        monkeypatch.setattr(skrelatif._utils, "ONE_THREAD_FLOPS", threshold)
+    seen = collections.defaultdict(list)
+    for name in ("dense", "_matvec"):
+        original = getattr(LinearHessian, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            seen[_name].append(_blas_threads())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(LinearHessian, name, spy)
+    gradient_dots = find_adapter(model).gradient_dots
+
+    def spy_dots(self, *args, **kwargs):
+        seen["scores"].append(_blas_threads())
+        return gradient_dots(self, *args, **kwargs)
+
+    monkeypatch.setattr(find_adapter(model), "gradient_dots", spy_dots)
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = _blas_threads()
+        ex = InfluenceExplainer(model, method="l-relatif").fit(X, y)
+        ex.transform(X_test)
+        ex.explain(X_test, k=3)
+        assert _blas_threads() == outside
+    inside = [threads for calls in seen.values() for threads in calls]
+    assert set(seen) == {"dense", "scores"} and len(inside) >= 3
+    expected = {path: 1 for path in outside} if small else outside
+    assert all(threads == expected for threads in inside)

@@ -37,6 +37,9 @@ from sklearn.utils.extmath import row_norms
 from .._utils import _add, chunk_slices, outer_rows, parallel_map, parallel_sum
 from ._base import ModelAdapter
 
+#: Bytes of the buffer of scaled rows when the Hessian has no cross terms.
+_BLOCK_BYTES = 2**24
+
 
 def add_intercept_column(X: Any, fit_intercept: bool) -> Any:
     """``X̃ = [X, 1]`` (dense or CSR) when the model has an intercept."""
@@ -111,7 +114,12 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
                                  with those of l).
 
     The rows are scaled into buffers allocated once (no copy of X with its
-    intercept column, no allocation per chunk); the entries above the diagonal
+    intercept column, no allocation per chunk); without cross terms (one
+    output, or no rank-one curvature) the rows are taken in blocks of about
+    ``_BLOCK_BYTES``, so the buffer stays small (a fresh page costs as much as
+    the arithmetic on it). Every product is numpy's (its syrk for ``A^T A``):
+    switching between numpy's and SciPy's BLAS thread pools on many small
+    products costs more than the products. The entries above the diagonal
     blocks are left unset (the caller symmetrises from the lower triangle)."""
     n_outputs = diag_curv.shape[1]
     n_features = X.shape[1]
@@ -120,10 +128,17 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
     hessian = np.zeros((n_params, n_params), order="F")
     if not chunks:
         return hessian
-    n_rows = max(rows.stop - rows.start for rows in chunks)
     cross_terms = rank_curv is not None and n_outputs > 1
+    if not cross_terms:
+        block_rows = max(1, _BLOCK_BYTES // (8 * n_design))
+        chunks = [
+            slice(start, min(start + block_rows, rows.stop))
+            for rows in chunks
+            for start in range(rows.start, rows.stop, block_rows)
+        ]
+    n_rows = max(rows.stop - rows.start for rows in chunks)
     scaled = np.empty((n_rows, n_params if cross_terms else n_design))
-    gram = np.zeros((n_design, n_design), order="F")
+    gram = np.empty((n_design, n_design))
     below = np.empty(((n_outputs - 1) * n_design, n_design)) if cross_terms else None
 
     def scaled_design(out, x, factor):  # out = diag(factor) [x, 1]
@@ -147,9 +162,7 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
                 design = scaled_design(
                     scaled[:count, :n_design], x, np.sqrt(coefficient)
                 )
-                blas.dsyrk(
-                    1.0, design.T, beta=0.0, c=gram, trans=0, lower=1, overwrite_c=1
-                )
+                np.matmul(design.T, design, out=gram)
             else:  # a negative curvature (non-canonical links): a GEMM
                 design = scaled_design(scaled[:count, :n_design], x, coefficient)
                 gram[...] = design.T @ add_intercept_column(x, fit_intercept)
