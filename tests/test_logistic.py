@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from skrelatif import InfluenceExplainer
+from skrelatif._adapters import _linear
 
 from . import _dense
 from ._dense import assert_close
@@ -91,6 +92,21 @@ def test_hessian_matches_finite_differences(classification):
         ]
     )
     np.testing.assert_allclose(H, numeric, rtol=1e-6, atol=1e-6 * np.abs(H).max())
+
+
+@pytest.mark.parametrize("block_rows", [1, 9, 70])
+def test_hessian_in_row_blocks_matches_the_dense_reference(
+    classification, monkeypatch, block_rows
+):
+    """Without cross terms (binary) the Hessian takes its rows in blocks of
+    ``_BLOCK_BYTES``: any block size gives the dense sum over all rows."""
+    X, y, _, _ = classification(2, seed=4)
+    sw = np.random.RandomState(1).uniform(0.5, 2, len(y))
+    model = LogisticRegression(C=0.7, tol=1e-10).fit(X, y, sample_weight=sw)
+    monkeypatch.setattr(_linear, "_BLOCK_BYTES", 8 * (X.shape[1] + 1) * block_rows)
+    influence = InfluenceExplainer(model).fit(X, y, sample_weight=sw)._influence
+    H = influence.adapter.hessian_operator(X, y, influence.weights_).dense()
+    np.testing.assert_allclose(H, _dense.hessian(model, X, y, sw), rtol=1e-12)
 
 
 def test_no_penalty_and_liblinear(classification):
