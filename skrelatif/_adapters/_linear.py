@@ -114,13 +114,16 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
                                  with those of l).
 
     The rows are scaled into buffers allocated once (no copy of X with its
-    intercept column, no allocation per chunk); without cross terms (one
+    intercept column, no allocation per chunk). Without cross terms (one
     output, or no rank-one curvature) the rows are taken in blocks of about
-    ``_BLOCK_BYTES``, so the buffer stays small (a fresh page costs as much as
-    the arithmetic on it). Every product is numpy's (its syrk for ``A^T A``):
-    switching between numpy's and SciPy's BLAS thread pools on many small
-    products costs more than the products. The entries above the diagonal
-    blocks are left unset (the caller symmetrises from the lower triangle)."""
+    ``_BLOCK_BYTES``, so the buffer stays small: a fresh page costs more than
+    the scaling written into it. (With cross terms, smaller blocks cost more
+    in smaller GEMMs and in adding their products to the Hessian than the
+    pages they save.) The diagonal blocks are SciPy's syrk, like the Cholesky
+    factorisation and triangular solves that follow: a Hessian without cross
+    terms never leaves SciPy's BLAS thread pool (the idle threads of numpy's
+    would spin while SciPy's work). The entries above the diagonal blocks are
+    left unset (the caller symmetrises from the lower triangle)."""
     n_outputs = diag_curv.shape[1]
     n_features = X.shape[1]
     n_design = n_features + int(fit_intercept)
@@ -138,7 +141,7 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
         ]
     n_rows = max(rows.stop - rows.start for rows in chunks)
     scaled = np.empty((n_rows, n_params if cross_terms else n_design))
-    gram = np.empty((n_design, n_design))
+    gram = np.zeros((n_design, n_design), order="F")
     below = np.empty(((n_outputs - 1) * n_design, n_design)) if cross_terms else None
 
     def scaled_design(out, x, factor):  # out = diag(factor) [x, 1]
@@ -162,7 +165,9 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
                 design = scaled_design(
                     scaled[:count, :n_design], x, np.sqrt(coefficient)
                 )
-                np.matmul(design.T, design, out=gram)
+                blas.dsyrk(
+                    1.0, design.T, beta=0.0, c=gram, trans=0, lower=1, overwrite_c=1
+                )
             else:  # a negative curvature (non-canonical links): a GEMM
                 design = scaled_design(scaled[:count, :n_design], x, coefficient)
                 gram[...] = design.T @ add_intercept_column(x, fit_intercept)
