@@ -562,9 +562,11 @@ class LinearModelAdapter(ModelAdapter):
             # One GEMM S G^T with the chunk's gradient rows g_i = d_i ⊗ x̃_i:
             # the same 2 m n P flops as X̃ S^T below, without its (n, m, K)
             # product array and the reduction over k, and in the (m, n) layout
-            # of the scores.
+            # of the scores. SciPy's GEMM, as (G S^T)^T on the Fortran views
+            # of G^T and S^T (no copy): the solves for S ran in SciPy's BLAS
+            # thread pool, and numpy's would compete with its idle threads.
             grads = self.gradients(X, direction.astype(X.dtype, copy=False))
-            return solved.astype(grads.dtype, copy=False) @ grads.T
+            return blas.dgemm(1.0, grads.T, solved.T, trans_a=1).T
         solved = solved.reshape(-1, self.n_design)  # (m * n_outputs, n_design)
         # (X̃ S^T)[i, t, k] = x̃_i . (H^-1 g_t)_k ; contract k with ĝ_i's residual.
         products = np.asarray(self.design(X) @ solved.T).reshape(n_rows, -1, n_outputs)
