@@ -53,10 +53,10 @@ def blas_threads(flops: float) -> contextlib.AbstractContextManager:
 
     A small problem is a sequence of small products from two OpenBLAS
     thread pools (numpy's and SciPy's), and the idle threads of each pool
-    keep spinning for a while after its last call, slowing the other's.
-    Measured on 2 cores (``fit`` + ``transform`` of 100 test points, digits,
-    K = 10, about 7e8 flops): 2.1x faster on one thread; on one thread, from
-    about 1e10 flops, slower. Above the threshold the caller's own limits hold.
+    keep spinning for a while after its last call, slowing the other's (see
+    the digits row of ``benchmarks/bench_peers.py``, about 7e8 flops, and
+    the scaling page of the user guide). Large problems gain from every
+    thread, so above the threshold the caller's own limits hold.
     """
     if flops >= ONE_THREAD_FLOPS:
         return contextlib.nullcontext()

@@ -121,9 +121,10 @@ def _hessian_dense_chunks(X, fit_intercept, chunks, weights, diag_curv, rank_cur
     in smaller GEMMs and in adding their products to the Hessian than the
     pages they save.) The diagonal blocks are SciPy's syrk, like the Cholesky
     factorisation and triangular solves that follow: a Hessian without cross
-    terms never leaves SciPy's BLAS thread pool (the idle threads of numpy's
-    would spin while SciPy's work). The entries above the diagonal blocks are
-    left unset (the caller symmetrises from the lower triangle)."""
+    terms (and no negative curvature) stays in SciPy's BLAS thread pool,
+    where numpy's idle threads would spin while SciPy's work. The entries
+    above the diagonal blocks are left unset (the caller symmetrises from the
+    lower triangle)."""
     n_outputs = diag_curv.shape[1]
     n_features = X.shape[1]
     n_design = n_features + int(fit_intercept)
