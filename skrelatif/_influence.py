@@ -134,8 +134,12 @@ class Influence:
         self._self_influence = None
         if adapter.kernel_space:
             return self._fit_kernel()
-        with blas_threads(self.n_train_ * adapter.n_params**2):
+        with self._blas_threads():
             return self._fit_parametric(X, y_encoded)
+
+    def _blas_threads(self):
+        """The BLAS thread limit of the training-side work (``n P^2`` flops)."""
+        return blas_threads(self.n_train_ * self.adapter.n_params**2)
 
     def _fit_parametric(self, X, y_encoded):
         adapter = self.adapter
@@ -222,7 +226,8 @@ class Influence:
         if self.method == "newton":
             return self.loo_loss_ - self.adapter.losses(self.X_, self.y_)
         if self._self_influence is None:
-            self._normalisers(need_norms=False)
+            with self._blas_threads():
+                self._normalisers(need_norms=False)
         return self._self_influence
 
     def _newton_rows(self) -> None:

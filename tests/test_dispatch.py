@@ -14,7 +14,7 @@ import skrelatif._utils
 from skrelatif import InfluenceExplainer
 from skrelatif._adapters import find_adapter
 from skrelatif._adapters._linear import LinearHessian
-from skrelatif._solvers import ConjugateGradientInverse
+from skrelatif._solvers import CholeskyInverse, ConjugateGradientInverse
 
 #: 300 training examples, 3 classes, 6 features (21 parameters).
 _SHAPE = dict(n_samples=340, n_features=6, n_train=300, flip_y=0.05)
@@ -185,34 +185,33 @@ def _blas_threads():
 
 @pytest.mark.parametrize("threshold, small", [(None, True), (0.0, False)])
 def test_small_problems_run_on_one_blas_thread(problem, monkeypatch, threshold, small):
-    """Under ``ONE_THREAD_FLOPS`` the Hessian, its factorisation and the scores
-    run on one BLAS thread; above it, and after the call, the caller's limits."""
+    """Under ``ONE_THREAD_FLOPS`` the Hessian, the scores and the normalisers
+    of a lazy ``self_influence_`` run on one BLAS thread; above it, and after
+    each call, the caller's limits hold."""
     model, X, y, X_test = problem
     if threshold is not None:
         monkeypatch.setattr(skrelatif._utils, "ONE_THREAD_FLOPS", threshold)
     seen = collections.defaultdict(list)
-    for name in ("dense", "_matvec"):
-        original = getattr(LinearHessian, name)
+    for name, owner, attribute in [
+        ("hessian", LinearHessian, "dense"),
+        ("scores", find_adapter(model), "gradient_dots"),
+        ("normalisers", CholeskyInverse, "quad_norms"),
+    ]:
+        original = getattr(owner, attribute)
 
         def spy(self, *args, _original=original, _name=name, **kwargs):
             seen[_name].append(_blas_threads())
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(LinearHessian, name, spy)
-    gradient_dots = find_adapter(model).gradient_dots
-
-    def spy_dots(self, *args, **kwargs):
-        seen["scores"].append(_blas_threads())
-        return gradient_dots(self, *args, **kwargs)
-
-    monkeypatch.setattr(find_adapter(model), "gradient_dots", spy_dots)
+        monkeypatch.setattr(owner, attribute, spy)
     with threadpool_limits(limits=2, user_api="blas"):
         outside = _blas_threads()
-        ex = InfluenceExplainer(model, method="l-relatif").fit(X, y)
+        ex = InfluenceExplainer(model, method="if").fit(X, y)
+        assert "normalisers" not in seen  # "if": on first access, below
         ex.transform(X_test)
         ex.explain(X_test, k=3)
+        assert len(ex.self_influence_) == len(y)
         assert _blas_threads() == outside
-    inside = [threads for calls in seen.values() for threads in calls]
-    assert set(seen) == {"dense", "scores"} and len(inside) >= 3
+    assert sorted(seen) == ["hessian", "normalisers", "scores"]
     expected = {path: 1 for path in outside} if small else outside
-    assert all(threads == expected for threads in inside)
+    assert all(threads == expected for calls in seen.values() for threads in calls)
