@@ -7,7 +7,7 @@ Run from the repository root (after ``pip install .``)::
 
 A ``(100,)`` network (10 classes, ``P = 785 * 100 + 101 * 10`` parameters) is
 trained on ``make_classification`` data (not timed), then
-``InfluenceExplainer(model, method=..., hessian="kfac")`` is timed: ``fit``
+``InfluenceExplainer(model, method=..., solver="kfac")`` is timed: ``fit``
 (forward/backward passes, K-FAC factors, the RelatIF normalisers) and
 ``explain`` of ``--n-test`` test points (test gradients, K-FAC solves and the
 test-train products ``g_t^T H^-1 ĝ_i`` layer by layer, top-k); median of
@@ -87,7 +87,7 @@ def main() -> None:
 
     fits, explains = [], []
     for _ in range(args.repeat):
-        explainer = InfluenceExplainer(model, method=args.method, hessian="kfac")
+        explainer = InfluenceExplainer(model, method=args.method, solver="kfac")
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # not at a minimum

@@ -231,13 +231,13 @@ def main():
         except ValueError as exc:
             print(f'  hessian="exact": {exc}')
         ex = InfluenceExplainer(
-            model, method="if", hessian="cg", hessian_options={"tol": 1e-6}
+            model, method="if", solver="cg", solver_options={"tol": 1e-6}
         )
         fit_s, fit_memory = measure(partial(ex.fit, X, y))
         explain_s, explain_memory = measure(partial(ex.explain, X_test, k=10))
         e = ex.explain(X_test[:8], k=1)
         print(
-            f'  hessian="cg", method="if": fit {fit_s:.1f} s '
+            f'  solver="cg", method="if": fit {fit_s:.1f} s '
             f"(peak {fit_memory / 2**20:.0f} MiB); explain {X_test.shape[0]} test "
             f"points {explain_s:.1f} s (peak {explain_memory / 2**20:.0f} MiB, "
             f"{ex._influence.solver_.n_iter_} CG iterations per batch); the top "

@@ -4,6 +4,7 @@ explain; nothing model-specific (see :mod:`skrelatif._influence` and
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -16,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted
 from . import _newton
 from ._adapters import METHODS, find_adapter
 from ._base import _BaseExplainer, _final_step
+from ._curvature import CURVATURES, LEGACY_HESSIANS, resolve
 from ._explanation import Explanation
-from ._influence import Influence, check_options
+from ._influence import Influence
 from ._newton import check_groups
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
@@ -203,8 +205,14 @@ class InfluenceExplainer(_BaseExplainer):
     _parameter_constraints: dict = {
         "model": [HasMethods(["fit"])],
         "method": [StrOptions(set(METHODS))],
-        "hessian": [StrOptions({"auto", *SOLVERS})],
-        "damping": [Interval(Real, 0, None, closed="left")],
+        "hessian": [
+            StrOptions(
+                {"auto", *CURVATURES, *LEGACY_HESSIANS}, deprecated=set(LEGACY_HESSIANS)
+            )
+        ],
+        "solver": [StrOptions({"auto", *SOLVERS})],
+        "damping": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "solver_options": [dict, None],
         "hessian_options": [dict, None],
         "n_jobs": [
             Interval(Integral, None, -1, closed="right"),
@@ -221,7 +229,9 @@ class InfluenceExplainer(_BaseExplainer):
         *,
         method: str = "l-relatif",
         hessian: str = "auto",
-        damping: float = 0.0,
+        solver: str = "auto",
+        damping: float | str = "auto",
+        solver_options: dict | None = None,
         hessian_options: dict | None = None,
         n_jobs: int | None = None,
         random_state: Any = None,
@@ -230,7 +240,9 @@ class InfluenceExplainer(_BaseExplainer):
         self.model = model
         self.method = method
         self.hessian = hessian
+        self.solver = solver
         self.damping = damping
+        self.solver_options = solver_options
         self.hessian_options = hessian_options
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -259,14 +271,28 @@ class InfluenceExplainer(_BaseExplainer):
         # changes nothing.
         final = _final_step(self.model)
         adapter_class = find_adapter(final)
-        hessian = adapter_class.hessians[0] if self.hessian == "auto" else self.hessian
-        check_options(
+        options = self.solver_options
+        if self.hessian_options is not None:
+            if options is not None:
+                raise ValueError(
+                    "hessian_options is the old name of solver_options; pass only "
+                    "solver_options."
+                )
+            warnings.warn(
+                "hessian_options is deprecated and will be removed in a future "
+                "release: use solver_options.",
+                FutureWarning,
+                stacklevel=3,
+            )
+            options = self.hessian_options
+        choice = resolve(
             adapter_class,
-            self.method,
-            hessian,
-            float(self.damping),
-            self.hessian_options,
-            type(final).__name__,
+            method=self.method,
+            hessian=self.hessian,
+            solver=self.solver,
+            damping=self.damping if self.damping == "auto" else float(self.damping),
+            options=options,
+            name=type(final).__name__,
         )
         X_checked, y, sample_weight = self._validate_train(X, y, sample_weight)
         estimator = self._fitted_model(X_checked, y, sample_weight)
@@ -274,9 +300,7 @@ class InfluenceExplainer(_BaseExplainer):
         influence = Influence(
             adapter,
             method=self.method,
-            hessian=hessian,
-            damping=float(self.damping),
-            hessian_options=self.hessian_options,
+            choice=choice,
             n_jobs=self.n_jobs,
             random_state=self.random_state,
             verbose=self.verbose,
@@ -287,6 +311,10 @@ class InfluenceExplainer(_BaseExplainer):
         )
         self.estimator_ = estimator
         self._influence = influence
+        self.hessian_ = influence.hessian_
+        self.solver_ = influence.solver_name_
+        self.damping_ = influence.damping_
+        self.normaliser_error_ = influence.normaliser_error_
         self._train_target = np.asarray(y)
         self._fit_sample_weight = sample_weight  # as given (no class weight)
         if adapter.is_regressor:

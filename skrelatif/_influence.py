@@ -36,45 +36,22 @@ from typing import Any
 
 import numpy as np
 
-from . import _newton
-from ._solvers import SOLVERS
+from . import _curvature, _newton
+from ._solvers import (
+    SOLVERS,
+    ConjugateGradientInverse,
+    IdentityInverse,
+    ProblemSize,
+    SingularCurvatureError,
+)
+from ._solvers._auto import choose_solver
 from ._utils import blas_threads, chunk_slices, log, parallel_chunks
 
 #: Relative size of the training objective's gradient above which the model is
 #: reported as not being at a minimum (see :meth:`Influence.optimality_gap_`).
 OPTIMALITY_TOLERANCE = 1e-2
-
-
-def check_options(
-    adapter_class, method: str, hessian: str, damping: float, options, name: str
-) -> None:
-    """Raise ``ValueError`` when ``method``, ``hessian``, ``damping`` or
-    ``hessian_options`` do not apply to the adapter's family (before any work
-    is done); ``name`` is the estimator's class name."""
-    if method == "newton" and hessian == "identity":
-        raise ValueError(
-            "method='newton' needs the model's curvature: with hessian='identity' "
-            "its leave-one-out step is meaningless. Use hessian='exact' (or "
-            "'block-diagonal' for many classes); 'cg' works but needs one solve "
-            "per training example and output."
-        )
-    if method == "newton" and adapter_class.kernel_space:
-        raise ValueError(
-            f"method='newton' needs the curvature of the model's loss; {name} has "
-            "a hinge loss (no curvature). Use 'if', 'theta-relatif' or "
-            "'l-relatif'."
-        )
-    if hessian not in adapter_class.hessians:
-        raise ValueError(
-            f"hessian={hessian!r} does not apply to {name}; use one of "
-            f"{list(adapter_class.hessians)}. {adapter_class.hessian_note}".rstrip()
-        )
-    if damping != 0 and not adapter_class.accepts_damping:
-        raise ValueError(
-            f"damping={damping!r} does not apply to {name}. "
-            f"{adapter_class.hessian_note} Leave damping=0.".replace("  ", " ")
-        )
-    SOLVERS[hessian].check_options(options, hessian)
+#: Training examples whose normalisers an approximate solver is checked on.
+ERROR_SAMPLE = 16
 
 
 def _direction_zero(divisor: np.ndarray) -> np.ndarray:
@@ -95,8 +72,26 @@ class Influence:
     ----------
     adapter : ModelAdapter
         The model's mathematics.
-    method, hessian, damping, hessian_options, n_jobs, random_state, verbose
+    method : str
+        The score.
+    choice : CurvatureChoice
+        The curvature, solver, damping and solver options, resolved before
+        any work (:func:`skrelatif._curvature.resolve`).
+    n_jobs, random_state, verbose
         As in :class:`~skrelatif.InfluenceExplainer` (already validated).
+
+    Attributes
+    ----------
+    hessian_, solver_name_, damping_ : str, str or None, float
+        What was used: the curvature, the solver (None: no inversion), the
+        damping.
+    solver_ : InverseHessian
+        The fitted solver.
+    normaliser_error_ : float or None
+        An approximate solver's largest relative error of the method's
+        normaliser on ``ERROR_SAMPLE`` training examples, against conjugate
+        gradients to 1e-8 (None for an exact solver, or when the curvature
+        has no matrix-free products to check it with).
     """
 
     def __init__(
@@ -104,18 +99,14 @@ class Influence:
         adapter,
         *,
         method: str,
-        hessian: str,
-        damping: float,
-        hessian_options: dict | None,
+        choice: _curvature.CurvatureChoice,
         n_jobs: int | None,
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         self.adapter = adapter
         self.method = method
-        self.hessian = hessian
-        self.damping = damping
-        self.hessian_options = hessian_options
+        self.choice = choice
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -146,26 +137,20 @@ class Influence:
         self.direction_, self.grad_norm_ = adapter.loss_gradients(X, y_encoded)
         self._check_optimality()
         start = time.perf_counter()
-        self.solver_ = SOLVERS[self.hessian](
-            self.damping,
-            options=self.hessian_options,
-            random_state=self.random_state,
-            verbose=self.verbose,
-        ).fit(
-            adapter.hessian_operator(
-                X,
-                y_encoded,
-                self.weights_,
-                self.n_jobs,
-                curvature="gauss-newton" if self.hessian == "gauss-newton" else "exact",
-            )
+        self.hessian_ = self.choice.hessian
+        self._operator = adapter.hessian_operator(
+            X, y_encoded, self.weights_, self.n_jobs, curvature=self.hessian_
         )
+        self.solver_name_ = self._solver_name(X)
+        self.solver_ = self._fit_solver()
         log(
             self.verbose,
             1,
-            f"{self.hessian} Hessian ready ({adapter.n_params} parameters, "
+            f"hessian={self.hessian_!r}, solver={self.solver_name_!r}, "
+            f"damping={self.damping_:.3g}: ready ({adapter.n_params} parameters, "
             f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s",
         )
+        self.normaliser_error_ = self._normaliser_error()
         if self.method == "newton":
             self._newton_rows()
             self.train_scale_ = np.ones(self.n_train_)
@@ -178,8 +163,111 @@ class Influence:
             )
         return self
 
+    def _solver_name(self, X) -> str | None:
+        """The chosen solver; ``"auto"``: the cost model's choice."""
+        if self.choice.solver != "auto" or self.hessian_ == "identity":
+            return self.choice.solver
+        adapter = self.adapter
+        size = ProblemSize(
+            n_train=self.n_train_,
+            n_params=adapter.n_params,
+            n_outputs=adapter.n_outputs,
+            n_solves=_curvature.n_solves(self.method, self.n_train_, adapter.n_outputs),
+            **adapter.curvature_costs(X, self.hessian_),
+        )
+        name, estimates = choose_solver(
+            _curvature.candidates(type(adapter), self.hessian_), size
+        )
+        for candidate, estimate in estimates.items():
+            log(
+                self.verbose,
+                1,
+                f"solver={candidate!r}: about {estimate.seconds:.3g} s, "
+                f"{estimate.bytes / 2**20:.0f} MiB (estimated)"
+                + (" <- chosen" if candidate == name else ""),
+            )
+        return name
+
+    def _fit_solver(self):
+        """The fitted solver, with ``damping_`` resolved; a singular curvature
+        raises with the family's advice, or, with ``damping="auto"`` on a
+        convex objective, is damped by ``SINGULAR_DAMPING_FRACTION`` of its
+        mean diagonal, with a warning."""
+        operator, damping = self._operator, self.choice.damping
+        auto = damping == "auto"
+        if auto:
+            damping = 0.0
+            if not self.adapter.convex and self.hessian_ != "identity":
+                damping = _curvature.DAMPING_FRACTION * self._mean_diagonal()
+        try:
+            solver = self._new_solver(damping).fit(operator)
+        except SingularCurvatureError as exc:
+            if not (auto and damping == 0):
+                raise exc.with_advice(self.adapter.singular_advice) from None
+            damping = _curvature.SINGULAR_DAMPING_FRACTION * self._mean_diagonal()
+            warnings.warn(
+                f"The curvature of {type(self.adapter.estimator).__name__}'s "
+                f"objective is singular on these data; damping='auto' adds "
+                f"{damping:.3g} (1e-8 of its mean diagonal). Pass damping= to "
+                "choose it.",
+                UserWarning,
+                stacklevel=6,
+            )
+            try:
+                solver = self._new_solver(damping).fit(operator)
+            except SingularCurvatureError as again:
+                raise again.with_advice(self.adapter.singular_advice) from None
+        self.damping_ = float(damping)
+        return solver
+
+    def _mean_diagonal(self) -> float:
+        """``trace(C) / P`` of the curvature (penalty included)."""
+        return float(np.mean(self._operator.diagonal()))
+
+    def _new_solver(self, damping: float):
+        solver = SOLVERS.get(self.solver_name_, IdentityInverse)
+        return solver(
+            damping,
+            options=self.choice.options,
+            random_state=self.random_state,
+            verbose=self.verbose,
+        )
+
+    def _normaliser_error(self) -> float | None:
+        """See the class docstring: the relative error of the normaliser the
+        method divides by (``"if"`` and ``"newton"``: of the self-influence)."""
+        if self.solver_.exact or "matvec" not in type(self.adapter).curvatures.get(
+            self.hessian_, ()
+        ):
+            return None
+        rng = np.random.RandomState(0)
+        rows = np.sort(
+            rng.choice(self.n_train_, min(ERROR_SAMPLE, self.n_train_), replace=False)
+        )
+        G = self.adapter.gradients(
+            self.X_[rows].astype(np.float64, copy=False), self.direction_[rows]
+        )
+        norms = self.method == "theta-relatif"
+        reference = ConjugateGradientInverse(self.damping_, options={"tol": 1e-8}).fit(
+            self._operator
+        )
+        exact = reference.quad_norms(G.copy(), norms=norms)
+        approx = self.solver_.quad_norms(G.copy(), norms=norms)
+        if norms:
+            exact, approx = exact[1], approx[1]
+        elif self.method == "l-relatif":
+            exact, approx = np.sqrt(exact[0]), np.sqrt(np.abs(approx[0]))
+        else:
+            exact, approx = exact[0], approx[0]
+        keep = exact > 0
+        if not np.any(keep):
+            return 0.0
+        return float(np.max(np.abs(approx[keep] - exact[keep]) / exact[keep]))
+
     def _fit_kernel(self):
         adapter, rows = self.adapter, self.candidates_
+        self.hessian_, self.solver_name_ = self.choice.hessian, self.choice.solver
+        self.damping_, self.normaliser_error_ = float(self.choice.damping), None
         sq_norms = adapter.kernel_norms(self.X_, rows)  # g_i^T g_i
         self._self_influence = np.zeros(self.n_train_)
         self._self_influence[rows] = sq_norms
@@ -256,10 +344,14 @@ class Influence:
     @property
     def exact_solver_(self):
         """The exact ``H^-1`` of the model's objective at the fitted parameters
-        when the explainer already has it (``hessian="exact"``, no damping,
-        float64), else None."""
+        when the explainer already has it (exact curvature factorised by
+        Cholesky, no damping, float64), else None."""
         solver = getattr(self, "solver_", None)
-        exact = self.hessian == "exact" and self.damping == 0
+        exact = (
+            self.hessian_ == "exact"
+            and self.solver_name_ == "cholesky"
+            and self.damping_ == 0
+        )
         if exact and solver is not None and solver.compute_dtype == np.float64:
             return solver
         return None

@@ -766,7 +766,7 @@ class LeaveOneOutDisplay:
         method = explainer.method
         if name is None:
             # the Hessian used: hessian="auto" resolved to the family's own
-            name = f"{method}, hessian={explainer._influence.hessian}"
+            name = f"{method}, hessian={explainer.hessian_}"
         regressor = not hasattr(explainer, "classes_")
         quantities = _PREDICTION_QUANTITIES if regressor and y_test is None else None
         display = cls(

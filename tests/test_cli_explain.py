@@ -527,10 +527,10 @@ def _bad_inputs(files):
                 "label",
                 "--model",
                 "svc",
-                "--hessian",
+                "--solver",
                 "cg",
             ],
-            "hessian='cg'",
+            "hessian, solver and damping do not apply",
         ),
         "model and model file": (
             [

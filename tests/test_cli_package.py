@@ -62,10 +62,12 @@ def test_help_is_quick():
 def test_parser_choices_are_the_explainer_s():
     from skrelatif._adapters import METHODS
     from skrelatif._cli import _parser
+    from skrelatif._curvature import CURVATURES
     from skrelatif._solvers import SOLVERS
 
     assert _parser.METHODS == tuple(METHODS)
-    assert _parser.HESSIANS == ("auto", *SOLVERS)
+    assert _parser.HESSIANS == ("auto", *CURVATURES)
+    assert _parser.SOLVER_CHOICES == ("auto", *SOLVERS)
 
 
 def test_public_names_are_still_importable():

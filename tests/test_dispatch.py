@@ -68,7 +68,7 @@ def test_cg_fit_explain_is_about_n_jobs_tasks_per_iteration(problem, counts, met
         config_context(working_memory=_SMALL_MEMORY[method]),
         joblib.parallel_config(backend="threading"),
     ):
-        ex = InfluenceExplainer(model, method=method, hessian="cg", n_jobs=2)
+        ex = InfluenceExplainer(model, method=method, solver="cg", n_jobs=2)
         ex.fit(X, y)
         ex.explain(X_test[:3], k=3)
     assert counts["cg_iterations"] > 10
@@ -86,7 +86,7 @@ def test_cg_tasks_do_not_grow_with_the_right_hand_sides(problem, counts, n_rhs):
         config_context(working_memory=_SMALL_MEMORY["if"]),
         joblib.parallel_config(backend="threading"),
     ):
-        ex = InfluenceExplainer(model, method="if", hessian="cg", n_jobs=2).fit(X, y)
+        ex = InfluenceExplainer(model, method="if", solver="cg", n_jobs=2).fit(X, y)
         G = ex._influence.test_gradients(X_test[:n_rhs], model.predict(X_test[:n_rhs]))
         counts.clear()
         ex._influence.solver_.solve(G)
@@ -94,22 +94,22 @@ def test_cg_tasks_do_not_grow_with_the_right_hand_sides(problem, counts, n_rhs):
     assert counts["tasks"] <= 2 * counts["cg_iterations"]
 
 
-@pytest.mark.parametrize("hessian", ["cg", "exact", "lissa", "block-diagonal"])
-def test_one_job_never_creates_a_joblib_parallel(problem, monkeypatch, hessian):
+@pytest.mark.parametrize("solver", ["cg", "cholesky", "lissa", "block-diagonal"])
+def test_one_job_never_creates_a_joblib_parallel(problem, monkeypatch, solver):
     model, X, y, X_test = problem
 
     def refuse(self, *args, **kwargs):
         raise AssertionError("joblib.Parallel created with one job")
 
     monkeypatch.setattr(joblib.Parallel, "__init__", refuse)
-    options = {"depth": 20, "batch_size": 50} if hessian == "lissa" else None
+    options = {"depth": 20, "batch_size": 50} if solver == "lissa" else None
     for method in ["if", "l-relatif"]:
         with config_context(working_memory=_SMALL_MEMORY["l-relatif"]):
             ex = InfluenceExplainer(
                 model,
                 method=method,
-                hessian=hessian,
-                hessian_options=options,
+                solver=solver,
+                solver_options=options,
                 random_state=0,
             ).fit(X, y)
             ex.transform(X_test[:4])
@@ -130,7 +130,7 @@ def test_grouping_does_not_change_a_bit(problem, method):
         joblib.parallel_config(backend="threading"),
     ):
         for n_jobs in [None, 3]:
-            ex = InfluenceExplainer(model, method=method, hessian="cg", n_jobs=n_jobs)
+            ex = InfluenceExplainer(model, method=method, solver="cg", n_jobs=n_jobs)
             ex.fit(X, y)
             operator = ex._influence.solver_.operator_
             results.append(

@@ -18,6 +18,7 @@ from skrelatif._adapters import (
     supported_models_rst,
     supported_models_table,
 )
+from skrelatif._solvers import SOLVERS
 
 
 def _registered():
@@ -35,11 +36,19 @@ def test_one_row_per_registered_estimator_class():
 )
 def test_row_declarations_are_the_adapters(row):
     adapter = row.adapter
-    assert row.hessians == tuple(adapter.hessians)
+    # every curvature the family declares, then "identity", each with the
+    # solvers whose operator need it meets
+    curvatures = (*adapter.curvatures, "identity") if adapter.curvatures else ()
+    assert [h for h, _ in row.hessians] == list(curvatures)
+    for hessian, solvers in row.hessians:
+        provides = adapter.curvatures.get(hessian, frozenset())
+        assert list(solvers) == [
+            n for n, s in SOLVERS.items() if s.requires in provides
+        ]
     assert row.objective == adapter.objective and row.objective
     assert row.loss == adapter.loss and row.loss
     assert row.notes == adapter.notes
-    expected = [m for m in METHODS if m != "newton" or not adapter.kernel_space]
+    expected = [m for m in METHODS if m != "newton" or adapter.curvatures]
     assert list(row.methods) == expected
     assert row.regressor == is_regressor(row.estimator())  # scikit-learn's tags
     assert row.path.endswith("." + row.name) and "._" not in row.path
@@ -52,7 +61,12 @@ def test_known_rows():
     assert not rows["LogisticRegression"].regressor
     assert rows["Ridge"].path == "sklearn.linear_model.Ridge"
     assert "newton" not in rows["SVC"].methods
-    assert rows["SVC"].hessians == ("exact",)
+    assert rows["SVC"].hessians == ()
+    logistic = dict(rows["LogisticRegression"].hessians)
+    assert logistic["exact"] == ("cholesky", "block-diagonal", "cg", "lissa")
+    assert logistic["identity"] == ()
+    assert "kfac" in dict(rows["MLPClassifier"].hessians)["gauss-newton"]
+    assert "kfac" not in dict(rows["MLPClassifier"].hessians)["exact"]
 
 
 def _table_rows(text):
@@ -82,7 +96,12 @@ def test_page_lists_every_row_with_its_hessian_options():
         rows, cells
     ):
         assert row.name in model
-        assert hessians == ", ".join(f'"{h}"' for h in row.hessians)
+        assert hessians == (
+            "; ".join(
+                f'"{h}"' + (f" ({', '.join(s)})" if s else "") for h, s in row.hessians
+            )
+            or "none (a sum over training examples)"
+        )
         assert methods == ", ".join(f'"{m}"' for m in row.methods)
         assert kind == ("regressor" if row.regressor else "classifier")
         assert " ".join(objective.split()) == " ".join(row.objective.split())
@@ -111,7 +130,7 @@ def test_a_new_adapter_module_gets_its_rows(monkeypatch):
 
     class _Poisson(ModelAdapter):
         estimator_types = (PoissonRegressor,)
-        hessians = ("exact", "gauss-newton", "cg")
+        curvatures = {"exact": frozenset({"matvec"})}
         objective = "1/(2 sum_i s_i) sum_i s_i l_i + alpha/2 ||w||^2"
         loss = "half Poisson deviance"
         notes = "log link: explains the linear predictor"
@@ -127,5 +146,5 @@ def test_a_new_adapter_module_gets_its_rows(monkeypatch):
 
     (row,) = [r for r in supported_models_table() if r.adapter is _Poisson]
     assert row.path == "sklearn.linear_model.PoissonRegressor"
-    assert row.hessians == ("exact", "gauss-newton", "cg") and row.regressor
+    assert row.hessians == (("exact", ("cg",)), ("identity", ())) and row.regressor
     assert "PoissonRegressor" in supported_models_rst()

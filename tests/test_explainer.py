@@ -21,6 +21,9 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import check_estimator
 
 from skrelatif import InfluenceExplainer
+from skrelatif._solvers import SingularCurvatureError
+
+from . import _dense
 
 
 @pytest.fixture(scope="module")
@@ -319,10 +322,21 @@ def test_singular_hessian_asks_for_damping():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LogisticRegression(C=np.inf).fit(X, y)
-    with pytest.raises(ValueError, match="singular.*damping > 0"):
-        InfluenceExplainer(model).fit(X, y)
+    with pytest.raises(SingularCurvatureError, match="singular.*damping > 0"):
+        InfluenceExplainer(model, damping=0).fit(X, y)
     scores = InfluenceExplainer(model, damping=1e-3).fit(X, y).transform(X[:2])
     assert np.isfinite(scores).all()
+    # damping="auto" (the default) damps a convex objective's singular
+    # curvature by 1e-8 of its mean diagonal, with a warning; every gradient
+    # lies in the range of H (the duplicated feature's difference is flat),
+    # so the scores are those of the pseudo-inverse
+    with pytest.warns(UserWarning, match="singular on these data; damping='auto'"):
+        auto = InfluenceExplainer(model, method="if").fit(X, y)
+    H = _dense.hessian(model, X, y)
+    assert 0 < auto.damping_ < 1e-6 * np.trace(H) / len(H)
+    G, Gt = _dense.gradients(model, X, y), _dense.gradients(model, X[:2], y[:2])
+    expected, _ = _dense.scores_from(G, Gt, H, np.ones(len(y)), "if", singular=True)
+    _dense.assert_close(auto.transform(X[:2], y[:2]), expected, rtol=1e-6)
 
 
 def test_not_at_minimum_warns(data):
@@ -428,10 +442,16 @@ def test_tune_first_then_explain(data):
     [
         ({"n_jobs": 0}, "n_jobs"),
         ({"method": "newton", "hessian": "identity"}, "curvature"),
-        ({"hessian": "cg", "hessian_options": {"max_iter": 0}}, "max_iter"),
-        ({"hessian": "cg", "hessian_options": {"tol": -1.0}}, "tol"),
-        ({"hessian": "lissa", "hessian_options": {"depth": 2.5}}, "depth"),
-        ({"hessian": "cg", "hessian_options": {"depth": 3}}, "Unknown hessian_options"),
+        ({"solver": "cg", "solver_options": {"max_iter": 0}}, "max_iter"),
+        ({"solver": "cg", "solver_options": {"tol": -1.0}}, "tol"),
+        ({"solver": "lissa", "solver_options": {"depth": 2.5}}, "depth"),
+        ({"solver": "cg", "solver_options": {"depth": 3}}, "Unknown solver_options"),
+        ({"solver_options": {"tol": 1e-3}}, "name it with solver="),
+        ({"hessian": "identity", "solver": "cg"}, "needs no solver"),
+        ({"hessian": "cg", "solver": "lissa"}, "old spelling"),
+        ({"solver": "kfac"}, 'solver="kfac" does not apply.*What works'),
+        ({"hessian_options": {}, "solver_options": {}}, "old name"),
+        ({"damping": "none"}, "damping"),
     ],
 )
 def test_bad_parameters_fail_before_any_work(data, params, match):
@@ -441,6 +461,40 @@ def test_bad_parameters_fail_before_any_work(data, params, match):
     with pytest.raises(ValueError, match=match):
         ex.fit(X, y)
     assert not hasattr(ex, "n_features_in_")
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ({"hessian": "cg"}, {"hessian": "exact", "solver": "cg"}),
+        ({"hessian": "block-diagonal"}, {"solver": "block-diagonal"}),
+        ({"hessian": "lissa"}, {"solver": "lissa"}),
+        ({"solver": "cg", "hessian_options": {"tol": 1e-4}},
+         {"solver": "cg", "solver_options": {"tol": 1e-4}}),
+    ],
+)  # fmt: skip
+def test_old_spellings_warn_and_mean_the_new_ones(data, old, new):
+    X, y, X_test, _ = data
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    with pytest.warns(FutureWarning, match="deprecated.*use (hessian|solver_options)"):
+        before = InfluenceExplainer(model, method="if", random_state=0, **old)
+        before.fit(X, y)
+    after = InfluenceExplainer(model, method="if", random_state=0, **new).fit(X, y)
+    assert (before.hessian_, before.solver_) == (after.hessian_, after.solver_)
+    np.testing.assert_array_equal(before.transform(X_test), after.transform(X_test))
+
+
+def test_fitted_choices_are_recorded(data):
+    X, y, X_test, _ = data
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    ex = InfluenceExplainer(model).fit(X, y)
+    assert (ex.hessian_, ex.solver_, ex.damping_) == ("exact", "cholesky", 0.0)
+    assert ex.normaliser_error_ is None  # exact
+    # "gauss-newton" is the same matrix for a linear model
+    gn = InfluenceExplainer(model, hessian="gauss-newton").fit(X, y)
+    np.testing.assert_array_equal(gn.transform(X_test), ex.transform(X_test))
+    identity = InfluenceExplainer(model, hessian="identity").fit(X, y)
+    assert (identity.hessian_, identity.solver_) == ("identity", None)
 
 
 def test_separable_data_without_penalty_says_so():
@@ -453,21 +507,21 @@ def test_separable_data_without_penalty_says_so():
         InfluenceExplainer(model, damping=1e-3).fit(X, y)
 
 
-@pytest.mark.parametrize("hessian", ["cg", "lissa"])
-def test_iterative_solvers_agree_across_n_jobs_to_their_tolerance(data, hessian):
+@pytest.mark.parametrize("solver", ["cg", "lissa"])
+def test_iterative_solvers_agree_across_n_jobs_to_their_tolerance(data, solver):
     """Iterative solvers: results differ across n_jobs only by floating-point
     summation order (BLAS threads), amplified by the iterations at most to the
     solver's tolerance: documented as 1e-6 relative at the default settings."""
     X, y, X_test, _ = data
     model = LogisticRegression(tol=1e-10).fit(StandardScaler().fit_transform(X), y)
     Xs = StandardScaler().fit_transform(X)
-    options = {"depth": 200} if hessian == "lissa" else None
+    options = {"depth": 200} if solver == "lissa" else None
     scores = [
         InfluenceExplainer(
             model,
             method="if",
-            hessian=hessian,
-            hessian_options=options,
+            solver=solver,
+            solver_options=options,
             random_state=0,
             n_jobs=n_jobs,
         )

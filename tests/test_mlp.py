@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skrelatif import InfluenceExplainer
 from skrelatif._adapters.mlp import MLPAdapter
-from skrelatif._solvers import SOLVERS, KFACInverse
+from skrelatif._solvers import SOLVERS, KFACInverse, SingularCurvatureError
 from skrelatif.validation import leave_one_out
 
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -430,7 +430,9 @@ def test_scores_without_damping():
     for hessian, H in (("gauss-newton", ref.gauss_newton()), ("exact", ref.hessian())):
         assert np.linalg.cond(H) < 1e6
         for method in ("if", "l-relatif", "newton"):
-            explainer = InfluenceExplainer(model, method=method, hessian=hessian)
+            explainer = InfluenceExplainer(
+                model, method=method, hessian=hessian, damping=0
+            )
             explainer.fit(X, y)
             expected = _reference_scores(ref, H, X[:3], method)
             assert _rel(explainer.transform(X[:3]), expected) < 1e-8
@@ -443,21 +445,31 @@ def test_self_influence_and_iterative_solvers():
     G = ref.gradients(ref.theta)
     Hinv = np.linalg.inv(H + ref.null_term())
     expected = np.einsum("ij,jk,ik->i", G, Hinv, G) / ref.n
-    exact = InfluenceExplainer(model, method="l-relatif", hessian="exact").fit(X, y)
+    exact = InfluenceExplainer(
+        model, method="l-relatif", hessian="exact", damping=0
+    ).fit(X, y)
     assert _rel(exact.self_influence_, expected) < 1e-8
     S = exact.transform(X[:3])
     cg = InfluenceExplainer(
-        model, method="l-relatif", hessian="cg", hessian_options={"tol": 1e-12}
+        model,
+        method="l-relatif",
+        hessian="exact",
+        solver="cg",
+        damping=0,
+        solver_options={"tol": 1e-12},
     ).fit(X, y)
     assert _rel(cg.transform(X[:3]), S) < 1e-6
     lissa = InfluenceExplainer(
         model,
         method="if",
-        hessian="lissa",
+        hessian="exact",
+        solver="lissa",
+        damping=0,
         random_state=0,
-        hessian_options={"depth": 1000, "batch_size": 30},
+        solver_options={"depth": 1000, "batch_size": 30},
     ).fit(X, y)
-    exact_if = InfluenceExplainer(model, method="if", hessian="exact").fit(X, y)
+    exact_if = InfluenceExplainer(model, method="if", hessian="exact", damping=0)
+    exact_if.fit(X, y)
     assert _rel(lissa.transform(X[:3]), exact_if.transform(X[:3])) < 1e-2
 
 
@@ -482,7 +494,7 @@ def test_pipeline_and_sample_weight():
     )
     weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
     pipe.fit(X, y, mlpclassifier__sample_weight=weight)
-    explainer = InfluenceExplainer(pipe, method="if", hessian="gauss-newton")
+    explainer = InfluenceExplainer(pipe, method="if", hessian="gauss-newton", damping=0)
     explainer.fit(X, y, sample_weight=weight)
     # at a minimum of sum_i s_i l_i / S + alpha / (2 S) ||W||^2 (ignoring the
     # weights, or doubling them, is far from one)
@@ -526,8 +538,8 @@ def test_kfac_is_exact_for_a_single_layer():
     np.testing.assert_allclose(quad, np.einsum("ij,ij->i", solved, plain), rtol=1e-10)
     np.testing.assert_allclose(norms, np.linalg.norm(solved, axis=1), rtol=1e-10)
     # l-relatif under kfac equals gauss-newton for this model
-    ex_k = InfluenceExplainer(model, hessian="kfac").fit(X, y)
-    ex_g = InfluenceExplainer(model, hessian="gauss-newton").fit(X, y)
+    ex_k = InfluenceExplainer(model, solver="kfac", damping=0).fit(X, y)
+    ex_g = InfluenceExplainer(model, solver="cholesky", damping=0).fit(X, y)
     assert _rel(ex_k.transform(X[:3]), ex_g.transform(X[:3])) < 1e-8
 
 
@@ -561,21 +573,27 @@ def test_kfac_factored_rows_on_a_deep_network():
 
 def test_options_errors_and_indefinite_hessian():
     model, X, y = _fit("binary", "tanh")
-    assert MLPAdapter.hessians[0] == "gauss-newton"
-    assert InfluenceExplainer(model).fit(X, y)._influence.hessian == "gauss-newton"
-    with pytest.raises(ValueError, match="does not apply"):
-        InfluenceExplainer(model, hessian="block-diagonal").fit(X, y)
+    assert next(iter(MLPAdapter.curvatures)) == "gauss-newton"
+    assert InfluenceExplainer(model).fit(X, y).hessian_ == "gauss-newton"
+    with pytest.raises(ValueError, match="does not apply.*What works"):
+        InfluenceExplainer(model, solver="block-diagonal").fit(X, y)
+    with pytest.raises(
+        ValueError, match='solver="kfac" does not apply to hessian="exact"'
+    ):
+        InfluenceExplainer(model, hessian="exact", solver="kfac").fit(X, y)
     from sklearn.linear_model import LogisticRegression
 
     with pytest.raises(ValueError, match="kfac.*does not apply"):
-        InfluenceExplainer(LogisticRegression().fit(X, y), hessian="kfac").fit(X, y)
+        InfluenceExplainer(LogisticRegression().fit(X, y), solver="kfac").fit(X, y)
     # a ReLU network stopped at a kink: its exact Hessian is indefinite
     model_r, X_r, y_r = _fit("regressor", "relu")
     assert np.linalg.eigvalsh(Reference(model_r, X_r, y_r).hessian()).min() < 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # stopped at a kink
-        with pytest.raises(ValueError, match="damping"):
-            InfluenceExplainer(model_r, hessian="exact").fit(X_r, y_r)
+        with pytest.raises(SingularCurvatureError, match="indefinite") as caught:
+            InfluenceExplainer(model_r, hessian="exact", damping=0).fit(X_r, y_r)
+    # the network's own advice, not a logistic regression's
+    assert "gauss-newton" in str(caught.value) and "C=np.inf" not in str(caught.value)
     # multi-output regressor, multilabel classifier, poisson loss
     Xr, yr = _make_data("regressor")
     multi = MLPRegressor(hidden_layer_sizes=(2,), max_iter=5).fit(Xr, np.c_[yr, yr])
@@ -596,14 +614,16 @@ def test_options_errors_and_indefinite_hessian():
 
 
 def test_cli_lists_every_solver():
-    from skrelatif._cli._parser import HESSIANS
+    from skrelatif._cli._parser import HESSIANS, SOLVER_CHOICES
 
-    assert set(SOLVERS) <= set(HESSIANS)
+    assert set(SOLVERS) <= set(SOLVER_CHOICES)
+    assert {"exact", "gauss-newton", "identity"} <= set(HESSIANS)
 
 
 def test_leave_one_out_refits_networks():
     model, X, y = _fit("regressor", "tanh", hidden=(3,), alpha=1.0, n=100)
-    explainer = InfluenceExplainer(model, method="if", hessian="exact").fit(X, y)
+    explainer = InfluenceExplainer(model, method="if", hessian="exact", damping=0)
+    explainer.fit(X, y)
     indices = np.arange(0, 100, 10)
     loo = leave_one_out(explainer, X[:2], y[:2], indices)
     assert loo.solver == "refit"  # not convex: warm-started refits
@@ -611,7 +631,8 @@ def test_leave_one_out_refits_networks():
     actual = loo.test_loss_change.ravel()
     first_order = explainer.transform(X[:2], y[:2])[:, indices].ravel()
     assert np.corrcoef(first_order, actual)[0, 1] > 0.95
-    newton = InfluenceExplainer(model, method="newton", hessian="exact").fit(X, y)
+    newton = InfluenceExplainer(model, method="newton", hessian="exact", damping=0)
+    newton.fit(X, y)
     second_order = newton.transform(X[:2], y[:2])[:, indices].ravel()
     assert np.corrcoef(second_order, actual)[0, 1] > 0.99
 
@@ -629,11 +650,11 @@ def test_kfac_on_digits():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X_train, y_train)
     explainers = {}
-    for hessian in ("gauss-newton", "kfac"):
+    for hessian, solver in (("gauss-newton", "cholesky"), ("kfac", "kfac")):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             explainers[hessian] = InfluenceExplainer(
-                model, method="l-relatif", hessian=hessian
+                model, method="l-relatif", solver=solver, damping=0
             ).fit(X_train, y_train)
     # the l-RelatIF denominators sqrt(g_i^T H^-1 g_i), via the self-influence
     denominators = {h: np.sqrt(e.self_influence_) for h, e in explainers.items()}

@@ -305,17 +305,17 @@ def test_hessian_options(n_classes):
         SGDClassifier(loss="log_loss", alpha=0.05, random_state=0, **TIGHT), X, y
     )
     exact = InfluenceExplainer(model, method="if").fit(X, y).transform(Xt)
-    cg = InfluenceExplainer(model, method="if", hessian="cg").fit(X, y)
+    cg = InfluenceExplainer(model, method="if", solver="cg").fit(X, y)
     assert_close(cg.transform(Xt), exact, rtol=1e-6)
-    block = InfluenceExplainer(model, method="if", hessian="block-diagonal").fit(X, y)
+    block = InfluenceExplainer(model, method="if", solver="block-diagonal").fit(X, y)
     assert_close(block.transform(Xt), exact, rtol=1e-8 if n_classes > 2 else 1e-10)
     G, Gt, H, w = _classifier_reference(model, X, y, None, Xt, model.predict(Xt))
     identity = InfluenceExplainer(model, method="if", hessian="identity").fit(X, y)
     expected, _ = _dense.scores_from(G, Gt, np.eye(len(H)), w, "if")
     assert_close(identity.transform(Xt), expected)
     lissa = InfluenceExplainer(
-        model, method="if", hessian="lissa", random_state=0,
-        hessian_options={"depth": 500, "repeats": 2, "batch_size": 50},
+        model, method="if", solver="lissa", random_state=0,
+        solver_options={"depth": 500, "repeats": 2, "batch_size": 50},
     ).fit(X, y)  # fmt: skip
     assert pearsonr(lissa.transform(Xt).ravel(), exact.ravel())[0] > 0.99
 

@@ -25,7 +25,7 @@ def test_block_diagonal_is_exact_on_the_dense_blocks(classification, method):
     X, y, X_test, _ = classification(3, **_SHAPE)
     sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
     model = LogisticRegression(C=0.5, tol=1e-10).fit(X, y, sample_weight=sw)
-    ex = InfluenceExplainer(model, method=method, hessian="block-diagonal", damping=0.1)
+    ex = InfluenceExplainer(model, method=method, solver="block-diagonal", damping=0.1)
     ex.fit(X, y, sample_weight=sw)
     H = _dense.hessian(model, X, y, sw, damping=0.1)
     d = X.shape[1] + 1
@@ -55,7 +55,7 @@ def test_cg_matches_exact(classification, n_classes, method):
     model = LogisticRegression(C=2.0, tol=1e-10).fit(X, y)
     exact = InfluenceExplainer(model, method=method).fit(X, y)
     cg = InfluenceExplainer(
-        model, method=method, hessian="cg", hessian_options={"tol": 1e-10}
+        model, method=method, solver="cg", solver_options={"tol": 1e-10}
     ).fit(X, y)
     assert_close(cg.transform(X_test), exact.transform(X_test), 1e-7)
     assert_close(cg.self_influence_, exact.self_influence_, 1e-7)
@@ -65,7 +65,7 @@ def test_cg_warns_when_not_converged(classification):
     X, y, X_test, _ = classification(3, seed=1, **_SHAPE)
     model = LogisticRegression(C=100.0, tol=1e-10).fit(X, y)
     ex = InfluenceExplainer(
-        model, method="if", hessian="cg", hessian_options={"max_iter": 2}
+        model, method="if", solver="cg", solver_options={"max_iter": 2}
     ).fit(X, y)
     with pytest.warns(UserWarning, match="Conjugate gradients did not reach"):
         ex.transform(X_test)
@@ -78,16 +78,16 @@ def test_lissa_approximates_exact_and_is_seeded(classification):
     exact = InfluenceExplainer(model, method="if").fit(X, y).transform(X_test)
     options = {"depth": 300, "repeats": 2, "batch_size": 50}
     lissa = InfluenceExplainer(
-        model, method="if", hessian="lissa", hessian_options=options, random_state=0
+        model, method="if", solver="lissa", solver_options=options, random_state=0
     ).fit(X, y)
     estimate = lissa.transform(X_test)
     assert pearsonr(estimate.ravel(), exact.ravel())[0] > 0.99
     again = InfluenceExplainer(
-        model, method="if", hessian="lissa", hessian_options=options, random_state=0
+        model, method="if", solver="lissa", solver_options=options, random_state=0
     ).fit(X, y)
     np.testing.assert_array_equal(again.transform(X_test), estimate)
     other = InfluenceExplainer(
-        model, method="if", hessian="lissa", hessian_options=options, random_state=1
+        model, method="if", solver="lissa", solver_options=options, random_state=1
     ).fit(X, y)
     assert not np.array_equal(other.transform(X_test), estimate)
 
@@ -129,20 +129,18 @@ def test_float32_falls_back_to_float64_when_ill_conditioned():
 def test_exact_hessian_too_large_says_how_much(classification, monkeypatch):
     X, y, _, _ = classification(3, **_SHAPE)
     model = LogisticRegression().fit(X, y)
-    monkeypatch.setattr(skrelatif._solvers, "_available_memory", lambda: 1000)
-    with pytest.raises(
-        ValueError, match=r"21 x 21 Hessian \(0\.0 GiB\).*block-diagonal"
-    ):
-        InfluenceExplainer(model).fit(X, y)
+    monkeypatch.setattr(skrelatif._solvers._direct, "available_memory", lambda: 1000)
+    with pytest.raises(MemoryError, match=r"21 x 21 matrix \(0\.0 GiB\).*cg"):
+        InfluenceExplainer(model, solver="cholesky").fit(X, y)
     # The other options need no dense Hessian.
-    InfluenceExplainer(model, hessian="cg").fit(X, y)
+    InfluenceExplainer(model, solver="cg").fit(X, y)
 
 
 def test_unknown_hessian_options_are_rejected(classification):
     X, y, _, _ = classification(2, **_SHAPE)
     model = LogisticRegression().fit(X, y)
-    with pytest.raises(ValueError, match=r"Unknown hessian_options \['depth'\]"):
-        InfluenceExplainer(model, hessian="cg", hessian_options={"depth": 3}).fit(X, y)
+    with pytest.raises(ValueError, match=r"Unknown solver_options \['depth'\]"):
+        InfluenceExplainer(model, solver="cg", solver_options={"depth": 3}).fit(X, y)
 
 
 def test_verbose_reports_progress(classification, capsys):
@@ -151,21 +149,26 @@ def test_verbose_reports_progress(classification, capsys):
     ex = InfluenceExplainer(model, verbose=1).fit(X, y)
     ex.explain(X_test)
     out = capsys.readouterr().out
-    assert "exact Hessian ready (21 parameters" in out
+    assert "solver='cholesky': about" in out and "<- chosen" in out
+    assert "hessian='exact', solver='cholesky', damping=0: ready (21 parameters" in out
     assert "normalisers of 100 examples" in out
     assert "explained 30 of 30 test points" in out
     InfluenceExplainer(model).fit(X, y).explain(X_test)
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("hessian", ["exact", "cg", "block-diagonal", "identity"])
-def test_sparse_input_is_never_densified_whole(monkeypatch, hessian):
+@pytest.mark.parametrize(
+    "options",
+    [{"solver": "cholesky"}, {"solver": "cg"}, {"solver": "block-diagonal"},
+     {"hessian": "identity"}],
+)  # fmt: skip
+def test_sparse_input_is_never_densified_whole(monkeypatch, options):
     rng = np.random.RandomState(0)
     X = sparse.random(200, 50, density=0.1, format="csr", random_state=rng)
     y = rng.randint(0, 3, 200)
     model = LogisticRegression(C=0.5, tol=1e-10).fit(X, y)
     dense_scores = (
-        InfluenceExplainer(model, hessian=hessian)
+        InfluenceExplainer(model, **options)
         .fit(X.toarray(), y)
         .transform(X[:7].toarray())
     )
@@ -178,7 +181,7 @@ def test_sparse_input_is_never_densified_whole(monkeypatch, hessian):
 
     monkeypatch.setattr(sparse.csr_matrix, "toarray", spy)
     with config_context(working_memory=0.05):
-        ex = InfluenceExplainer(model, hessian=hessian).fit(X, y)
+        ex = InfluenceExplainer(model, **options).fit(X, y)
         scores = ex.transform(X[:7])
     assert max(densified, default=0) < X.shape[0]
     assert_close(scores, dense_scores, 1e-7)

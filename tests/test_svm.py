@@ -493,8 +493,9 @@ def test_memory_is_bounded_for_100k_training_points():
 @pytest.mark.parametrize(
     "options, match",
     [
-        ({"hessian": "identity"}, "hessian='identity' does not apply to SVC"),
-        ({"damping": 0.1}, "damping=0.1 does not apply to SVC"),
+        ({"hessian": "identity"}, "SVC is explained as a sum over its training"),
+        ({"damping": 0.1}, "hessian, solver and damping do not apply"),
+        ({"solver": "cg"}, "hessian, solver and damping do not apply"),
     ],
 )
 def test_hessian_and_damping_are_rejected(options, match):

@@ -64,13 +64,18 @@ class ModelAdapter(ABC):
 
     #: Estimator classes this adapter handles (exact types).
     estimator_types: ClassVar[tuple[type, ...]] = ()
-    #: The ``hessian`` options that apply to this family; the first is the one
-    #: ``hessian="auto"`` means.
-    hessians: ClassVar[tuple[str, ...]] = ("exact",)
-    #: Whether ``damping`` applies (False: only 0 is accepted).
-    accepts_damping: ClassVar[bool] = True
-    #: Why other ``hessian`` / ``damping`` values do not apply (error messages).
-    hessian_note: ClassVar[str] = ""
+    #: The curvature matrices (``hessian=``) of this family, each mapped to
+    #: the operator methods its ``hessian_operator`` provides (what the
+    #: solvers need, see :mod:`skrelatif._solvers`); the first is the one
+    #: ``hessian="auto"`` means. ``"identity"`` needs none and is implied.
+    #: Empty for models explained as a sum over training examples.
+    curvatures: ClassVar[dict[str, frozenset[str]]] = {}
+    #: A note on the family's curvature for error messages.
+    curvature_note: ClassVar[str] = ""
+    #: What to do when the curvature cannot be inverted (ends the error).
+    singular_advice: ClassVar[str] = (
+        "Pass damping > 0 (for example damping=1e-3) or hessian='identity'."
+    )
     #: True for kernel machines (identity Hessian in an implicit feature space).
     kernel_space: ClassVar[bool] = False
     #: Objectives that are a mean over the training set: ``"weights"`` for
@@ -281,6 +286,20 @@ class ModelAdapter(ABC):
         ``curvature="gauss-newton"``: the generalised Gauss-Newton matrix
         ``sum_i w_i J_i^T D_i J_i + diag(p)`` (the same for linear models)."""
         raise NotImplementedError
+
+    def curvature_costs(self, X: Any, curvature: str) -> dict:
+        """What the solvers' cost estimates need to know of the curvature on
+        training data X (:class:`~skrelatif._solvers.ProblemSize`):
+        ``dense_flops``, ``dense_sparse``, ``matvec_flops``, ``matvec_sparse``
+        and, where the operator has diagonal blocks, ``block_sizes`` and
+        ``block_flops``."""
+        n, P = X.shape[0], self.n_params
+        return dict(
+            dense_flops=float(n) * P**2,
+            dense_sparse=False,
+            matvec_flops=6.0 * n * P,
+            matvec_sparse=False,
+        )
 
     def objective_gradient(
         self, X: Any, y_encoded: np.ndarray, weights: np.ndarray

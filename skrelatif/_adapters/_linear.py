@@ -387,7 +387,19 @@ class LinearModelAdapter(ModelAdapter):
     subclass provides the parameters and the loss as a function of ``F``.
     """
 
-    hessians = ("exact", "identity", "block-diagonal", "cg", "lissa")
+    # the losses are GLM losses of outputs linear in theta: the Gauss-Newton
+    # matrix is the Hessian
+    curvatures = dict.fromkeys(
+        ("exact", "gauss-newton"),
+        frozenset({"dense", "diagonal", "diagonal_blocks", "matvec", "sample_matvec"}),
+    )
+    curvature_note = "For a linear model 'gauss-newton' is the same matrix as 'exact'."
+    singular_advice = (
+        "This happens without a penalty (C=np.inf, alpha=0), with duplicated or "
+        "constant features, or with examples of zero weight. Pass damping > 0 "
+        "(for example damping=1e-3), leave damping='auto', or use "
+        "hessian='identity'."
+    )
 
     # -- what a subclass provides ---------------------------------------------------
     @property
@@ -578,6 +590,30 @@ class LinearModelAdapter(ModelAdapter):
     def hessian_operator(self, X, y_encoded, weights, n_jobs=None, curvature="exact"):
         curvature = self.loss_curvature(X, y_encoded)
         return LinearHessian(self, X, weights, curvature, n_jobs)
+
+    def curvature_costs(self, X, curvature):
+        K, d = self.n_outputs, self.n_design
+        n = X.shape[0]
+        if sparse.issparse(X):
+            # per row r non-zeros (intercept included): its outer products
+            row = np.diff(sparse.csr_matrix(X).indptr).astype(np.float64) + 1
+            outer = float(np.sum(row**2))
+            return dict(
+                dense_flops=K**2 * outer + 3.0 * self.n_params**2,
+                dense_sparse=True,
+                matvec_flops=4.0 * K * float(np.sum(row)),
+                matvec_sparse=True,
+                block_sizes=(d,) * K,
+                block_flops=K * outer + 3.0 * K * d**2,
+            )
+        return dict(
+            dense_flops=float(n) * self.n_params**2,
+            dense_sparse=False,
+            matvec_flops=4.0 * K * n * d,
+            matvec_sparse=False,
+            block_sizes=(d,) * K,
+            block_flops=float(n) * K * d**2,
+        )
 
     def objective_gradient(self, X, y_encoded, weights):
         direction, norm = self.loss_gradients(X, y_encoded)

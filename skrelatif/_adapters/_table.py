@@ -1,8 +1,8 @@
 """The "Supported models" table, generated from the adapters' declarations.
 
 Every row comes from a registered :class:`~skrelatif._adapters._base.ModelAdapter`
-(its ``estimator_types``, ``objective``, ``loss``, ``hessians``,
-``kernel_space`` and ``notes``), so the documentation
+(its ``estimator_types``, ``objective``, ``loss``, ``curvatures`` and
+``notes``), so the documentation
 (``doc/supported_models.rst``, written by ``doc/conf.py`` at every build)
 lists a new model family as soon as its adapter module exists.
 """
@@ -29,8 +29,10 @@ class SupportedModel:
         Its :class:`ModelAdapter` subclass.
     objective, loss, notes : str
         The adapter's declarations.
-    hessians : tuple of str
-        The ``hessian`` options that apply (the first is ``"auto"``).
+    hessians : tuple of (str, tuple of str)
+        The ``hessian`` options that apply (the first is ``"auto"``), each
+        with the ``solver`` options that can invert it (empty: none needed).
+        Empty for a model explained as a sum over its training examples.
     methods : tuple of str
         The ``method`` options that apply.
     regressor : bool
@@ -41,7 +43,7 @@ class SupportedModel:
     adapter: type
     objective: str
     loss: str
-    hessians: tuple[str, ...]
+    hessians: tuple[tuple[str, tuple[str, ...]], ...]
     methods: tuple[str, ...]
     regressor: bool
     notes: str
@@ -67,7 +69,7 @@ def supported_models_table() -> list[SupportedModel]:
 
     Rows are in registry order (the adapters' import order), and within an
     adapter in the order of its ``estimator_types``. ``"newton"`` is listed
-    unless the adapter is a kernel machine (``kernel_space``); a class is a
+    where the family has a curvature; a class is a
     regressor when it is a scikit-learn regressor (as the adapters decide).
 
     Returns
@@ -75,10 +77,15 @@ def supported_models_table() -> list[SupportedModel]:
     rows : list of SupportedModel
         The table's rows.
     """
+    from .._curvature import valid_pairs
+
     rows = []
     for adapter in ModelAdapter._registry:
-        methods = tuple(
-            m for m in METHODS if not (m == "newton" and adapter.kernel_space)
+        methods = tuple(m for m in METHODS if m != "newton" or adapter.curvatures)
+        pairs = valid_pairs(adapter)
+        hessians = tuple(
+            (h, tuple(s for c, s in pairs if c == h and s))
+            for h in dict.fromkeys(c for c, _ in pairs)
         )
         for estimator in adapter.estimator_types:
             rows.append(
@@ -87,7 +94,7 @@ def supported_models_table() -> list[SupportedModel]:
                     adapter=adapter,
                     objective=adapter.objective,
                     loss=adapter.loss,
-                    hessians=tuple(adapter.hessians),
+                    hessians=hessians,
                     methods=methods,
                     regressor=issubclass(estimator, RegressorMixin),
                     notes=adapter.notes,
@@ -136,8 +143,10 @@ def supported_models_rst() -> str:
         "``TypeError`` listing this table's models. In the objectives, ``s_i`` is",
         "an example's sample weight (times its class weight, where the model has",
         "one) and ``l_i`` its loss as in the *Loss* column; the scores are",
-        "defined in :doc:`user_guide/influence`. The first Hessian option is the",
-        'one ``hessian="auto"`` (the default) means. Regressors explain their',
+        "defined in :doc:`user_guide/influence`. The first curvature is the one",
+        '``hessian="auto"`` (the default) means, and in brackets the ``solver``',
+        'options that can invert it (``solver="auto"`` picks one by cost; see',
+        ":doc:`user_guide/hessian`). Regressors explain their",
         "prediction when no targets are given (see :doc:`user_guide/regression`).",
         "",
         "This page is generated from the adapters' own declarations, so it lists",
@@ -150,7 +159,7 @@ def supported_models_rst() -> str:
         "   * - Model",
         "     - Objective",
         "     - Loss",
-        "     - ``hessian``",
+        "     - ``hessian`` (``solver``)",
         "     - ``method``",
         "     - Kind",
         "     - Notes",
@@ -160,7 +169,11 @@ def supported_models_rst() -> str:
             f":class:`~{row.path}`",
             _literal(row.objective),
             _literal(row.loss),
-            ", ".join(f'``"{h}"``' for h in row.hessians),
+            "; ".join(
+                f'``"{h}"``' + (" (" + ", ".join(solvers) + ")" if solvers else "")
+                for h, solvers in row.hessians
+            )
+            or "none (a sum over training examples)",
             ", ".join(f'``"{m}"``' for m in row.methods),
             "regressor" if row.regressor else "classifier",
             _text(row.notes),

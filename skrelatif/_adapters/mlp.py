@@ -166,10 +166,22 @@ class FactoredRows(np.ndarray):
 
 class MLPAdapter(ModelAdapter):
     estimator_types = (MLPClassifier, MLPRegressor)
-    hessians = ("gauss-newton", "kfac", "exact", "cg", "lissa", "identity")
-    hessian_note = (
-        "Networks: 'gauss-newton' (the Fisher), 'kfac' (Kronecker-factored per "
-        "layer) or the exact Hessian ('exact', 'cg', 'lissa')."
+    curvatures = {
+        "gauss-newton": frozenset(
+            {"dense", "diagonal", "matvec", "sample_matvec", "kronecker_factors"}
+        ),
+        "exact": frozenset({"dense", "diagonal", "matvec", "sample_matvec"}),
+    }
+    curvature_note = (
+        "Networks: 'gauss-newton' (the generalised Gauss-Newton matrix, the "
+        "Fisher; positive semi-definite) or 'exact' (the true Hessian, "
+        "indefinite away from a strict minimum; small networks)."
+    )
+    singular_advice = (
+        "A network's exact Hessian is usually indefinite: use "
+        "hessian='gauss-newton' (positive semi-definite) or a larger damping. "
+        "Dead ReLU units or alpha=0 make the Gauss-Newton matrix singular: "
+        "pass damping > 0, or leave damping='auto'."
     )
     convergence_advice = (
         "refit it with solver='lbfgs', a smaller tol and a larger max_iter"
@@ -434,6 +446,18 @@ class MLPAdapter(ModelAdapter):
         return total + step, size + float(np.linalg.norm(step))
 
     # -- curvature ---------------------------------------------------------------------
+    def curvature_costs(self, X, curvature):
+        n, P, K = X.shape[0], self.n_params, self.n_outputs
+        # Gauss-Newton: a syrk of n K Jacobian rows; exact: P Hessian-vector
+        # products. A product: a forward, backward and R-pass (about 6 n P).
+        dense = n * K * P**2 if curvature == "gauss-newton" else 6.0 * n * P**2
+        return dict(
+            dense_flops=float(dense),
+            dense_sparse=False,
+            matvec_flops=6.0 * n * P,
+            matvec_sparse=False,
+        )
+
     def hessian_operator(self, X, y_encoded, weights, n_jobs=None, curvature="exact"):
         return MLPHessian(self, X, y_encoded, weights, curvature, n_jobs)
 

@@ -201,13 +201,11 @@ class SVMAdapter(ModelAdapter):
 
     estimator_types = (SVC, NuSVC, LinearSVC)
     kernel_space = True
-    hessians = ("exact",)
-    accepts_damping = False
-    hessian_note = (
-        "Its influence scores (Barshan et al. 2020, appendix F) use the Hessian of "
+    curvature_note = (
+        "its influence scores (Barshan et al. 2020, appendix F) use the Hessian of "
         "the SVM objective, which is the identity in the kernel's feature space "
-        "(the hinge loss has no curvature): there is nothing to approximate, and "
-        "damping would only rescale the 'if' scores."
+        "(the hinge loss has no curvature): there is nothing to choose or "
+        "approximate, and damping would only rescale the 'if' scores"
     )
     objective = "1/2 ||w||^2 + C sum_i s_i hinge(y_i f(x_i)) (feature space)"
     loss = "hinge (support vectors only)"

@@ -167,6 +167,7 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
         model,
         method=args.method,
         hessian=args.hessian,
+        solver=args.solver,
         damping=args.damping,
         n_jobs=args.n_jobs,
     )

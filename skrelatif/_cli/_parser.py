@@ -2,8 +2,8 @@
 
 Only the standard library is imported here, so that ``skrelatif --help`` is
 quick: numpy, scikit-learn and skrelatif's core load when a command runs. The
-choices of ``--method`` and ``--hessian`` are therefore written out here; a
-test checks them against the explainer's.
+choices of ``--method``, ``--hessian`` and ``--solver`` are therefore written
+out here; a test checks them against the explainer's.
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ REGRESSORS = ("ridge",)
 DEMO_MODELS = ("logreg", "mlp")
 #: ``--method`` choices: ``skrelatif._adapters.METHODS``.
 METHODS = ("if", "theta-relatif", "l-relatif", "newton")
-#: ``--hessian`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
-HESSIANS = (
-    "auto",
-    "exact",
-    "gauss-newton",
-    "identity",
-    "block-diagonal",
-    "cg",
-    "lissa",
-    "kfac",
-)
+#: ``--hessian`` choices: "auto" and ``skrelatif._curvature.CURVATURES``.
+HESSIANS = ("auto", "exact", "gauss-newton", "identity")
+#: ``--solver`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
+SOLVER_CHOICES = ("auto", "cholesky", "block-diagonal", "cg", "lissa", "kfac")
+
+
+def _damping(text: str) -> float | str:
+    return "auto" if text == "auto" else _non_negative_float(text)
 
 
 def _number(text: str, kind: type, expected: str) -> Any:
@@ -158,14 +155,23 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "--hessian",
         choices=HESSIANS,
         default="auto",
-        help="how H^-1 is applied (default: auto, the model family's own: exact "
-        "for linear models and SVMs)",
+        help="which matrix stands for the curvature (default: auto, the model "
+        "family's own: exact for linear models, gauss-newton for networks)",
+    )
+    explain.add_argument(
+        "--solver",
+        choices=SOLVER_CHOICES,
+        default="auto",
+        help="how the curvature is inverted (default: auto, the cheapest that "
+        "fits by a cost model, exact where affordable)",
     )
     explain.add_argument(
         "--damping",
-        type=_non_negative_float,
-        default=0.0,
-        help="added to the Hessian's diagonal (default: 0)",
+        type=_damping,
+        default="auto",
+        help="added to the curvature's diagonal: a number >= 0, or auto (the "
+        "default: 0 for convex models, a small fraction of the mean curvature "
+        "for networks)",
     )
     explain.add_argument(
         "--k",

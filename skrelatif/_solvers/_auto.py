@@ -1,0 +1,74 @@
+"""``solver="auto"``: the cheapest solver that fits in memory, preferring
+an exact one, from the solvers' own cost estimates.
+
+Each candidate (a solver whose operator need the curvature meets, and that
+may be chosen automatically) estimates its seconds and peak bytes on the
+problem (:class:`~skrelatif._solvers._base.ProblemSize`). Those that would
+take more than ``MEMORY_SHARE`` of the available memory are dropped; if none
+is left the choice is refused before anything is allocated. Among the rest,
+the cheapest exact solver is chosen unless an approximate one is estimated
+more than ``EXACT_PREFERENCE`` times faster (and the exact one takes more
+than ``SMALL_SECONDS``): an approximation is never taken for a small gain.
+"""
+
+from __future__ import annotations
+
+from ._base import Estimate, InverseHessian, ProblemSize, available_memory
+from ._direct import MEMORY_SHARE
+
+#: An approximate solver is chosen only when this many times faster.
+EXACT_PREFERENCE = 1.5
+#: ... and when the fastest exact one is estimated to take longer than this.
+SMALL_SECONDS = 1.0
+
+
+def estimate_all(
+    candidates: dict[str, type[InverseHessian]], size: ProblemSize
+) -> dict[str, Estimate]:
+    """Each automatic candidate's estimate on ``size`` (those that apply)."""
+    estimates = {}
+    for name, solver in candidates.items():
+        estimate = solver.estimate(size) if solver.automatic else None
+        if estimate is not None:
+            estimates[name] = estimate
+    return estimates
+
+
+def choose_solver(
+    candidates: dict[str, type[InverseHessian]],
+    size: ProblemSize,
+    *,
+    memory: float | None = None,
+) -> tuple[str, dict[str, Estimate]]:
+    """The name of the solver to use and every candidate's estimate.
+
+    Raises
+    ------
+    MemoryError
+        When no candidate fits in ``MEMORY_SHARE`` of ``memory`` (default:
+        the memory available now).
+    """
+    memory = available_memory() if memory is None else memory
+    estimates = estimate_all(candidates, size)
+    fitting = {n: e for n, e in estimates.items() if e.bytes <= MEMORY_SHARE * memory}
+    if not fitting:
+        needs = ", ".join(
+            f'solver="{n}" {e.bytes / 2**30:.1f} GiB' for n, e in estimates.items()
+        )
+        raise MemoryError(
+            f"No solver fits in the {memory / 2**30:.1f} GiB available for this "
+            f"problem ({size.n_params} parameters, {size.n_solves} solves): "
+            f'{needs}. Use method="if" (one solve per test point) with '
+            'solver="cg", or free memory.'
+        )
+    fastest = min(fitting, key=lambda n: fitting[n].seconds)
+    exact = [n for n in fitting if candidates[n].exact]
+    if exact:
+        best_exact = min(exact, key=lambda n: fitting[n].seconds)
+        seconds = fitting[best_exact].seconds
+        if (
+            seconds <= EXACT_PREFERENCE * fitting[fastest].seconds
+            or seconds <= SMALL_SECONDS
+        ):
+            return best_exact, estimates
+    return fastest, estimates

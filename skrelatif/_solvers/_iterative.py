@@ -1,0 +1,185 @@
+"""Iterative solvers: conjugate gradients (exact up to ``tol``) and LiSSA
+(stochastic), both on matrix-free curvature-vector products."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+
+from .._utils import log
+from ._base import (
+    DENSE_RATE,
+    SPARSE_RATE,
+    Estimate,
+    InverseHessian,
+    ProblemSize,
+    SingularCurvatureError,
+)
+
+#: Iterations the cost model assumes per conjugate-gradient solve (with the
+#: Jacobi preconditioner, 30-300 on the Hessians of the test suite).
+CG_ITERATIONS = 100
+
+
+class ConjugateGradientInverse(InverseHessian):
+    """Preconditioned conjugate gradients, one system per row, solved together.
+
+    Options: ``tol`` (relative residual, default 1e-8), ``max_iter`` (default
+    1000). Each iteration costs one Hessian-vector product per right-hand side
+    not yet converged, ``4 n nnz(x) K`` flops, all of them in one pass over
+    the training data (one ``matvec``); no P x P matrix is formed. A system
+    stops at its own tolerance, not at the slowest one's, so the right-hand
+    sides solved with it (how ``working_memory`` batches them) do not change
+    its solution beyond rounding. The preconditioner is the Hessian's
+    diagonal; both are restricted to the orthogonal complement of the null
+    space.
+    """
+
+    option_constraints = {
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+    iterative = True
+    workspace = 8
+    requires = "matvec"
+
+    @classmethod
+    def estimate(cls, size: ProblemSize) -> Estimate:
+        rate = SPARSE_RATE if size.matvec_sparse else DENSE_RATE
+        per_iteration = size.matvec_flops / rate + 10 * size.n_params / SPARSE_RATE
+        return Estimate(
+            size.n_solves * CG_ITERATIONS * per_iteration,
+            8 * cls.workspace * size.n_params * min(size.n_solves, 256),
+        )
+
+    def fit(self, operator):
+        self.operator_ = operator
+        self.tol = float(self.options.get("tol", 1e-8))
+        self.max_iter = int(self.options.get("max_iter", 1000))
+        diagonal = operator.diagonal() + self.damping
+        if np.any(diagonal <= 0):
+            raise SingularCurvatureError(0.0, indefinite=bool(np.any(diagonal < 0)))
+        self.inv_diagonal_ = 1.0 / diagonal
+        return self
+
+    def solve(self, G):
+        op = self.operator_
+        B = op.remove_null(np.array(G, dtype=np.float64))
+        X = np.zeros_like(B)
+        R = B.copy()
+        Z = op.remove_null(R * self.inv_diagonal_)
+        D = Z.copy()
+        rz = np.einsum("ij,ij->i", R, Z)
+        target = self.tol * np.linalg.norm(B, axis=1)
+        residual = np.linalg.norm(R, axis=1)
+        # The systems not yet converged: one Hessian product (one pass over
+        # the training set) for all of them per iteration; a converged one is
+        # left alone.
+        active = np.flatnonzero(residual > target)
+        for iteration in range(1, self.max_iter + 1):  # noqa: B007 - read after
+            if active.size == 0:
+                iteration -= 1
+                break
+            Da = D[active]
+            HD = op.matvec(Da) + self.damping * Da
+            curvature = np.einsum("ij,ij->i", Da, HD)
+            if np.any(curvature < 0):
+                raise SingularCurvatureError(0.0, indefinite=True)
+            alpha = np.divide(
+                rz[active], curvature, out=np.zeros_like(curvature), where=curvature > 0
+            )
+            X[active] += alpha[:, None] * Da
+            Ra = R[active] - alpha[:, None] * HD
+            R[active] = Ra
+            residual[active] = np.linalg.norm(Ra, axis=1)
+            going = residual[active] > target[active]
+            active, Ra, Da = active[going], Ra[going], Da[going]
+            if active.size == 0:
+                break
+            Za = op.remove_null(Ra * self.inv_diagonal_)
+            rz_new = np.einsum("ij,ij->i", Ra, Za)
+            rz_old = rz[active]
+            beta = np.divide(
+                rz_new, rz_old, out=np.zeros_like(rz_new), where=rz_old > 0
+            )
+            D[active] = Za + beta[:, None] * Da
+            rz[active] = rz_new
+        else:
+            warnings.warn(
+                f"Conjugate gradients did not reach tol={self.tol:g} in "
+                f"{self.max_iter} iterations (worst relative residual "
+                f"{np.max(residual / np.maximum(target / self.tol, 1e-300)):.1e}). "
+                "Increase solver_options['max_iter'] or add damping.",
+                UserWarning,
+                stacklevel=2,
+            )
+        log(self.verbose, 2, f"cg: {len(G)} systems solved in {iteration} iterations")
+        self.n_iter_ = iteration
+        return X
+
+
+class LissaInverse(InverseHessian):
+    """LiSSA (Agarwal, Bullins & Hazan 2017), the estimator of Koh & Liang (2017).
+
+    ``h_0 = v``, ``h_j = v + h_{j-1} - (H_j + damping I) h_{j-1} / scale`` with
+    ``H_j`` the Hessian estimated on a random minibatch of ``batch_size``
+    examples; ``H^-1 v ~ h_depth / scale``, averaged over ``repeats`` runs.
+    Options: ``scale`` (default: 2 x the largest eigenvalue of H, by power
+    iteration), ``depth`` (default 1000), ``repeats`` (default 1),
+    ``batch_size`` (default 100). Stochastic: fix ``random_state``.
+    """
+
+    option_constraints = {
+        "scale": [Interval(Real, 0, None, closed="neither"), None],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "repeats": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+    iterative = True
+    workspace = 5
+    requires = "sample_matvec"
+    exact = False
+    automatic = False  # stochastic, and slower than "cg" for the same accuracy
+
+    def fit(self, operator):
+        self.operator_ = operator
+        self.depth = int(self.options.get("depth", 1000))
+        self.repeats = int(self.options.get("repeats", 1))
+        self.batch_size = int(
+            min(self.options.get("batch_size", 100), operator.n_train)
+        )
+        scale = self.options.get("scale")
+        self.scale_ = (
+            float(scale) if scale is not None else 2.0 * self._top_eigenvalue()
+        )
+        return self
+
+    def _top_eigenvalue(self, n_iter=30):
+        rng = np.random.RandomState(0)
+        v = self.operator_.remove_null(
+            rng.standard_normal((1, self.operator_.n_params))
+        )
+        eigenvalue = 0.0
+        for _ in range(n_iter):
+            v /= np.linalg.norm(v)
+            Hv = self.operator_.matvec(v) + self.damping * v
+            eigenvalue = float(np.sum(v * Hv))
+            v = Hv
+        return eigenvalue
+
+    def solve(self, G):
+        rng = check_random_state(self.random_state)
+        op, n = self.operator_, self.operator_.n_train
+        V = np.array(G, dtype=np.float64)
+        estimate = np.zeros_like(V)
+        for _ in range(self.repeats):
+            h = V.copy()
+            for _ in range(self.depth):
+                rows = np.sort(rng.choice(n, self.batch_size, replace=False))
+                h = V + h - (op.sample_matvec(h, rows) + self.damping * h) / self.scale_
+            estimate += h / self.scale_
+        return estimate / self.repeats
