@@ -42,7 +42,7 @@ LEGACY_HESSIANS = {
     "kfac": ("gauss-newton", "kfac"),
 }
 #: ``damping="auto"`` of a non-convex family: this fraction of trace(C) / P.
-DAMPING_FRACTION = 1e-3
+DAMPING_FRACTION = 0.1
 #: ``damping="auto"`` of a convex family whose curvature is singular.
 SINGULAR_DAMPING_FRACTION = 1e-8
 #: Test points the cost model assumes will be explained.

@@ -19,7 +19,7 @@ from ._adapters import METHODS, find_adapter
 from ._base import _BaseExplainer, _final_step
 from ._curvature import CURVATURES, LEGACY_HESSIANS, resolve
 from ._explanation import Explanation
-from ._influence import Influence
+from ._influence import influence_class
 from ._newton import check_groups
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
@@ -94,45 +94,70 @@ class InfluenceExplainer(_BaseExplainer):
         :mod:`skrelatif._adapters.svm`).
     method : {"if", "theta-relatif", "l-relatif", "newton"}, default="l-relatif"
         The score.
-    hessian : {"auto", "exact", "gauss-newton", "identity", "block-diagonal", \
-            "cg", "lissa"}, default="auto"
-        How ``H^-1`` is applied; ``"auto"`` is the model family's first option
-        (``"exact"`` for linear models and SVMs).
+    hessian : {"auto", "exact", "gauss-newton", "identity"}, default="auto"
+        Which matrix stands for the curvature ``H``; ``"auto"`` is the model
+        family's own (the "Supported models" page lists them): ``"exact"``
+        for linear models, ``"gauss-newton"`` for networks.
 
-        - ``"exact"``: the closed-form Hessian of the training objective,
-          factorised once (Cholesky); needs a dense P x P matrix (P = number of
-          parameters) and raises a clear error when that cannot fit in memory.
-        - ``"gauss-newton"``: the same with the generalised Gauss-Newton matrix
-          (for the families that declare it).
-        - ``"identity"``: ``H = I``, plain gradient similarity (the baseline of
-          Barshan et al., Fig. 6).
-        - ``"block-diagonal"``: the per-class diagonal blocks of H (cross-class
-          curvature dropped, Barshan et al. appendix C); K factorisations of
-          size n_features, so RelatIF stays affordable for many classes.
-        - ``"cg"``: conjugate gradients on matrix-free Hessian-vector products
-          (exact up to ``tol``); for large sparse models with ``method="if"``.
-          RelatIF and ``self_influence_`` need one solve per training example.
-        - ``"lissa"``: the stochastic estimator of Agarwal et al. (2017) used by
-          Koh & Liang (2017); approximate, see ``hessian_options``.
+        - ``"exact"``: the Hessian of the training objective.
+        - ``"gauss-newton"``: the generalised Gauss-Newton matrix
+          ``sum_i w_i J_i^T D_i J_i + diag(p)`` (the Fisher; positive
+          semi-definite). For a linear model it is the same matrix as
+          ``"exact"``.
+        - ``"identity"``: ``H = I``, plain gradient similarity (the baseline
+          of Barshan et al., Fig. 6); needs no solver.
 
-        SVMs accept only ``"exact"`` (their Hessian is the identity in the
+        The old spellings ``"block-diagonal"``, ``"cg"``, ``"lissa"`` and
+        ``"kfac"`` are deprecated (a ``FutureWarning`` names the new pair).
+        SVMs take only ``"auto"`` (their Hessian is the identity in the
         kernel's feature space).
-    damping : float, default=0.0
-        ``lambda >= 0`` added to the Hessian's diagonal, ``H + lambda I``.
-        Needed when the Hessian is singular (e.g. ``C=np.inf`` with collinear
-        features). SVMs accept only 0.
-    hessian_options : dict, default=None
-        Options of the ``hessian`` solver: ``{"tol": 1e-8, "max_iter": 1000}``
+    solver : {"auto", "cholesky", "block-diagonal", "cg", "lissa", "kfac"}, \
+            default="auto"
+        How ``H`` is inverted; any solver the family provides for that
+        curvature (a pair that cannot work is refused before any work,
+        naming those that do).
+
+        - ``"cholesky"``: the dense P x P matrix (P = number of parameters),
+          factorised once; exact.
+        - ``"block-diagonal"``: the per-class diagonal blocks of H
+          (cross-class curvature dropped, Barshan et al. appendix C); K
+          factorisations of size n_features; approximate.
+        - ``"cg"``: conjugate gradients on matrix-free products; exact up to
+          ``tol``, no P x P matrix. RelatIF and ``self_influence_`` need one
+          solve per training example.
+        - ``"lissa"``: the stochastic estimator of Agarwal et al. (2017) used
+          by Koh & Liang (2017); approximate.
+        - ``"kfac"``: Kronecker-factored per layer (networks' Gauss-Newton
+          matrix, Barshan et al. appendix C); approximate.
+        - ``"auto"``: the solver with the lowest estimated cost (flops and
+          bytes, for the work the method needs: every training example's
+          normaliser for RelatIF) that fits in the available memory,
+          preferring an exact one unless an approximate one is estimated more
+          than 1.5 times faster; refused before allocating when none fits.
+          ``solver_`` says what was chosen, ``verbose=1`` prints each
+          candidate's estimate, and an approximate choice reports its
+          measured error in ``normaliser_error_``.
+    damping : float >= 0 or "auto", default="auto"
+        ``lambda`` added to the curvature's diagonal, ``H + lambda I``.
+        ``"auto"``: 0 for a convex objective (linear models), or, if its
+        curvature is singular (e.g. ``C=np.inf`` with collinear features),
+        1e-8 of its mean diagonal with a warning; for a network 1e-3 of the
+        curvature's mean diagonal ``trace(H) / P`` (measured against
+        retraining: the user guide's networks page). SVMs take only 0.
+    solver_options : dict, default=None
+        Options of the chosen ``solver``: ``{"tol": 1e-8, "max_iter": 1000}``
         for ``"cg"``; ``{"scale": None, "depth": 1000, "repeats": 1,
-        "batch_size": 100}`` for ``"lissa"`` (``scale=None``: twice the largest
-        eigenvalue of H).
+        "batch_size": 100}`` for ``"lissa"`` (``scale=None``: twice the
+        largest eigenvalue of H). Needs ``solver`` named.
+    hessian_options : dict, default=None
+        Deprecated: the old name of ``solver_options``.
     n_jobs : int, default=None
         Number of joblib jobs over chunks of training examples. ``None`` means
         1 unless in a :func:`joblib.parallel_config` context (which also selects
         the backend, e.g. ``"dask"`` for a Dask cluster). Chunks are sized by
         scikit-learn's ``working_memory``; results do not depend on either.
     random_state : int, RandomState instance or None, default=None
-        Seeds the minibatches of ``hessian="lissa"``.
+        Seeds the minibatches of ``solver="lissa"``.
     verbose : int, default=0
         Progress messages: 1 per stage of ``fit``/``explain``, 2 per chunk.
 
@@ -151,6 +176,18 @@ class InfluenceExplainer(_BaseExplainer):
         Each example's loss under the model refit without it, by one Newton
         step (exact for squared loss): leave-one-out cross-validation from one
         fit. Computed on first access unless ``method="newton"``.
+    hessian_ : str
+        The curvature used (``"auto"`` resolved).
+    solver_ : str or None
+        The solver used (``"auto"`` resolved); None when the curvature needs
+        no inversion (``hessian_="identity"``, SVMs).
+    damping_ : float
+        The damping used (``"auto"`` resolved).
+    normaliser_error_ : float or None
+        For an approximate solver: the largest relative error of the
+        method's normaliser (``"if"``, ``"newton"``: of ``g_i^T H^-1 g_i``)
+        on 16 training examples, against conjugate gradients to 1e-8 on the
+        same curvature. None for an exact solver.
     classes_ : ndarray of shape (n_classes,)
         The model's classes (classifiers only).
     n_features_in_ : int
@@ -297,7 +334,7 @@ class InfluenceExplainer(_BaseExplainer):
         X_checked, y, sample_weight = self._validate_train(X, y, sample_weight)
         estimator = self._fitted_model(X_checked, y, sample_weight)
         adapter = adapter_class(_final_step(estimator))
-        influence = Influence(
+        influence = influence_class(adapter_class, self.method)(
             adapter,
             method=self.method,
             choice=choice,
@@ -414,16 +451,9 @@ class InfluenceExplainer(_BaseExplainer):
         check_is_fitted(self)
         return self._influence.loo_loss_
 
-    def _parametric(self, what: str) -> None:
+    def _removable(self, what: str) -> None:
         check_is_fitted(self)
-        adapter = self._influence.adapter
-        if adapter.kernel_space:
-            raise ValueError(
-                f"{what} needs the curvature of the model's loss; "
-                f"{type(adapter.estimator).__name__} has a hinge loss. It "
-                "supports the models with a smooth loss (LogisticRegression, "
-                "Ridge, ...)."
-            )
+        self._influence.check_removal(what)
 
     def predict_removal(
         self, X: Any, y: Any = None, *, groups: Any, method: str = "newton"
@@ -464,7 +494,7 @@ class InfluenceExplainer(_BaseExplainer):
         >>> ex.predict_removal(X[300:302], groups=[[0, 1, 2], range(100)]).shape
         (2, 2)
         """
-        self._parametric("predict_removal")
+        self._removable("predict_removal")
         if method not in ("newton", "first-order"):
             raise ValueError(
                 f"method must be 'newton' or 'first-order'; got {method!r}."
@@ -519,7 +549,7 @@ class InfluenceExplainer(_BaseExplainer):
         >>> result.size.shape, len(result.indices)
         ((3,), 3)
         """
-        self._parametric("flip_sets")
+        self._removable("flip_sets")
         influence = self._influence
         if influence.adapter.is_regressor:
             raise ValueError(

@@ -22,21 +22,30 @@ direction is zero scores 0. ``self_influence[i] = c s_i ν_i^2 ĝ_i^T H^-1 ĝ_i`
 For ``"if"`` neither the normalisers nor the self-influence are needed: they
 are computed on first access of ``self_influence_``.
 
-Kernel machines (``adapter.kernel_space``) have ``H = I`` in the kernel's
-feature space: ``cross`` is the adapter's kernel product ``g_t^T g_i`` and
-RelatIF divides it by ``sqrt(|g_i^T g_i|)`` (absolute value: a kernel that is
-not positive semi-definite can make it negative).
+Models explained as a sum over training examples
+(:class:`~skrelatif._adapters._base.SumAdapter`: kernel SVMs) have ``H = I``
+in the space of that sum: ``cross`` is the adapter's product ``g_t^T g_i``
+and RelatIF divides it by ``sqrt(|g_i^T g_i|)`` (absolute value: a kernel
+that is not positive semi-definite can make it negative).
+
+One class per protocol and method, chosen once (:func:`influence_class`):
+:class:`SumInfluence`, :class:`FirstOrderInfluence` (``"if"`` and RelatIF)
+and :class:`NewtonInfluence`; each answers what the streaming scorer
+(:mod:`skrelatif._scoring`) asks: ``train_scale_``, ``candidates_``,
+:meth:`prepare_test`, :meth:`train_chunk`, ``cross`` and the chunk sizes.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 
 from . import _curvature, _newton
+from ._adapters._base import ParametricAdapter
 from ._solvers import (
     SOLVERS,
     ConjugateGradientInverse,
@@ -45,7 +54,13 @@ from ._solvers import (
     SingularCurvatureError,
 )
 from ._solvers._auto import choose_solver
-from ._utils import blas_threads, chunk_slices, log, parallel_chunks
+from ._utils import (
+    blas_threads,
+    caller_stacklevel,
+    chunk_slices,
+    log,
+    parallel_chunks,
+)
 
 #: Relative size of the training objective's gradient above which the model is
 #: reported as not being at a minimum (see :meth:`Influence.optimality_gap_`).
@@ -65,8 +80,9 @@ def _quad_norms_chunk(X, direction, adapter, solver, norms):
     return solver.quad_norms(G, norms=norms)
 
 
-class Influence:
-    """Influence state of one fitted model on its training data.
+class Influence(ABC):
+    """Influence state of one fitted model on its training data (the base of
+    the protocol classes).
 
     Parameters
     ----------
@@ -113,20 +129,113 @@ class Influence:
 
     # -- training side -----------------------------------------------------------------
     def fit(self, X: Any, y_encoded: np.ndarray, sample_weight) -> Influence:
-        adapter = self.adapter
-        adapter.check_training_data(X, y_encoded)
+        self.adapter = adapter = self.adapter.bind(X, y_encoded, sample_weight)
         self.X_, self.y_ = X, y_encoded
-        self.n_train_ = X.shape[0]
-        self.sample_weight_ = adapter.sample_weights(y_encoded, sample_weight)
-        self.weights_ = adapter.loss_scale * self.sample_weight_  # c s_i
-        self.candidates_ = adapter.candidates(X, y_encoded, sample_weight)
-        shares = adapter.penalty_shares(y_encoded, sample_weight)
-        self.penalty_share_ = np.zeros(self.n_train_) if shares is None else shares
+        self.n_train_ = adapter.n_train_
+        self.sample_weight_ = adapter.sample_weight_
+        self.candidates_ = adapter.candidates_
+        #: parameters of a parametric model (0 for a sum over examples)
+        self.n_params_ = getattr(adapter, "n_params", 0)
         self._self_influence = None
-        if adapter.kernel_space:
-            return self._fit_kernel()
+        return self._fit()
+
+    @abstractmethod
+    def _fit(self) -> Influence:
+        """The protocol's training-side work (``self.adapter`` is bound)."""
+
+    def check_removal(self, what: str) -> None:  # noqa: B027 - parametric: fine
+        """Raise ``ValueError`` when ``what`` (a removal method) needs a
+        curvature the model does not have."""
+
+    @property
+    @abstractmethod
+    def self_influence_(self) -> np.ndarray:
+        """Each training example's influence on its own loss."""
+
+    @property
+    def loo_loss_(self) -> np.ndarray:
+        raise AttributeError(
+            "loo_loss_ needs the curvature of the model's loss; "
+            f"{type(self.adapter.estimator).__name__} has none "
+            f"({self.adapter.curvature_note})."
+        )
+
+    # -- test side (what the scorer asks) --------------------------------------------
+    @abstractmethod
+    def prepare_test(self, X: Any, y_encoded: np.ndarray | None) -> Any:
+        """Per test batch: its picklable state for :attr:`cross`."""
+
+    @abstractmethod
+    def train_chunk(self, rows: np.ndarray | slice) -> tuple:
+        """Picklable payload of training ``rows`` for :attr:`cross`."""
+
+    @property
+    @abstractmethod
+    def cross(self):
+        """``cross(test_state, *payload)``: (n_test_batch, n_rows) products."""
+
+    @abstractmethod
+    def test_row_bytes(self) -> int:
+        """Bytes of test state per test point (for chunking)."""
+
+    def cross_bytes_per_pair(self) -> int:
+        return self.adapter.dot_bytes_per_pair()
+
+
+class SumInfluence(Influence):
+    """A model whose output is a sum over training examples (see the module
+    docstring): ``H = I`` in the space of that sum, no curvature choice."""
+
+    def _fit(self):
+        adapter, rows = self.adapter, self.candidates_
+        self.hessian_, self.solver_name_ = self.choice.hessian, self.choice.solver
+        self.damping_, self.normaliser_error_ = float(self.choice.damping), None
+        sq_norms = adapter.self_products(rows)  # g_i^T g_i
+        self._self_influence = np.zeros(self.n_train_)
+        self._self_influence[rows] = sq_norms
+        self.train_scale_ = np.zeros(self.n_train_)
+        self.train_scale_[rows] = (
+            1.0 if self.method == "if" else _direction_zero(np.sqrt(np.abs(sq_norms)))
+        )
+        return self
+
+    def check_removal(self, what: str) -> None:
+        raise ValueError(
+            f"{what} needs the curvature of the model's loss; "
+            f"{type(self.adapter.estimator).__name__} has none "
+            f"({self.adapter.curvature_note}). It supports the models with a "
+            "smooth loss (LogisticRegression, Ridge, ...)."
+        )
+
+    @property
+    def self_influence_(self) -> np.ndarray:
+        return self._self_influence
+
+    def prepare_test(self, X, y_encoded):
+        return self.adapter.test_state(X, y_encoded)
+
+    def train_chunk(self, rows):
+        return self.adapter.payload(rows)
+
+    @property
+    def cross(self):
+        return self.adapter.cross
+
+    def test_row_bytes(self) -> int:
+        return self.adapter.test_row_bytes()
+
+
+class FirstOrderInfluence(Influence):
+    """A parametric model's ``"if"``, ``"theta-relatif"`` and ``"l-relatif"``
+    scores (see the module docstring), and what removal needs."""
+
+    def _fit(self):
+        adapter = self.adapter
+        self.weights_ = adapter.loss_scale * self.sample_weight_  # c s_i
+        shares = adapter.penalty_shares()
+        self.penalty_share_ = np.zeros(self.n_train_) if shares is None else shares
         with self._blas_threads():
-            return self._fit_parametric(X, y_encoded)
+            return self._fit_parametric(self.X_, self.y_)
 
     def _blas_threads(self):
         """The BLAS thread limit of the training-side work (``n P^2`` flops)."""
@@ -151,17 +260,18 @@ class Influence:
             f"{self.solver_.compute_dtype}) in {time.perf_counter() - start:.1f} s",
         )
         self.normaliser_error_ = self._normaliser_error()
-        if self.method == "newton":
-            self._newton_rows()
-            self.train_scale_ = np.ones(self.n_train_)
-        elif self.method == "if":
+        self._fit_scale()
+        return self
+
+    def _fit_scale(self) -> None:
+        """``train_scale_`` of the method (see the module docstring)."""
+        if self.method == "if":
             self.train_scale_ = self.weights_ * self.grad_norm_
         else:
             quad, norm = self._normalisers(need_norms=self.method == "theta-relatif")
             self.train_scale_ = _direction_zero(
                 np.sqrt(quad) if self.method == "l-relatif" else norm
             )
-        return self
 
     def _solver_name(self, X) -> str | None:
         """The chosen solver; ``"auto"``: the cost model's choice."""
@@ -211,7 +321,7 @@ class Influence:
                 f"{damping:.3g} (1e-8 of its mean diagonal). Pass damping= to "
                 "choose it.",
                 UserWarning,
-                stacklevel=6,
+                stacklevel=caller_stacklevel(),
             )
             try:
                 solver = self._new_solver(damping).fit(operator)
@@ -264,19 +374,6 @@ class Influence:
             return 0.0
         return float(np.max(np.abs(approx[keep] - exact[keep]) / exact[keep]))
 
-    def _fit_kernel(self):
-        adapter, rows = self.adapter, self.candidates_
-        self.hessian_, self.solver_name_ = self.choice.hessian, self.choice.solver
-        self.damping_, self.normaliser_error_ = float(self.choice.damping), None
-        sq_norms = adapter.kernel_norms(self.X_, rows)  # g_i^T g_i
-        self._self_influence = np.zeros(self.n_train_)
-        self._self_influence[rows] = sq_norms
-        self.train_scale_ = np.zeros(self.n_train_)
-        self.train_scale_[rows] = (
-            1.0 if self.method == "if" else _direction_zero(np.sqrt(np.abs(sq_norms)))
-        )
-        return self
-
     def _normalisers(self, need_norms: bool):
         """``q_i = ĝ_i^T H^-1 ĝ_i`` (and ``||H^-1 ĝ_i||`` if ``need_norms``) of
         every training example; sets the self-influence ``c s_i ν_i^2 q_i``."""
@@ -309,10 +406,7 @@ class Influence:
 
     @property
     def self_influence_(self) -> np.ndarray:
-        """``c s_i g_i^T H^-1 g_i`` (``"newton"``: the Newton leave-one-out change
-        of each example's own loss); computed on first use for ``"if"``."""
-        if self.method == "newton":
-            return self.loo_loss_ - self.adapter.losses(self.X_, self.y_)
+        """``c s_i g_i^T H^-1 g_i``; computed on first use for ``"if"``."""
         if self._self_influence is None:
             with self._blas_threads():
                 self._normalisers(need_norms=False)
@@ -370,11 +464,6 @@ class Influence:
     @property
     def loo_loss_(self) -> np.ndarray:
         """Each example's loss under the model refit without it (Newton step)."""
-        if self.adapter.kernel_space:
-            raise AttributeError(
-                "loo_loss_ needs the curvature of the model's loss; kernel SVMs "
-                "have a hinge loss."
-            )
         if getattr(self, "_loo_loss", None) is None:
             self._newton_rows()
         return self._loo_loss
@@ -402,7 +491,7 @@ class Influence:
                 "scores are not defined. Refit it with a penalty (a finite C or "
                 "alpha > 0).",
                 UserWarning,
-                stacklevel=6,
+                stacklevel=caller_stacklevel(),
             )
         elif gap > OPTIMALITY_TOLERANCE:
             warnings.warn(
@@ -412,7 +501,7 @@ class Influence:
                 "convergence on exactly these data; check that they are the "
                 f"training data, or {adapter.convergence_advice}.",
                 UserWarning,
-                stacklevel=6,
+                stacklevel=caller_stacklevel(),
             )
 
     # -- test side ---------------------------------------------------------------------
@@ -427,45 +516,60 @@ class Influence:
         return adapter.gradients(X.astype(np.float64), direction * norm[:, None])
 
     def prepare_test(self, X: Any, y_encoded: np.ndarray | None) -> Any:
-        """Per test batch: ``H^-1 g_t`` (the "s_test" vectors), or the kernel
-        adapter's test state."""
-        if self.adapter.kernel_space:
-            return self.adapter.kernel_test_state(X, y_encoded)
-        if self.method == "newton":
-            return _newton.newton_test_state(
-                self.adapter, self.solver_, X, y_encoded, self.penalty_z_
-            )
+        """Per test batch: ``H^-1 g_t`` (the "s_test" vectors)."""
         solved = self.solver_.solve(self.test_gradients(X, y_encoded))
         return solved.astype(self.solver_.compute_dtype, copy=False)
 
     def train_chunk(self, rows: np.ndarray | slice) -> tuple:
-        """Picklable payload of training ``rows`` for :meth:`cross`."""
-        if self.adapter.kernel_space:
-            return self.adapter.kernel_payload(self.X_, rows)
         X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
-        if self.method == "newton":
-            return X, self.newton_u_[rows], self.penalty_share_[rows]
         return X, self.direction_[rows]
 
     @property
     def cross(self):
-        """``cross(test_state, *payload)``: (n_test_batch, n_rows) of
-        ``g_t^T H^-1 ĝ_i`` (a picklable bound method of the adapter)."""
-        if self.adapter.kernel_space:
-            return self.adapter.kernel_dots
-        if self.method == "newton":
-            return _newton.newton_cross
+        """``g_t^T H^-1 ĝ_i`` (a picklable bound method of the adapter)."""
         return self.adapter.gradient_dots
 
     def test_row_bytes(self) -> int:
-        if self.adapter.kernel_space:
-            return self.adapter.test_row_bytes()
-        outputs = self.adapter.n_outputs if self.method == "newton" else 1
-        return 8 * self.solver_.workspace * self.adapter.n_params * outputs
+        return 8 * self.solver_.workspace * self.adapter.n_params
 
-    def cross_bytes_per_pair(self) -> int:
-        if self.method == "newton":  # K shifts, moved outputs, losses
-            return self.adapter.n_outputs * self.adapter.dot_bytes_per_pair() + 8 * (
-                2 * self.adapter.n_outputs + 4
-            )
-        return self.adapter.dot_bytes_per_pair()
+
+class NewtonInfluence(FirstOrderInfluence):
+    """``"newton"``: the change of the test loss after one Newton step of
+    the leave-one-out objective (:mod:`skrelatif._newton`); ``train_scale``
+    is 1 and the self-influence is the Newton leave-one-out change of each
+    example's own loss."""
+
+    def _fit_scale(self) -> None:
+        self._newton_rows()
+        self.train_scale_ = np.ones(self.n_train_)
+
+    @property
+    def self_influence_(self) -> np.ndarray:
+        return self.loo_loss_ - self.adapter.losses(self.X_, self.y_)
+
+    def prepare_test(self, X, y_encoded):
+        return _newton.newton_test_state(
+            self.adapter, self.solver_, X, y_encoded, self.penalty_z_
+        )
+
+    def train_chunk(self, rows):
+        X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
+        return X, self.newton_u_[rows], self.penalty_share_[rows]
+
+    @property
+    def cross(self):
+        return _newton.newton_cross
+
+    def test_row_bytes(self) -> int:
+        return super().test_row_bytes() * self.adapter.n_outputs
+
+    def cross_bytes_per_pair(self) -> int:  # K shifts, moved outputs, losses
+        K = self.adapter.n_outputs
+        return K * self.adapter.dot_bytes_per_pair() + 8 * (2 * K + 4)
+
+
+def influence_class(adapter_class: type, method: str) -> type[Influence]:
+    """The class that computes ``method`` for the adapter's protocol."""
+    if not issubclass(adapter_class, ParametricAdapter):
+        return SumInfluence
+    return NewtonInfluence if method == "newton" else FirstOrderInfluence

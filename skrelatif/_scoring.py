@@ -168,7 +168,7 @@ def _blas_threads_by_size(function):
 
     @functools.wraps(function)
     def wrapper(influence, X, *args, **kwargs):
-        width = max(influence.adapter.n_params, X.shape[1])
+        width = max(influence.n_params_, X.shape[1])
         with blas_threads(2 * X.shape[0] * influence.n_train_ * width):
             return function(influence, X, *args, **kwargs)
 

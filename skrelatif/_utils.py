@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import sklearn
 from joblib import effective_n_jobs
 from scipy import sparse
 from sklearn.utils import gen_batches
@@ -276,3 +279,20 @@ def log(verbose: int, level: int, message: str) -> None:
     """Print a progress message when ``verbose >= level`` (scikit-learn style)."""
     if verbose >= level:
         print(f"[skrelatif] {message}", flush=True)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKLEARN_DIR = os.path.dirname(os.path.abspath(sklearn.__file__))
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` at which a warning issued by the function calling
+    this one points at the user's code: the first frame outside skrelatif and
+    scikit-learn (whose ``_fit_context`` wraps ``fit``)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith((_PACKAGE_DIR, _SKLEARN_DIR)):
+            return level
+        frame, level = frame.f_back, level + 1
+    return level

@@ -11,7 +11,6 @@ well predicted and actual changes agree.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -20,7 +19,6 @@ import numpy as np
 from scipy import stats
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import (
     Interval,
@@ -32,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from . import _newton
+from ._adapters._base import ParametricAdapter
 from ._explainer import InfluenceExplainer
 from ._utils import chunk_slices
 
@@ -45,13 +44,12 @@ _NEWTON_MAX_PARAMS = 2000
 _NEWTON_DENSE_PARAMS = 8000
 #: Newton iterations at most (each removal converges in a few).
 _NEWTON_MAX_ITER = 100
-#: Solvers that minimise exactly the same objective as "newton-cg".
-_SAME_OBJECTIVE = {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}
 
 
-def _retraining_template(final: Any, n_params: int, tol: float, max_iter: int):
-    """A clone of ``final`` set to converge tightly; and whether to warm-start."""
-    template = clone(final)
+def _retraining_template(adapter, n_params: int, tol: float, max_iter: int):
+    """A clone of the adapter's estimator set to converge tightly; and whether
+    to warm-start."""
+    template = clone(adapter.estimator)
     params = template.get_params()
     updates: dict[str, Any] = {}
     if "tol" in params:
@@ -61,19 +59,8 @@ def _retraining_template(final: Any, n_params: int, tol: float, max_iter: int):
     warm = "warm_start" in params and params.get("solver") != "liblinear"
     if warm:
         updates["warm_start"] = True
-    if (
-        isinstance(final, LogisticRegression)
-        and params["solver"] in _SAME_OBJECTIVE
-        and n_params <= _NEWTON_MAX_PARAMS
-    ):
-        # Same objective, Newton convergence: the tolerance is really reached.
-        # (Not "newton-cholesky": its warm start mis-sets multinomial
-        # intercepts in scikit-learn 1.6.)
-        updates["solver"] = "newton-cg"
-    if hasattr(final, "coefs_") and "solver" in params:
-        # networks: L-BFGS from the trained weights reaches a tight tolerance
-        # deterministically (a stochastic solver would not)
-        updates["solver"] = "lbfgs"
+    # the family's own (a solver that converges tightly on the same objective)
+    updates.update(adapter.retraining_updates(params, n_params <= _NEWTON_MAX_PARAMS))
     return template.set_params(**updates), warm
 
 
@@ -85,7 +72,7 @@ def _losses_and_params(adapter_class, estimator, X, y_encoded):
         losses = -adapter.predict_target(X)
     else:
         losses = adapter.losses(X, y_encoded)
-    params = None if adapter.kernel_space else adapter.parameters()
+    params = adapter.parameters() if isinstance(adapter, ParametricAdapter) else None
     return losses, params
 
 
@@ -98,17 +85,12 @@ def _projected_norm(delta: np.ndarray | None, null_space: np.ndarray | None) -> 
     return float(np.linalg.norm(delta))
 
 
-def _retrain(template, warm, init, X, y, sample_weight, drop):
-    """``template`` fitted on the data without row ``drop`` (None: all rows)."""
+def _retrain(adapter_class, template, warm, init, X, y, sample_weight, drop):
+    """``template`` fitted on the data without row ``drop`` (None: all rows),
+    warm-started from ``init`` as the family does it."""
     estimator = clone(template)
-    if warm and init is not None and hasattr(init, "coefs_"):
-        # networks: a warm start needs every fitted attribute (layers, output
-        # activation, label binarizer), so start from a copy of the fitted model
-        estimator = copy.deepcopy(init).set_params(**template.get_params(deep=False))
-    elif warm and init is not None:
-        for name in ("coef_", "intercept_"):
-            if hasattr(init, name):
-                setattr(estimator, name, np.array(getattr(init, name), copy=True))
+    if warm and init is not None:
+        estimator = adapter_class.warm_started(estimator, init)
     keep = slice(None) if drop is None else np.delete(np.arange(X.shape[0]), drop)
     kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
     with (
@@ -126,7 +108,7 @@ def _remove_one(
     X_test, y_test, train_loss, theta, null_space, drop,
 ):  # fmt: skip
     estimator, converged = _retrain(
-        template, warm, reference, X, y, sample_weight, drop
+        adapter_class, template, warm, reference, X, y, sample_weight, drop
     )
     new_train_loss, new_theta = _losses_and_params(
         adapter_class, estimator, X, y_encoded
@@ -325,8 +307,7 @@ def leave_one_out(
     --------
     >>> import numpy as np
     >>> from sklearn.datasets import load_breast_cancer
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.preprocessing import StandardScaler
+    >>>     >>> from sklearn.preprocessing import StandardScaler
     >>> from skrelatif import InfluenceExplainer
     >>> from skrelatif.validation import agreement, leave_one_out
     >>> X, y = load_breast_cancer(return_X_y=True)
@@ -382,8 +363,9 @@ def leave_one_out(
             if solver == "newton":
                 raise
         solver = "refit" if exact is None else "newton"
-    null_space = None if adapter.kernel_space else adapter.null_space()
-    n_params = 0 if adapter.kernel_space else adapter.n_params
+    parametric = isinstance(adapter, ParametricAdapter)
+    null_space = adapter.null_space() if parametric else None
+    n_params = adapter.n_params if parametric else 0
 
     if solver == "newton":
         # batches of removals iterated together, sized by working_memory (not
@@ -411,9 +393,9 @@ def leave_one_out(
         n_failed = int(not exact.converged) + sum(not r[3] for r in results)
     else:
         adapter_class = type(adapter)
-        template, warm = _retraining_template(final, n_params, float(tol), max_iter)
+        template, warm = _retraining_template(adapter, n_params, float(tol), max_iter)
         reference, converged = _retrain(
-            template, warm, final, X, y, sample_weight, None
+            adapter_class, template, warm, final, X, y, sample_weight, None
         )
         train_loss, theta = _losses_and_params(adapter_class, reference, X, y_encoded)
         test_loss, _ = _losses_and_params(adapter_class, reference, Xt_test, yt_test)
@@ -467,7 +449,7 @@ def leave_one_out(
 def _choose_solver(solver: str, adapter) -> str:
     """``"newton"`` where the package knows the objective and its Hessian fits."""
     newton_ok = (
-        not adapter.kernel_space
+        isinstance(adapter, ParametricAdapter)
         and adapter.n_params <= _NEWTON_DENSE_PARAMS
         and getattr(adapter.estimator, "class_weight", None) != "balanced"
     )

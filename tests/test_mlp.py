@@ -236,10 +236,11 @@ def _fit(kind, activation, hidden=(4, 3), alpha=0.3, seed=0, n=30):
 
 
 def _adapter(model, y):
-    adapter = MLPAdapter(model)
-    y_encoded = adapter.encode_target(y)
-    sample_weight = adapter.sample_weights(y_encoded, None)  # sets 1 / sum(s)
-    weights = adapter.loss_scale * sample_weight
+    """The adapter bound to ``len(y)`` unit-weight examples (its objective's
+    constant ``1 / sum(s)`` is known once bound; X itself is not used)."""
+    y_encoded = MLPAdapter(model).encode_target(y)
+    adapter = MLPAdapter(model).bind(np.zeros((len(y), 1)), y_encoded, None)
+    weights = adapter.loss_scale * adapter.sample_weight_
     return adapter, y_encoded, weights
 
 

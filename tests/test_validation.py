@@ -216,14 +216,14 @@ def test_models_without_warm_start_or_parameters():
     X = StandardScaler().fit_transform(X[:80, :5])
     y = y[:80]
     svc = SVC(kernel="rbf", C=1.0).fit(X, y)
-    template, warm = _retraining_template(svc, 0, 1e-10, 10_000)
+    template, warm = _retraining_template(SVMAdapter(svc), 0, 1e-10, 10_000)
     assert not warm and template.tol == 1e-10 and template.max_iter == -1
     losses, params = _losses_and_params(SVMAdapter, svc, X, y)
     margin = np.where(y == 1, 1.0, -1.0) * svc.decision_function(X)
     np.testing.assert_allclose(losses, np.maximum(0.0, 1.0 - margin))
     assert params is None
     assert np.isnan(_projected_norm(None, None))
-    refit, converged = _retrain(template, warm, svc, X, y, None, 5)
+    refit, converged = _retrain(SVMAdapter, template, warm, svc, X, y, None, 5)
     expected = SVC(kernel="rbf", C=1.0, tol=1e-10).fit(
         np.delete(X, 5, 0), np.delete(y, 5)
     )

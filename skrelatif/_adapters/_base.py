@@ -1,44 +1,42 @@
-"""The contract between the core and a model family: :class:`ModelAdapter`.
+"""The contract between the core and a model family.
 
 An adapter is the mathematics of one family of fitted estimators and nothing
 else. The core (:mod:`skrelatif._influence`) owns everything that is not
-model-specific: which inverse-Hessian solver, the validation of ``hessian``,
-``damping`` and ``hessian_options``, the method's scale, ``self_influence_``,
-streaming, top-k and the :class:`~skrelatif.Explanation`.
+model-specific: the curvature, solver and damping (:mod:`skrelatif._curvature`),
+the method's scale, ``self_influence_``, streaming, top-k and the
+:class:`~skrelatif.Explanation`.
 
-A model trained by minimising its own objective ::
+Every adapter (:class:`ModelAdapter`) knows the target (:meth:`encode_target`,
+:meth:`decode_target`, :meth:`predict_target`: classifiers' indices into
+``classes_``, regressors' floats), the per-example loss (:meth:`losses`), the
+sample weights ``s_i`` and what the family declares for the documentation,
+errors, the command line and retraining. It is **bound** once to its training
+data (:meth:`ModelAdapter.bind`, which returns a copy: the weights, the
+objective's constant and the training examples that can score are fixed
+then) and never changes afterwards. It follows one of two protocols, chosen
+once by the core:
 
-    F(theta) = c sum_i s_i l_i(theta) + 1/2 theta^T diag(p) theta
+- :class:`ParametricAdapter`, for a model trained by minimising its own
+  objective ::
 
-(``c`` the objective's constant, ``s_i`` sample x class weight, ``p`` the
-penalty per parameter, 0 for unpenalised intercepts) is described by
+      F(theta) = c sum_i s_i l_i(theta) + 1/2 theta^T diag(p) theta
 
-- the target: :meth:`encode_target`, :meth:`decode_target`,
-  :meth:`predict_target` (classifiers: indices into ``classes_``; regressors:
-  float targets);
-- the objective: :attr:`loss_scale` (``c``), :meth:`sample_weights`,
-  :meth:`penalty`, :meth:`parameters`, :meth:`null_space`;
-- per-example quantities on a chunk of rows (the final estimator's input):
-  :meth:`loss_gradients` (``dl/df`` per output as a unit direction and a norm,
-  computed without cancellation), :meth:`prediction_gradients` (regressors:
-  the test "gradient" that explains the prediction itself), :meth:`losses`;
-- the geometry of its gradients: :meth:`gradients` (dense rows for a chunk),
-  :meth:`gradient_dots` (products with solved test vectors, without forming
-  the training gradients), :meth:`hessian_operator` (dense blocks, matvec,
-  diagonal, diagonal blocks: see :mod:`skrelatif._solvers`).
-
-Kernel machines (``kernel_space = True``) have an identity Hessian in an
-implicit feature space: they answer :meth:`gradient_dots` with kernel
-evaluations and never form parameters.
+  (``c`` the objective's constant, ``p`` the penalty per parameter, 0 for
+  unpenalised intercepts): gradients, curvature operators and what Newton
+  steps need;
+- :class:`SumAdapter`, for a model whose output is a sum over training
+  examples (kernel SVMs; trees, forests, neighbours and kernel ridge next):
+  the products ``g_t^T g_i`` of that sum, with an identity curvature.
 
 Dispatch is on exact types (:func:`find_adapter`): a subclass of a supported
 estimator can change the objective, so it gets the clear ``TypeError``.
 Adding a model family means adding one module to this package that
-subclasses :class:`ModelAdapter`; it registers itself.
+subclasses one protocol; it registers itself.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -54,7 +52,8 @@ METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 
 
 class ModelAdapter(ABC):
-    """Base class of the model adapters; concrete subclasses register themselves.
+    """What every model adapter declares; concrete subclasses of a protocol
+    (:class:`ParametricAdapter`, :class:`SumAdapter`) register themselves.
 
     Parameters
     ----------
@@ -76,12 +75,6 @@ class ModelAdapter(ABC):
     singular_advice: ClassVar[str] = (
         "Pass damping > 0 (for example damping=1e-3) or hessian='identity'."
     )
-    #: True for kernel machines (identity Hessian in an implicit feature space).
-    kernel_space: ClassVar[bool] = False
-    #: Objectives that are a mean over the training set: ``"weights"`` for
-    #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD, networks),
-    #: None otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
-    mean_over: ClassVar[str | None] = None
     #: False for non-convex objectives (networks): leave-one-out validation
     #: then refits from the trained weights instead of Newton iterations.
     convex: ClassVar[bool] = True
@@ -144,13 +137,94 @@ class ModelAdapter(ABC):
     def predict_target(self, X: Any) -> np.ndarray:
         """The model's encoded predictions for ``X`` (labels or values)."""
 
-    # -- per-example mathematics -------------------------------------------------------
+    @abstractmethod
+    def losses(self, X: Any, y_encoded: np.ndarray) -> np.ndarray:
+        """Per-example loss ``l(y_i, f(x_i))`` as the objective writes it."""
+
+    # -- the training data -------------------------------------------------------------
     def check_training_data(self, X: Any, y_encoded: np.ndarray) -> None:  # noqa: B027
         """Raise ``ValueError`` when ``X, y`` cannot be the training data."""
 
-    def candidates(self, X: Any, y_encoded: np.ndarray, sample_weight) -> Any:
-        """Training indices that can have a non-zero score (None: all)."""
-        return None
+    def sample_weights(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray:
+        """``s_i``: sample weight (times class weight, where the model has one)."""
+        if sample_weight is None:
+            return np.ones(len(y_encoded))
+        return np.asarray(sample_weight, dtype=np.float64)
+
+    def bind(self, X: Any, y_encoded: np.ndarray, sample_weight: Any) -> ModelAdapter:
+        """A copy of this adapter bound to its training data (this one is left
+        as it is). The bound copy holds ``X_``, ``y_``, ``sample_weight_``
+        (``s_i``), ``weight_total_`` (``sum_i s_i``), ``n_train_`` and
+        ``candidates_`` (the training indices that can score; None: all), and
+        whatever the protocol fixes then (:meth:`_bind`); nothing changes them
+        afterwards."""
+        self.check_training_data(X, y_encoded)
+        bound = copy.copy(self)
+        bound.X_, bound.y_, bound.n_train_ = X, y_encoded, X.shape[0]
+        bound.sample_weight_ = self.sample_weights(y_encoded, sample_weight)
+        bound.weight_total_ = float(np.sum(bound.sample_weight_))
+        bound.candidates_ = None
+        bound._bind(X, y_encoded, sample_weight)
+        return bound
+
+    def _bind(self, X: Any, y_encoded: np.ndarray, sample_weight: Any) -> None:  # noqa: B027
+        """Protocol hook of :meth:`bind` (on the bound copy)."""
+
+    def _bound(self, name: str) -> Any:
+        """The bound attribute ``name``; ``RuntimeError`` before :meth:`bind`."""
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise RuntimeError(
+                f"{type(self).__name__}.{name} is known once the adapter is bound "
+                "to its training data: call bind(X, y_encoded, sample_weight)."
+            ) from None
+
+    # -- retraining (skrelatif.validation) -------------------------------------------
+    def retraining_updates(self, params: dict, small: bool) -> dict:
+        """Parameter updates beyond ``tol``, ``max_iter`` and ``warm_start``
+        that make a clone of the estimator retrain to a tight optimum of the
+        same objective (``params``: its ``get_params()``; ``small``: few
+        enough parameters for Newton-type solvers)."""
+        return {}
+
+    @staticmethod
+    def warm_started(estimator: Any, init: Any) -> Any:
+        """``estimator`` (an unfitted clone) set to start from the fitted
+        ``init``: its ``coef_`` and ``intercept_`` copied."""
+        for name in ("coef_", "intercept_"):
+            if hasattr(init, name):
+                setattr(estimator, name, np.array(getattr(init, name), copy=True))
+        return estimator
+
+    # -- chunk sizes -----------------------------------------------------------------
+    def test_row_bytes(self) -> int:
+        """Bytes of test state per test point (for chunking)."""
+        return 8 * 64
+
+    def dot_bytes_per_pair(self) -> int:
+        """Temporary bytes of a cross product per (test, train) pair."""
+        return 8
+
+
+class ParametricAdapter(ModelAdapter):
+    """A model trained by minimising its own objective over parameters
+    ``theta`` (see the module docstring): gradients, curvature, Newton steps.
+
+    Per-example quantities come on a chunk of rows (the final estimator's
+    input): :meth:`loss_gradients` (``dl/df`` per output as a unit direction
+    and a norm, computed without cancellation), :meth:`prediction_gradients`
+    (regressors: the test "gradient" that explains the prediction itself); the
+    geometry of the gradients: :meth:`gradients` (dense rows for a chunk),
+    :meth:`gradient_dots` (products with solved test vectors, without forming
+    the training gradients), :meth:`hessian_operator` (the curvature
+    operators the solvers use, per :attr:`curvatures`).
+    """
+
+    #: Objectives that are a mean over the training set: ``"weights"`` for
+    #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD), None
+    #: otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
+    mean_over: ClassVar[str | None] = None
 
     @abstractmethod
     def loss_gradients(
@@ -163,10 +237,6 @@ class ModelAdapter(ABC):
         as (direction (n, K), norm (n,)), so that a positive score means the
         training example pushes the prediction up (spec section 5)."""
         raise NotImplementedError
-
-    @abstractmethod
-    def losses(self, X: Any, y_encoded: np.ndarray) -> np.ndarray:
-        """Per-example loss ``l(y_i, f(x_i))`` as the objective writes it."""
 
     # -- what Newton steps need (parametric families) ---------------------------
     n_outputs: int = 1
@@ -198,53 +268,36 @@ class ModelAdapter(ABC):
         raise NotImplementedError
 
     # -- the objective -----------------------------------------------------------------
-    #: The total the data term is averaged over (set by :meth:`sample_weights`).
-    _mean_total: float | None = None
-
     @property
     def loss_scale(self) -> float:
         """``c``, the objective's constant in front of its data term: 1, or
-        ``1 / sum(s)`` or ``1 / n`` for a mean (known once
-        :meth:`sample_weights` has seen the training set)."""
+        ``1 / sum(s)`` or ``1 / n`` for a mean (:attr:`mean_over`; known once
+        bound)."""
         if self.mean_over is None:
             return 1.0
-        if self._mean_total is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.loss_scale is a mean over the training "
-                "set: call sample_weights(y, sample_weight) first."
-            )
-        return 1.0 / self._mean_total
+        if self.mean_over == "rows":
+            return 1.0 / self._bound("n_train_")
+        return 1.0 / self._bound("weight_total_")
 
-    def sample_weights(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray:
-        """``s_i``: sample weight (times class weight, where the model has one);
-        records the total of a mean objective for :attr:`loss_scale`."""
-        weights = (
-            np.ones(len(y_encoded))
-            if sample_weight is None
-            else np.asarray(sample_weight, dtype=np.float64)
-        )
-        if self.mean_over is not None:
-            self._mean_total = float(
-                np.sum(weights) if self.mean_over == "weights" else len(weights)
+    def _bind(self, X, y_encoded, sample_weight) -> None:
+        if self.mean_over == "weights" and not self.weight_total_ > 0:
+            raise ValueError(
+                f"The sample weights of {type(self.estimator).__name__} must "
+                f"have a positive sum; got {self.weight_total_!r}."
             )
-            if not self._mean_total > 0:
-                raise ValueError(
-                    f"The sample weights of {type(self.estimator).__name__} must "
-                    f"have a positive sum; got {self._mean_total!r}."
-                )
-        return weights
 
-    def penalty_shares(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray | None:
+    def penalty_shares(self) -> np.ndarray | None:
         """``rho_i``: for a mean objective, removing examples ``G`` and refitting
         as scikit-learn does (averaging over the remaining rows) scales the
         penalty relative to the data term by ``1 / (1 - sum_G rho_i)``:
-        ``rho_i = s_i / sum(s)`` or ``1 / n``. None for other objectives (see
-        :mod:`skrelatif._newton`)."""
+        ``rho_i = s_i / sum(s)`` (sample weights only) or ``1 / n``. None for
+        other objectives (see :mod:`skrelatif._newton`)."""
         if self.mean_over is None:
             return None
         if self.mean_over == "rows":
-            return np.full(len(y_encoded), 1.0 / len(y_encoded))
-        weights = ModelAdapter.sample_weights(self, y_encoded, sample_weight)
+            n = self._bound("n_train_")
+            return np.full(n, 1.0 / n)
+        weights = self._bound("sample_weight_")
         return weights / weights.sum()
 
     # -- gradients (parametric families) ----------------------------------------
@@ -348,20 +401,49 @@ class ModelAdapter(ABC):
             ]
         )
 
-    # -- kernel machines -------------------------------------------------------------
-    def kernel_norms(self, X: Any, rows: np.ndarray) -> np.ndarray:
-        """Kernel machines: ``g_i^T g_i`` of the candidates ``rows`` (may be
-        negative for a kernel that is not positive semi-definite)."""
-        raise NotImplementedError
-
     # -- chunk sizes -----------------------------------------------------------------
     def test_row_bytes(self) -> int:
-        """Bytes of solved test state per test point (for chunking)."""
         return 8 * 3 * max(self.n_params, 1)
 
-    def dot_bytes_per_pair(self) -> int:
-        """Temporary bytes :meth:`gradient_dots` needs per (test, train) pair."""
-        return 8
+
+class SumAdapter(ModelAdapter):
+    """A model whose output is a sum over its training examples, explained
+    with an identity curvature in the space of that sum (kernel SVMs:
+    Barshan et al. 2020, appendix F): ``score[t, i] = g_t^T g_i`` for the
+    candidates ``i`` (every other example scores 0), RelatIF dividing by
+    ``sqrt(|g_i^T g_i|)``.
+
+    A subclass fixes its candidates when bound (:meth:`_candidates`) and
+    answers :meth:`self_products` (``g_i^T g_i`` of candidates),
+    :meth:`test_state` (per test batch), :meth:`payload` (picklable per
+    training chunk) and :meth:`cross` (the products of both).
+    """
+
+    def _bind(self, X, y_encoded, sample_weight) -> None:
+        self.candidates_ = self._candidates(X, y_encoded, sample_weight)
+
+    @abstractmethod
+    def _candidates(self, X: Any, y_encoded: np.ndarray, sample_weight) -> np.ndarray:
+        """The sorted training indices that can score (on the bound copy: it
+        may keep what it learns of the training data)."""
+
+    @abstractmethod
+    def self_products(self, rows: np.ndarray) -> np.ndarray:
+        """``g_i^T g_i`` of the candidates ``rows`` (may be negative for a
+        kernel that is not positive semi-definite)."""
+
+    @abstractmethod
+    def test_state(self, X: Any, y_encoded: np.ndarray) -> Any:
+        """Picklable state of a test batch for :meth:`cross`."""
+
+    @abstractmethod
+    def payload(self, rows: slice | np.ndarray) -> tuple:
+        """Picklable state of the training ``rows`` (candidates) for :meth:`cross`."""
+
+    @staticmethod
+    @abstractmethod
+    def cross(test_state: Any, *payload: Any) -> np.ndarray:
+        """``g_t^T g_i``, shape (n_test_batch, n_rows)."""
 
 
 def class_weights(

@@ -35,7 +35,7 @@ from scipy.linalg import blas
 from sklearn.utils.extmath import row_norms
 
 from .._utils import _add, chunk_slices, outer_rows, parallel_map, parallel_sum
-from ._base import ModelAdapter
+from ._base import ParametricAdapter
 
 #: Bytes of the buffer of scaled rows when the Hessian has no cross terms.
 _BLOCK_BYTES = 2**24
@@ -58,10 +58,18 @@ def _scale_rows(X: Any, factor: np.ndarray) -> Any:
     return X * factor[:, None]
 
 
+def _add_sparse(out: np.ndarray, product: Any, alpha: float = 1.0) -> None:
+    """``out += alpha product`` for a sparse ``product``, without a dense
+    temporary of its size: its entries are added where they are."""
+    product = sparse.coo_matrix(product)
+    product.sum_duplicates()  # unique (row, col): a fancy += adds each once
+    out[product.row, product.col] += alpha * product.data
+
+
 def _add_gram(out: np.ndarray, X: Any, alpha: float = 1.0) -> None:
     """``out += alpha X^T X``, lower triangle only for dense X (BLAS syrk)."""
     if sparse.issparse(X):
-        out += alpha * (X.T @ X).toarray()
+        _add_sparse(out, X.T @ X, alpha)
     elif out.dtype == X.dtype == np.float64 and out.flags.f_contiguous:
         blas.dsyrk(alpha, X.T, beta=1.0, c=out, trans=0, lower=1, overwrite_c=1)
     else:  # float32 products accumulated in float64; np.dot on X^T X uses syrk
@@ -82,23 +90,28 @@ def _hessian_chunks(X, fit_intercept, dtype, chunks, weights, diag_curv, rank_cu
             gram = np.zeros((n_design, n_design), order="F")
             _add_gram(gram, _scale_rows(design, np.sqrt(w * diag_curv[rows, k])))
             hessian[block, block] += gram
-        if rank_curv is not None:
-            root = np.sqrt(w)[:, None] * rank_curv[rows]
-            if sparse.issparse(design):
-                stacked = sparse.hstack(
-                    [_scale_rows(design, root[:, k]) for k in range(n_outputs)],
-                    format="csr",
+        if rank_curv is None:
+            continue
+        root = np.sqrt(w)[:, None] * rank_curv[rows]
+        if sparse.issparse(design):
+            # block (k, l), k >= l: -X̃^T diag(w b_k b_l) X̃, one sparse product
+            # each (a product of the stacked rows would hold every block's
+            # non-zeros at once)
+            design_t = design.T.tocsr()
+            for k in range(n_outputs):
+                for ell in range(k + 1):
+                    product = design_t @ _scale_rows(design, root[:, k] * root[:, ell])
+                    rows_k = slice(k * n_design, (k + 1) * n_design)
+                    cols_l = slice(ell * n_design, (ell + 1) * n_design)
+                    _add_sparse(hessian[rows_k, cols_l], product, -1.0)
+        else:  # filled in place: the chunk's only (n_chunk, P) array
+            stacked = np.empty((design.shape[0], n_outputs * n_design), design.dtype)
+            for k in range(n_outputs):
+                np.multiply(
+                    design,
+                    root[:, k, None].astype(design.dtype),
+                    out=stacked[:, k * n_design : (k + 1) * n_design],
                 )
-            else:  # filled in place: the chunk's only (n_chunk, P) array
-                stacked = np.empty(
-                    (design.shape[0], n_outputs * n_design), design.dtype
-                )
-                for k in range(n_outputs):
-                    np.multiply(
-                        design,
-                        root[:, k, None].astype(design.dtype),
-                        out=stacked[:, k * n_design : (k + 1) * n_design],
-                    )
             _add_gram(hessian, stacked, alpha=-1.0)
             del stacked  # before the next chunk's is allocated
     return hessian
@@ -380,7 +393,7 @@ class LinearHessian:
         return blocks
 
 
-class LinearModelAdapter(ModelAdapter):
+class LinearModelAdapter(ParametricAdapter):
     """Base class of the adapters of linear models ``f = W x + b``.
 
     See the module docstring for the gradient and Hessian structure. A

@@ -110,6 +110,19 @@ class LogisticRegressionAdapter(LinearModelAdapter):
     def shift_invariant(self):
         return self.n_outputs > 1
 
+    #: Solvers that minimise exactly the same objective as "newton-cg".
+    _same_objective = frozenset(
+        {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}
+    )
+
+    def retraining_updates(self, params, small):
+        # Same objective, Newton convergence: the tolerance is really reached.
+        # (Not "newton-cholesky": its warm start mis-sets multinomial
+        # intercepts in scikit-learn 1.6.)
+        if small and params.get("solver") in self._same_objective:
+            return {"solver": "newton-cg"}
+        return {}
+
     def sample_weights(self, y_encoded, sample_weight):
         """``s_i``: sample weight times the class weight of example i's class
         ("balanced" counts the sample weights, as scikit-learn does here)."""

@@ -65,7 +65,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._utils import chunk_slices
-from ._base import ModelAdapter
+from ._base import ParametricAdapter
 from ._linear import _add_gram, _symmetrise_lower
 from .logistic import log_loss_curvature, log_loss_gradients, log_losses
 
@@ -164,7 +164,7 @@ class FactoredRows(np.ndarray):
         self.layer_factors = None
 
 
-class MLPAdapter(ModelAdapter):
+class MLPAdapter(ParametricAdapter):
     estimator_types = (MLPClassifier, MLPRegressor)
     curvatures = {
         "gauss-newton": frozenset(
@@ -208,7 +208,6 @@ class MLPAdapter(ModelAdapter):
         ends = np.cumsum(sizes)
         self.slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends)]
         self.n_params = int(ends[-1])
-        self._weight_sum = None
 
     def check_estimator(self) -> None:
         est = self.estimator
@@ -234,19 +233,23 @@ class MLPAdapter(ModelAdapter):
                 "one binary classifier per label column."
             )
 
-    # -- the objective -----------------------------------------------------------------
-    def sample_weights(self, y_encoded, sample_weight):
-        weights = super().sample_weights(y_encoded, sample_weight)
-        self._weight_sum = float(weights.sum())
-        return weights
+    # -- retraining --------------------------------------------------------------------
+    def retraining_updates(self, params, small):
+        # L-BFGS from the trained weights reaches a tight tolerance
+        # deterministically (a stochastic solver would not)
+        return {"solver": "lbfgs"}
 
+    @staticmethod
+    def warm_started(estimator, init):
+        # a warm start needs every fitted attribute (layers, output activation,
+        # label binarizer): start from a copy of the fitted network
+        return copy.deepcopy(init).set_params(**estimator.get_params(deep=False))
+
+    # -- the objective -----------------------------------------------------------------
+    # 1/S sum_i s_i l_i + alpha/(2S) ||W||^2: both terms scale with 1/S, so a
+    # refit on fewer rows needs no penalty renormalisation (mean_over None)
     def _total_weight(self) -> float:
-        if self._weight_sum is None:
-            raise RuntimeError(
-                "The objective's constant 1/sum(s) is known once sample_weights "
-                "has been called (the explainer does it in fit)."
-            )
-        return self._weight_sum
+        return self._bound("weight_total_")
 
     @property
     def loss_scale(self):

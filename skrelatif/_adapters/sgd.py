@@ -179,18 +179,26 @@ class SGDClassifierAdapter(_SGDAdapter):
         super().__init__(estimator)
         self._class_weight: np.ndarray | None = None
 
-    def sample_weights(self, y_encoded, sample_weight):
-        """``s_i``: the sample weight, times the class weight of example i's
-        class for a binary model. ``"balanced"`` ignores the sample weights,
-        as in SGD; the per-class weights are kept for the one-vs-rest loss."""
-        weights = super().sample_weights(y_encoded, sample_weight)
+    def _class_weights(self, y_encoded) -> np.ndarray:
+        """The weight of each class (``"balanced"`` ignores the sample weights,
+        as in SGD)."""
         est = self.estimator
-        self._class_weight = compute_class_weight(
+        return compute_class_weight(
             est.class_weight, classes=est.classes_, y=est.classes_[y_encoded]
         )
+
+    def sample_weights(self, y_encoded, sample_weight):
+        """``s_i``: the sample weight, times the class weight of example i's
+        class for a binary model (a multiclass model's per-class weights
+        enter its one-vs-rest loss, fixed when bound)."""
+        weights = super().sample_weights(y_encoded, sample_weight)
         if self.n_outputs == 1:
-            weights = weights * self._class_weight[y_encoded]
+            weights = weights * self._class_weights(y_encoded)[y_encoded]
         return weights
+
+    def _bind(self, X, y_encoded, sample_weight):
+        super()._bind(X, y_encoded, sample_weight)
+        self._class_weight = self._class_weights(y_encoded)
 
     def _output_weights(self, positive: np.ndarray) -> np.ndarray | None:
         """``c_ik`` of a one-vs-rest model with class weights (None: all 1).

@@ -104,8 +104,8 @@ from sklearn.metrics.pairwise import (
 from sklearn.svm import SVC, LinearSVC, NuSVC
 from sklearn.utils.extmath import row_norms
 
-from .._utils import chunk_slices, parallel_map
-from ._base import ModelAdapter
+from .._utils import caller_stacklevel, chunk_slices, parallel_map
+from ._base import SumAdapter
 
 #: LinearSVC: training examples with margin ``y_i f(x_i) <= 1 + MARGIN_TOLERANCE``
 #: are its support vectors (liblinear stops with margins within its ``tol``).
@@ -177,7 +177,7 @@ def _dense(A: Any) -> np.ndarray:
     return A.toarray() if sparse.issparse(A) else np.asarray(A)
 
 
-class SVMAdapter(ModelAdapter):
+class SVMAdapter(SumAdapter):
     """Support-vector influence (appendix F of Barshan et al. 2020).
 
     See the module docstring for the formulas and the multiclass rule.
@@ -200,7 +200,6 @@ class SVMAdapter(ModelAdapter):
     """
 
     estimator_types = (SVC, NuSVC, LinearSVC)
-    kernel_space = True
     curvature_note = (
         "its influence scores (Barshan et al. 2020, appendix F) use the Hessian of "
         "the SVM objective, which is the identity in the kernel's feature space "
@@ -296,9 +295,10 @@ class SVMAdapter(ModelAdapter):
         return support, sv_class, m, active[support].sum(axis=1)
 
     # -- the training set ------------------------------------------------------------
-    def candidates(self, X, y_encoded, sample_weight):
-        """The support vectors (sorted training indices); also sets ``signs_``
-        (``m``, one column per class), ``n_machines_`` (``n_i``) and ``kernel_``."""
+    def _candidates(self, X, y_encoded, sample_weight):
+        """The support vectors (sorted training indices); the bound copy also
+        keeps ``signs_`` (``m``, one column per class), ``n_machines_``
+        (``n_i``) and ``kernel_``."""
         self.kernel_ = self.kernel
         if isinstance(self.estimator, LinearSVC):
             support, sv_class, m, n_active = self._linear_svc_machines(
@@ -322,21 +322,16 @@ class SVMAdapter(ModelAdapter):
         self.support_ = support[order]
         return self.support_
 
-    def kernel_norms(self, X, rows):
+    def self_products(self, rows):
         """``g_i^T g_i = n_i K(x_i, x_i)`` for the support vectors ``rows``."""
         kernel, params = self.kernel_
-        diagonal = _kernel_diagonal(X, rows, kernel, params, None)
+        diagonal = _kernel_diagonal(self.X_, rows, kernel, params, None)
         if not np.all(np.isfinite(diagonal)):
             raise ValueError(
                 f"The kernel of the {type(self.estimator).__name__} gives non-finite "
                 "values K(x_i, x_i) on the training data."
             )
         return self.n_machines_ * diagonal
-
-    def loss_gradients(self, X, y_encoded):
-        raise NotImplementedError(  # pragma: no cover - kernel_space
-            "SVM gradients live in the kernel's feature space."
-        )
 
     def losses(self, X, y_encoded):
         """The hinge loss ``max(0, 1 - y f)`` of a binary machine."""
@@ -384,7 +379,7 @@ class SVMAdapter(ModelAdapter):
                 "Its support vectors index the training data: pass exactly the X, "
                 "y (and sample_weight) the model was trained on, in the same order.",
                 UserWarning,
-                stacklevel=6,
+                stacklevel=caller_stacklevel(),
             )
         return support
 
@@ -442,10 +437,11 @@ class SVMAdapter(ModelAdapter):
         return bool(np.allclose(actual, computed, rtol=1e-6, atol=1e-6))
 
     # -- test side ---------------------------------------------------------------------
-    def kernel_test_state(self, X, y_encoded):
+    def test_state(self, X, y_encoded):
         return X, np.asarray(y_encoded), self.kernel_
 
-    def kernel_payload(self, X, rows):
+    def payload(self, rows):
+        X = self.X_
         index = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
         position = np.searchsorted(self.support_, index)
         kernel = self.kernel_[0]
@@ -454,7 +450,7 @@ class SVMAdapter(ModelAdapter):
         return X[rows], self.signs_[position]
 
     @staticmethod
-    def kernel_dots(test_state, support_vectors, signs):
+    def cross(test_state, support_vectors, signs):
         X, y_encoded, (kernel, params) = test_state
         # m_c(i) K(x_i, x_t) with c the label explained for t.
         return _kernel(X, support_vectors, kernel, params) * signs[:, y_encoded].T
