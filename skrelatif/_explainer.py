@@ -13,12 +13,13 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _newton
 from ._adapters import METHODS, find_adapter
 from ._base import _BaseExplainer, _final_step
 from ._explanation import Explanation
 from ._influence import Influence, check_options
-from ._newton import check_groups
+from ._removal.flips import flip_sets as _flip_sets
+from ._removal.groups import check_groups
+from ._removal.groups import predict_removal as _predict_removal
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
 
@@ -443,7 +444,7 @@ class InfluenceExplainer(_BaseExplainer):
             )
         groups = check_groups(groups, self._influence.n_train_)
         Xt, y_encoded, _ = self._test_input(X, y)
-        return _newton.predict_removal(
+        return _predict_removal(
             self._influence, Xt, y_encoded, groups, method, n_jobs=self.n_jobs
         )
 
@@ -501,6 +502,4 @@ class InfluenceExplainer(_BaseExplainer):
             )
         max_size = self._check_k(max_size, influence.n_train_)
         Xt, labels, _ = self._test_input(X, None)
-        return _newton.flip_sets(
-            influence, Xt, labels, max_size, verify, n_jobs=self.n_jobs
-        )
+        return _flip_sets(influence, Xt, labels, max_size, verify, n_jobs=self.n_jobs)

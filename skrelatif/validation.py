@@ -31,8 +31,9 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from . import _newton
 from ._explainer import InfluenceExplainer
+from ._removal.exact import ExactRemoval
+from ._removal.groups import check_groups
 from ._utils import chunk_slices
 
 __all__ = ["agreement", "leave_one_out"]
@@ -182,7 +183,7 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
     if isinstance(indices, (list, tuple)) and any(
         np.ndim(item) > 0 for item in indices
     ):
-        groups = _newton.check_groups(indices, n_train)
+        groups = check_groups(indices, n_train)
         return groups, [np.asarray(g) for g in groups]
     indices = np.asarray(indices)
     if indices.ndim != 1:
@@ -190,7 +191,7 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
             "indices must be a non-empty 1-d array of training indices, or a list "
             f"of such arrays (groups); got shape {indices.shape}."
         )
-    (indices,) = _newton.check_groups([indices], n_train, unique=False)
+    (indices,) = check_groups([indices], n_train, unique=False)
     return [indices[j : j + 1] for j in range(indices.size)], indices
 
 
@@ -368,7 +369,7 @@ def leave_one_out(
     exact = None
     if solver != "refit":
         try:
-            exact = _newton.ExactRemoval(
+            exact = ExactRemoval(
                 adapter,
                 X,
                 y_encoded,

@@ -234,7 +234,7 @@ class ModelAdapter(ABC):
         as scikit-learn does (averaging over the remaining rows) scales the
         penalty relative to the data term by ``1 / (1 - sum_G rho_i)``:
         ``rho_i = s_i / sum(s)`` or ``1 / n``. None for other objectives (see
-        :mod:`skrelatif._newton`)."""
+        :mod:`skrelatif._removal`)."""
         if self.mean_over is None:
             return None
         if self.mean_over == "rows":
