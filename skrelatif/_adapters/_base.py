@@ -77,6 +77,11 @@ class ModelAdapter(ABC):
     #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD, networks),
     #: None otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
     mean_over: ClassVar[str | None] = None
+    #: True when the outputs ``f`` are linear in theta (linear models): a
+    #: Newton removal then moves them exactly by ``J delta``; otherwise
+    #: (networks) the loss after it is evaluated at the updated parameters by
+    #: :meth:`outputs_at` and :meth:`row_outputs_at`.
+    outputs_linear_in_params: ClassVar[bool] = False
     #: False for non-convex objectives (networks): leave-one-out validation
     #: then refits from the trained weights instead of Newton iterations.
     convex: ClassVar[bool] = True
@@ -312,6 +317,13 @@ class ModelAdapter(ABC):
         """The outputs of every row of X under each row of ``thetas``:
         (b, n, K). A family can batch this (one GEMM for a linear model)."""
         return np.stack([self.at(theta).outputs(X) for theta in thetas])
+
+    def row_outputs_at(self, X: Any, thetas: np.ndarray) -> np.ndarray:
+        """The outputs of row j of X under row j of ``thetas``: (n, K). A
+        family can batch this."""
+        return np.vstack(
+            [self.at(theta).outputs(X[j : j + 1]) for j, theta in enumerate(thetas)]
+        )
 
     def objective_gradients(
         self,

@@ -388,6 +388,8 @@ class LinearModelAdapter(ModelAdapter):
     """
 
     hessians = ("exact", "identity", "block-diagonal", "cg", "lissa")
+    #: ``f = W x + b``: a Newton removal moves the outputs exactly by ``J delta``.
+    outputs_linear_in_params = True
 
     # -- what a subclass provides ---------------------------------------------------
     @property

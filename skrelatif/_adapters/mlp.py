@@ -83,6 +83,9 @@ class MLPAdapter(ModelAdapter):
     #: Not convex: leave-one-out validation refits from the trained weights
     #: instead of Newton iterations (see :func:`skrelatif.validation.leave_one_out`).
     convex = False
+    #: The outputs are not linear in theta: Newton removals evaluate the loss
+    #: at the updated parameters by forward passes (:mod:`skrelatif._removal`).
+    outputs_linear_in_params = False
 
     def __init__(self, estimator):
         super().__init__(estimator)
@@ -214,6 +217,37 @@ class MLPAdapter(ModelAdapter):
 
     def outputs(self, X):
         return self.forward(X, derivatives=False).outputs
+
+    def _forward_at(self, X: Any, thetas: np.ndarray, paired: bool) -> np.ndarray:
+        """Outputs under b parameter vectors at once, (b, n, K): every row of X
+        under every theta (``paired=False``: the first layer is one product
+        ``X [W_1 | ... | W_b]``), or row j under theta j (``paired=True``,
+        n = 1); the other layers are batched matrix products."""
+        thetas = np.asarray(thetas, dtype=np.float64)
+        b, last = thetas.shape[0], len(self.coefs) - 1
+        A = None
+        for layer, (W, part) in enumerate(zip(self.coefs, self.slices)):
+            d_in, d_out = W.shape
+            block = thetas[:, part].reshape(b, d_in + 1, d_out)
+            if layer:
+                Z = A @ block[:, :-1]
+            elif paired:
+                Z = (as_dense(X)[:, None, :] @ block[:, :-1]).astype(np.float64)
+            else:
+                weights = block[:, :-1].transpose(1, 0, 2).reshape(d_in, b * d_out)
+                Z = np.asarray(safe_sparse_dot(X, weights), dtype=np.float64)
+                Z = Z.reshape(X.shape[0], b, d_out).transpose(1, 0, 2)
+            Z = Z + block[:, -1:, :]
+            if layer == last:
+                return Z
+            A = activate(self.activation, Z)
+        raise AssertionError("unreachable")
+
+    def outputs_at(self, X, thetas):
+        return self._forward_at(X, thetas, paired=False)
+
+    def row_outputs_at(self, X, thetas):
+        return self._forward_at(X, thetas, paired=True)[:, 0, :]
 
     # -- the loss ----------------------------------------------------------------------
     def output_gradients(self, F, y):

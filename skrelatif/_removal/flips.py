@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from .._utils import chunk_slices, parallel_map
 from .exact import ExactRemoval
 from .groups import GroupRemoval
-from .newton import newton_test_state, output_shifts, solve_small
+from .newton import newton_test_state, outputs_after, solve_small
 
 
 def _margin(F: np.ndarray, label: int) -> np.ndarray:
@@ -37,30 +37,37 @@ def flip_set(influence, X_row, label: int, max_size: int, exact) -> tuple:
     adapter, solver = influence.adapter, influence.solver_
     X, y, weights = influence.X_, influence.y_, influence.weights_
     shares = influence.penalty_share_
-    state = newton_test_state(adapter, solver, X_row, None, influence.penalty_z_)
-    F = state[3]
+    z = influence.penalty_z_
+    state = newton_test_state(adapter, solver, X_row, None, z)
+    F = state.outputs
     K = F.shape[1]
     margin = _margin(F, label)[0]
     moved = np.empty((influence.n_train_, K))
     for rows in chunk_slices(influence.n_train_, 8 * 4 * K * max(adapter.n_params, 1)):
-        shift = output_shifts(state, X[rows], influence.newton_u_[rows], shares[rows])
-        moved[rows] = F[0] + shift[0].T
+        u = influence.newton_u_[rows]
+        moved[rows] = outputs_after(state, X[rows], u, shares[rows])[0].T
     new_margin = _margin(moved, label)
     order = np.argsort(new_margin, kind="stable")
     order = order[new_margin[order] < margin][:max_size]
     if order.size == 0:
         return np.zeros(0, dtype=np.intp), False
     group = GroupRemoval(adapter, solver, X, y, weights, order)  # (1) blocks
-    B = adapter.output_jacobian(X_row)[0] @ group.solved.T  # J_t H^-1 J_G^T
-    Jz_train = group.J @ influence.penalty_z_  # (2): J_i z, then J_t z
-    Jz_test = state[2][0]
+    linear = state.solved is not None
+    if linear:
+        B = adapter.output_jacobian(X_row)[0] @ group.solved.T  # J_t H^-1 J_G^T
+    Jz_train = group.J @ z  # (2): J_i z, then J_t z
 
     def predicted_flip(s):
         n = s * K
         rho = float(np.sum(shares[order[:s]]))
         v = group.v[:n] + rho * (group.M[:n, :n] @ Jz_train[:n])
         u = solve_small(group.capacitance[:n, :n], v, "this group")
-        return _margin(F + B[:, :n] @ u + rho * Jz_test, label)[0] < 0
+        if linear:
+            after = F + B[:, :n] @ u + rho * state.Jz[0]
+        else:  # the forward pass at theta* + delta_G
+            delta = group.solved[:n].T @ u + rho * z
+            after = adapter.at(adapter.parameters() + delta).outputs(X_row)
+        return _margin(after, label)[0] < 0
 
     def exact_flip(s):
         theta, _ = exact.remove(order[:s])

@@ -5,6 +5,8 @@ predicted change of the test losses (equations (1) and (2) of
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from .._utils import chunk_slices
@@ -44,10 +46,19 @@ def penalty_direction(adapter, solver) -> np.ndarray:
     return np.asarray(solver.solve(gradient[None, :]), dtype=np.float64)[0]
 
 
+def parameter_steps(adapter, solver, J, u, shares, z) -> np.ndarray:
+    """``delta_i = H^-1 J_i^T u_i + rho_i z`` of (2) for a chunk: (n, P), from
+    the solver on the chunk's stacked Jacobian rows ``J`` (n, K, P)."""
+    solved = inverse_jacobian(solver, J)
+    return np.einsum("nkp,nk->np", solved, u) + shares[:, None] * z
+
+
 def newton_chunk(adapter, solver, X, y_encoded, weights, shares, z):
     """Per training example of a chunk: the coefficients ``u_i`` of (2),
     ``(I - M_i A_i)^-1 (w_i r_i + rho_i M_i J_i z)`` (n, K), and the example's
-    loss after its Newton leave-one-out step, at ``f_i + A_i u_i + rho_i J_i z``."""
+    loss after its Newton leave-one-out step: at ``f_i + A_i u_i + rho_i J_i z``
+    when the outputs are linear in theta, else through the forward pass at
+    ``theta* + delta_i``."""
     J = adapter.output_jacobian(X)
     A = solver.gram_blocks(J)
     M = weights[:, None, None] * curvature_matrices(
@@ -59,7 +70,11 @@ def newton_chunk(adapter, solver, X, y_encoded, weights, shares, z):
     v = v + np.einsum("nkl,nl->nk", M, penalty_shift)
     K = v.shape[1]
     u = solve_small(np.eye(K) - M @ A, v[:, :, None], "a training example")[..., 0]
-    moved = adapter.outputs(X) + np.einsum("nkl,nl->nk", A, u) + penalty_shift
+    if adapter.outputs_linear_in_params:
+        moved = adapter.outputs(X) + np.einsum("nkl,nl->nk", A, u) + penalty_shift
+    else:
+        delta = parameter_steps(adapter, solver, J, u, shares, z)
+        moved = adapter.row_outputs_at(X, adapter.parameters() + delta)
     return u, adapter.output_losses(moved, y_encoded)
 
 
@@ -75,34 +90,77 @@ def newton_rows(adapter, solver, X, y_encoded, weights, shares, z, row_bytes: in
     return np.vstack([u for u, _ in parts]), np.concatenate([loss for _, loss in parts])
 
 
-def newton_test_state(adapter, solver, X, y_encoded, z):
-    """Per test batch: ``H^-1 J_t^T`` (rows, (n_test * K, P)), ``J_t z``, the
-    outputs and the targets (None: a regressor's prediction is explained)."""
+class TestState(NamedTuple):
+    """What the Newton scores of one test batch need.
+
+    ``outputs`` are ``f_t`` (n_test, K) and ``y`` the targets (None: a
+    regressor's prediction is explained). Outputs linear in theta: ``solved``
+    holds the rows ``H^-1 J_t^T`` (n_test * K, P) and ``Jz`` ``J_t z``; else
+    ``X`` is the test batch, evaluated by forward passes, with the ``solver``
+    and ``z`` that make the parameter steps.
+    """
+
+    adapter: Any
+    outputs: np.ndarray
+    y: np.ndarray | None
+    solved: np.ndarray | None = None
+    Jz: np.ndarray | None = None
+    X: Any = None
+    solver: Any = None
+    z: np.ndarray | None = None
+
+
+def newton_test_state(adapter, solver, X, y_encoded, z) -> TestState:
+    """The :class:`TestState` of a test batch."""
+    F = adapter.outputs(X)
+    if not adapter.outputs_linear_in_params:
+        return TestState(adapter, F, y_encoded, X=X, solver=solver, z=z)
     J = adapter.output_jacobian(X)
     solved = inverse_jacobian(solver, J).reshape(-1, J.shape[2])
-    return adapter, solved, J @ z, adapter.outputs(X), y_encoded
+    return TestState(adapter, F, y_encoded, solved=solved, Jz=J @ z)
 
 
-def output_shifts(state, X, u, shares) -> np.ndarray:
-    """How the test outputs move when each training example of the chunk is
-    removed: ``J_t H^-1 J_i^T u_i + rho_i J_t z``, shape (n_test, K, n_rows)."""
-    adapter, solved, Jz, F, _ = state
-    n_test, K = F.shape
-    shift = adapter.gradient_dots(solved, X, u).reshape(n_test, K, u.shape[0])
-    return shift + Jz[:, :, None] * shares
+def output_shifts(state: TestState, X, u, shares) -> np.ndarray:
+    """Outputs linear in theta: how the test outputs move when each training
+    example of the chunk is removed, ``J_t H^-1 J_i^T u_i + rho_i J_t z``,
+    shape (n_test, K, n_rows)."""
+    n_test, K = state.outputs.shape
+    shift = state.adapter.gradient_dots(state.solved, X, u)
+    return shift.reshape(n_test, K, u.shape[0]) + state.Jz[:, :, None] * shares
 
 
-def newton_cross(state, X, u, shares):
+def outputs_after(state: TestState, X, u, shares) -> np.ndarray:
+    """The test outputs after each training example's Newton removal step,
+    (n_test, K, n_rows): ``f_t`` moved by :func:`output_shifts` when the outputs
+    are linear in theta, else the forward pass at ``theta* + delta_i``
+    (chunks of training rows, so that their Jacobians stay small)."""
+    adapter = state.adapter
+    if state.solved is not None:
+        return state.outputs[:, :, None] + output_shifts(state, X, u, shares)
+    n_test, K = state.outputs.shape
+    theta = adapter.parameters()
+    out = np.empty((n_test, K, u.shape[0]))
+    for rows in chunk_slices(u.shape[0], 8 * 3 * K * max(adapter.n_params, 1)):
+        J = adapter.output_jacobian(X[rows])
+        delta = parameter_steps(
+            adapter, state.solver, J, u[rows], shares[rows], state.z
+        )
+        out[:, :, rows] = adapter.outputs_at(state.X, theta + delta).transpose(1, 2, 0)
+    return out
+
+
+def newton_cross(state: TestState, X, u, shares):
     """Newton leave-one-out change of the test losses, (n_test, n_rows): the
-    loss at the moved outputs minus the loss at ``f_t`` (2); for a regressor's
+    loss after the step of (2) minus the loss at ``f_t``; for a regressor's
     prediction, minus the change of the prediction."""
-    adapter, _, _, F, y_encoded = state
+    adapter, F, y_encoded = state.adapter, state.outputs, state.y
     n_test, K = F.shape
     n_rows = u.shape[0]
-    shift = output_shifts(state, X, u, shares)
     if y_encoded is None:
-        return -shift[:, 0, :]
-    moved = F[:, :, None] + shift  # (n_test, K, n_rows)
+        if state.solved is not None:
+            return -output_shifts(state, X, u, shares)[:, 0, :]
+        return -(outputs_after(state, X, u, shares)[:, 0, :] - F[:, :1])
+    moved = outputs_after(state, X, u, shares)  # (n_test, K, n_rows)
     moved = moved.transpose(0, 2, 1).reshape(-1, K)
     after = adapter.output_losses(moved, np.repeat(y_encoded, n_rows))
     return after.reshape(n_test, n_rows) - adapter.output_losses(F, y_encoded)[:, None]
