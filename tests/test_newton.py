@@ -232,6 +232,12 @@ def test_bad_calls():
         ([[]], "non-empty"),
         ([[0, 0]], "twice"),
         ([[-1]], "between"),
+        ([np.arange(len(y))], "every training example"),
+        ([[0], np.arange(len(y))[::-1]], "every training example"),
     ]:
         with pytest.raises(ValueError, match=match):
             ex.predict_removal(X[:2], groups=groups)
+    # removing every training example: no model to compare with
+    for groups in ([np.arange(len(y))], [[0], np.arange(len(y))[::-1]]):
+        with pytest.raises(ValueError, match="every training example"):
+            leave_one_out(ex, X[:2], None, groups)

@@ -113,6 +113,11 @@ def check_groups(groups: Any, n_train: int, *, unique: bool = True) -> list[np.n
             )
         if unique and np.unique(group).size != group.size:
             raise ValueError("A group lists the same training index twice.")
+        if np.unique(group).size >= n_train:
+            raise ValueError(
+                f"A group removes every training example ({n_train}); there is "
+                "no model without them. Remove fewer examples."
+            )
     return groups
 
 
