@@ -466,7 +466,8 @@ class InfluenceExplainer(_BaseExplainer):
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             The points whose predictions are examined.
         max_size : int, default=50
-            The largest set searched.
+            The largest set searched (an integer >= 1); one larger than the
+            training set searches all of it.
         verify : bool, default=True
             Confirm each set by refitting without it.
 
@@ -500,6 +501,16 @@ class InfluenceExplainer(_BaseExplainer):
                 f"{type(influence.adapter.estimator).__name__} is a regressor. Use "
                 "predict_removal to see how removing groups moves a prediction."
             )
-        max_size = self._check_k(max_size, influence.n_train_)
+        if (
+            isinstance(max_size, bool)
+            or not isinstance(max_size, Integral)
+            or max_size < 1
+        ):
+            raise ValueError(
+                f"max_size must be an integer >= 1 (the largest set searched); "
+                f"got max_size={max_size!r}."
+            )
+        # larger than the training set: search all of it (a set leaves one)
+        max_size = min(int(max_size), influence.n_train_ - 1)
         Xt, labels, _ = self._test_input(X, None)
         return _flip_sets(influence, Xt, labels, max_size, verify, n_jobs=self.n_jobs)

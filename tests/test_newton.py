@@ -11,6 +11,7 @@ from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
     load_digits,
+    load_iris,
     load_wine,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -218,6 +219,35 @@ def test_flip_sets_are_real_and_minimal_on_digits():
             )
             assert refit.predict(X_test[t : t + 1])[0] == label
     assert np.all(result.size[result.size <= 0] == -1)
+
+
+def test_flip_sets_max_size():
+    # a training set smaller than the default max_size=50 is searched whole;
+    # the sets found change the label on refit (an independent check)
+    X, y = load_iris(return_X_y=True)
+    keep = np.r_[0:15, 50:65, 100:115]  # 45 rows, 3 classes
+    X = StandardScaler().fit_transform(X[keep])
+    y = y[keep]
+    model = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(X, y)
+    ex = InfluenceExplainer(model).fit(X, y)
+    X_test = X[[4, 20, 33]] + 0.3
+    result = ex.flip_sets(X_test)
+    assert result.size.shape == (3,)
+    assert np.all(result.size[result.size > 0] < len(y))
+    assert np.any(result.size > 0)
+    whole = ex.flip_sets(X_test, max_size=len(y) + 100)
+    np.testing.assert_array_equal(whole.size, result.size)
+    params = {**model.get_params(), "tol": 1e-12}
+    for t in np.flatnonzero(result.verified):
+        removed = result.indices[t]
+        refit = LogisticRegression(**params).fit(
+            np.delete(X, removed, 0), np.delete(y, removed)
+        )
+        label = model.predict(X_test[t : t + 1])[0]
+        assert refit.predict(X_test[t : t + 1])[0] != label
+    for bad in (0, -1, 2.5, True, "5", None):
+        with pytest.raises(ValueError, match="max_size must be an integer >= 1"):
+            ex.flip_sets(X_test, max_size=bad)
 
 
 def test_bad_calls():
