@@ -410,14 +410,20 @@ class InfluenceExplainer(_BaseExplainer):
         y : array-like of shape (n_test,), default=None
             Their labels (or targets); the predictions when None (for a
             regressor: minus the change of the prediction itself).
-        groups : list of array-like of int
-            Training indices removed together, one array per group (e.g. all
-            examples of one data source).
+        groups : sequence of int or of array-like of int
+            One removal per element: an int removes that training example
+            alone, a 1-d array-like of ints removes those examples together
+            (e.g. all examples of one data source). So ``[0, 1, 2]`` and
+            ``np.array([0, 1, 2])`` are three single removals, ``[[0, 1, 2]]``
+            one group of three and a 2-d int array one group per row: the
+            meaning of ``indices`` in
+            :func:`skrelatif.validation.leave_one_out`.
         method : {"newton", "first-order"}, default="newton"
             ``"first-order"``: the sum of the group's ``"if"`` scores.
             ``"newton"``: one Newton step of the objective without the group
             (Woodbury, rank ``len(group) * n_outputs``) and the test loss
-            evaluated exactly at the new parameters; exact for squared loss.
+            evaluated exactly at the new parameters; exact for a linear model
+            with squared loss.
 
         Returns
         -------
@@ -436,6 +442,8 @@ class InfluenceExplainer(_BaseExplainer):
         >>> ex = InfluenceExplainer(model).fit(X[:300], y[:300])
         >>> ex.predict_removal(X[300:302], groups=[[0, 1, 2], range(100)]).shape
         (2, 2)
+        >>> ex.predict_removal(X[300:302], groups=[0, 1, 2]).shape  # one by one
+        (2, 3)
         """
         self._parametric("predict_removal")
         if method not in ("newton", "first-order"):

@@ -250,6 +250,61 @@ def test_flip_sets_max_size():
             ex.flip_sets(X_test, max_size=bad)
 
 
+def test_groups_mean_the_same_in_predict_removal_and_leave_one_out():
+    # spec section 10: an int is a group of one, a 1-d array-like a group; a
+    # Ridge's Newton step is its exact refit, checked against scikit-learn
+    X, y = load_diabetes(return_X_y=True)
+    X, y, X_test = X[:150], y[:150], X[150:153]
+    alpha = 0.5
+    ex = InfluenceExplainer(Ridge(alpha=alpha).fit(X, y)).fit(X, y)
+    base = Ridge(alpha=alpha).fit(X, y).predict(X_test)
+
+    def refits(groups):  # minus the change of the prediction
+        return np.column_stack(
+            [base - Ridge(alpha=alpha).fit(np.delete(X, g, 0), np.delete(y, g))
+             .predict(X_test) for g in groups]
+        )  # fmt: skip
+
+    singles = refits([[0], [1], [2]])
+    pairs = refits([[0, 1], [2]])
+    rows = refits([[0, 1], [2, 3]])
+    for groups, expected in [
+        (np.array([0, 1, 2]), singles),
+        ([0, 1, 2], singles),
+        (range(3), singles),
+        ([[0], [1], [2]], singles),
+        (np.array([[0], [1], [2]]), singles),
+        ([[0, 1], [2]], pairs),
+        ([np.array([0, 1]), 2], pairs),
+        (np.array([[0, 1], [2, 3]]), rows),
+        ([[0, 1], [2, 3]], rows),
+    ]:
+        atol = 1e-10 * np.abs(expected).max()
+        predicted = ex.predict_removal(X_test, groups=groups)
+        np.testing.assert_allclose(predicted, expected, rtol=1e-8, atol=atol)
+        loo = leave_one_out(ex, X_test, None, groups)
+        np.testing.assert_allclose(loo.test_loss_change, expected, rtol=1e-8, atol=atol)
+    n = len(y)
+    for groups, match in [
+        ([], "at least one group"),
+        ([[]], "non-empty"),
+        ([[0, 1], []], "non-empty"),
+        ([[0, 0]], "twice"),
+        ([-1], "between 0"),
+        ([n], "between 0"),
+        ([0.0, 1.0], "integers"),
+        ([[True, False]], "flatnonzero"),
+        (np.zeros((2, 2, 2), dtype=int), "1-d"),
+        ([[[0, 1]]], "1-d"),
+        (5, "sequence|array-like"),
+        ([np.arange(n)], "every training example"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ex.predict_removal(X_test, groups=groups)
+        with pytest.raises(ValueError, match=match):
+            leave_one_out(ex, X_test, None, groups)
+
+
 def test_bad_calls():
     X, y = load_diabetes(return_X_y=True)
     ex = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)

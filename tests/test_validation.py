@@ -252,8 +252,8 @@ def test_leave_one_out_multiclass_svc_fails_before_refitting(monkeypatch):
 @pytest.mark.parametrize(
     "indices, match",
     [
-        ([], "non-empty"),
-        (np.array([[0, 1]]), "1-d"),
+        ([], "at least one group"),
+        (np.zeros((1, 1, 2), dtype=int), "1-d"),
         ([[0, 1], []], "non-empty"),
         ([0.0, 1.0], "integers"),
         ([-1], "between 0"),

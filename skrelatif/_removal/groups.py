@@ -85,40 +85,104 @@ def removal_change(adapter, theta, X_test, y_test) -> np.ndarray:
     return moved.losses(X_test, y_test) - adapter.losses(X_test, y_test)
 
 
-def check_groups(groups: Any, n_train: int, *, unique: bool = True) -> list[np.ndarray]:
-    """Groups of training indices as int arrays; ``ValueError`` otherwise
-    (``unique``: no index twice in a group)."""
-    if isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype != object:
-        groups = [groups]  # one group
-    try:
-        groups = [np.asarray(g) for g in groups]
-    except TypeError:
+def _group_error(name: str) -> ValueError:
+    return ValueError(
+        f"{name} must be a sequence whose elements are each a training index "
+        "(an int: that example removed alone) or a 1-d array-like of training "
+        "indices (removed together), e.g. [3, 7], [[0, 1], [2]] or a 2-d int "
+        "array with one group per row."
+    )
+
+
+def _as_index_array(item: Any, name: str) -> np.ndarray:
+    """One element of ``groups`` as a 1-d array (an int: a group of one)."""
+    if isinstance(item, (str, bytes)):
+        raise _group_error(name)
+    array = np.asarray(item)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    elif array.ndim != 1:
         raise ValueError(
-            "groups must be a list of arrays of training indices."
-        ) from None
-    if not groups:
-        raise ValueError("groups must contain at least one group.")
-    for group in groups:
-        if group.ndim != 1 or group.size == 0:
+            f"Each group in {name} must be an int or a 1-d array-like of "
+            f"training indices; got an array of shape {array.shape}."
+        )
+    if array.size == 0:
+        raise ValueError(f"Each group in {name} must be non-empty; got an empty one.")
+    return array
+
+
+def check_groups(groups: Any, n_train: int, *, name: str = "groups") -> list:
+    """Training indices removed together, one int array per group.
+
+    The one meaning of groups (spec section 10), shared by
+    :meth:`InfluenceExplainer.predict_removal` and
+    :func:`skrelatif.validation.leave_one_out`: a sequence whose elements are
+    each an int (a group of one) or a 1-d array-like of ints (a group); so
+    ``[0, 1, 2]`` and ``np.array([0, 1, 2])`` are three single removals,
+    ``[[0, 1], [2]]`` two groups and a 2-d int array one group per row.
+    ``ValueError`` (naming ``name``) for no group, an empty group, an index
+    twice in a group, indices that are not integers or out of range, and a
+    group of every training example.
+    """
+    if groups is None or np.isscalar(groups) or isinstance(groups, dict):
+        raise _group_error(name)
+    try:  # the common cases at once: ints (ndim 1) or equal-sized groups
+        array = np.asarray(groups)
+    except ValueError:  # ragged: group by group below
+        array = None
+    if array is not None and array.dtype != object and array.ndim in (1, 2):
+        if array.size == 0:
             raise ValueError(
-                "Each group must be a non-empty 1-d array of training indices; "
-                f"got shape {group.shape}."
+                f"{name} must contain at least one group; got an empty sequence."
+                if array.shape[0] == 0
+                else f"Each group in {name} must be non-empty; got an empty one."
             )
-        if not np.issubdtype(group.dtype, np.integer):
-            raise ValueError(f"Training indices must be integers; got {group.dtype}.")
-        if group.min() < 0 or group.max() >= n_train:
-            raise ValueError(
-                f"Training indices must be between 0 and {n_train - 1}; got values "
-                f"from {group.min()} to {group.max()}."
-            )
-        if unique and np.unique(group).size != group.size:
-            raise ValueError("A group lists the same training index twice.")
-        if np.unique(group).size >= n_train:
-            raise ValueError(
-                f"A group removes every training example ({n_train}); there is "
-                "no model without them. Remove fewer examples."
-            )
-    return groups
+        matrix = array[:, None] if array.ndim == 1 else array
+    else:
+        try:
+            items = list(groups)
+        except TypeError:
+            raise _group_error(name) from None
+        if not items:
+            raise ValueError(f"{name} must contain at least one group; got none.")
+        matrix = None
+        arrays = [_as_index_array(item, name) for item in items]
+    values = matrix if matrix is not None else np.concatenate(arrays)
+    if not np.issubdtype(values.dtype, np.integer):
+        hint = (
+            " For a boolean mask, pass np.flatnonzero(mask)."
+            if values.dtype == bool
+            else ""
+        )
+        raise ValueError(
+            f"Training indices in {name} must be integers; got dtype "
+            f"{values.dtype}.{hint}"
+        )
+    if values.min() < 0 or values.max() >= n_train:
+        raise ValueError(
+            f"Training indices in {name} must be between 0 and {n_train - 1}; got "
+            f"values from {values.min()} to {values.max()}."
+        )
+    if matrix is not None:
+        arrays = list(matrix.astype(np.intp, copy=False))
+        ordered = np.sort(matrix, axis=1)
+        repeated = bool(np.any(ordered[:, 1:] == ordered[:, :-1]))
+        sizes = np.full(len(arrays), matrix.shape[1])
+    else:
+        arrays = [a.astype(np.intp, copy=False) for a in arrays]
+        sizes = np.array([np.unique(a).size for a in arrays])
+        repeated = bool(np.any(sizes != [a.size for a in arrays]))
+    if repeated:
+        raise ValueError(
+            f"A group in {name} lists the same training index twice; each group "
+            "removes distinct examples."
+        )
+    if np.any(sizes >= n_train):
+        raise ValueError(
+            f"A group in {name} removes every training example ({n_train}); there "
+            "is no model without them. Remove fewer examples."
+        )
+    return arrays
 
 
 def _removal_chunk(influence, X_test, y_test, groups, method):
