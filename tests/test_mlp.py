@@ -526,6 +526,27 @@ def test_outputs_at_many_parameters(kind):
         )
 
 
+def test_flip_sets_of_a_network_at_updated_parameters():
+    # without verification a flip set is the shortest prefix of the ranking
+    # whose group Newton step flips the label through the forward pass:
+    # checked with the dense step and the reference's forward pass
+    model, X, y = _fit("multiclass", "tanh")
+    ref = Reference(model, X, y)
+    H = ref.gauss_newton() + 0.05 * np.eye(ref.theta.size)
+    explainer = InfluenceExplainer(model, hessian="gauss-newton", damping=0.05)
+    explainer.fit(X, y)
+    X_test = _make_data("multiclass", seed=7, n=20)[0]
+    result = explainer.flip_sets(X_test, max_size=25, verify=False)
+    assert np.sum(result.size > 0) >= 5
+    for t in np.flatnonzero(result.size > 0):
+        label = ref.predict(ref.outputs(ref.theta, X_test[t : t + 1]))[0]
+        found = result.indices[t]
+        prefixes = [found[:s] for s in range(1, len(found) + 1)]
+        for s, delta in enumerate(_newton_steps(ref, H, prefixes), start=1):
+            after = ref.outputs(ref.theta + delta, X_test[t : t + 1])
+            assert (ref.predict(after)[0] != label) == (s == len(found))
+
+
 def test_scores_without_damping():
     model, X, y = _fit("regressor", "tanh", alpha=0.05)
     ref = Reference(model, X, y)
