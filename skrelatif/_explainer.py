@@ -14,13 +14,14 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _newton
 from ._adapters import METHODS, find_adapter
 from ._base import _BaseExplainer, _final_step
 from ._curvature import CURVATURES, LEGACY_HESSIANS, resolve
 from ._explanation import Explanation
 from ._influence import influence_class
-from ._newton import check_groups
+from ._removal.flips import flip_sets as _flip_sets
+from ._removal.groups import check_groups
+from ._removal.groups import predict_removal as _predict_removal
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
 
@@ -467,14 +468,20 @@ class InfluenceExplainer(_BaseExplainer):
         y : array-like of shape (n_test,), default=None
             Their labels (or targets); the predictions when None (for a
             regressor: minus the change of the prediction itself).
-        groups : list of array-like of int
-            Training indices removed together, one array per group (e.g. all
-            examples of one data source).
+        groups : sequence of int or of array-like of int
+            One removal per element: an int removes that training example
+            alone, a 1-d array-like of ints removes those examples together
+            (e.g. all examples of one data source). So ``[0, 1, 2]`` and
+            ``np.array([0, 1, 2])`` are three single removals, ``[[0, 1, 2]]``
+            one group of three and a 2-d int array one group per row: the
+            meaning of ``indices`` in
+            :func:`skrelatif.validation.leave_one_out`.
         method : {"newton", "first-order"}, default="newton"
             ``"first-order"``: the sum of the group's ``"if"`` scores.
             ``"newton"``: one Newton step of the objective without the group
             (Woodbury, rank ``len(group) * n_outputs``) and the test loss
-            evaluated exactly at the new parameters; exact for squared loss.
+            evaluated exactly at the new parameters; exact for a linear model
+            with squared loss.
 
         Returns
         -------
@@ -493,6 +500,8 @@ class InfluenceExplainer(_BaseExplainer):
         >>> ex = InfluenceExplainer(model).fit(X[:300], y[:300])
         >>> ex.predict_removal(X[300:302], groups=[[0, 1, 2], range(100)]).shape
         (2, 2)
+        >>> ex.predict_removal(X[300:302], groups=[0, 1, 2]).shape  # one by one
+        (2, 3)
         """
         self._removable("predict_removal")
         if method not in ("newton", "first-order"):
@@ -501,7 +510,7 @@ class InfluenceExplainer(_BaseExplainer):
             )
         groups = check_groups(groups, self._influence.n_train_)
         Xt, y_encoded, _ = self._test_input(X, y)
-        return _newton.predict_removal(
+        return _predict_removal(
             self._influence, Xt, y_encoded, groups, method, n_jobs=self.n_jobs
         )
 
@@ -523,7 +532,8 @@ class InfluenceExplainer(_BaseExplainer):
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             The points whose predictions are examined.
         max_size : int, default=50
-            The largest set searched.
+            The largest set searched (an integer >= 1); one larger than the
+            training set searches all of it.
         verify : bool, default=True
             Confirm each set by refitting without it.
 
@@ -557,8 +567,16 @@ class InfluenceExplainer(_BaseExplainer):
                 f"{type(influence.adapter.estimator).__name__} is a regressor. Use "
                 "predict_removal to see how removing groups moves a prediction."
             )
-        max_size = self._check_k(max_size, influence.n_train_)
+        if (
+            isinstance(max_size, bool)
+            or not isinstance(max_size, Integral)
+            or max_size < 1
+        ):
+            raise ValueError(
+                f"max_size must be an integer >= 1 (the largest set searched); "
+                f"got max_size={max_size!r}."
+            )
+        # larger than the training set: search all of it (a set leaves one)
+        max_size = min(int(max_size), influence.n_train_ - 1)
         Xt, labels, _ = self._test_input(X, None)
-        return _newton.flip_sets(
-            influence, Xt, labels, max_size, verify, n_jobs=self.n_jobs
-        )
+        return _flip_sets(influence, Xt, labels, max_size, verify, n_jobs=self.n_jobs)

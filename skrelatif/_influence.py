@@ -14,7 +14,7 @@ and ``s_i`` the example's weight, every score factorises as ::
 
 ``"newton"`` is not linear in the test gradient: its score is the test loss
 after one Newton step of the leave-one-out objective minus the loss before
-(:mod:`skrelatif._newton`), and ``train_scale`` is 1.
+(:mod:`skrelatif._removal`), and ``train_scale`` is 1.
 
 so RelatIF depends on ``g_i`` only through its direction and stays finite for
 examples fitted with near certainty (``ν_i`` underflowing); an example whose
@@ -44,8 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _curvature, _newton
+from . import _curvature
 from ._adapters._base import ParametricAdapter
+from ._removal import newton as _newton
 from ._solvers import (
     SOLVERS,
     ConjugateGradientInverse,
@@ -414,7 +415,7 @@ class FirstOrderInfluence(Influence):
 
     def _newton_rows(self) -> None:
         """``u_i`` of the Newton leave-one-out step and the loss of each example
-        after it (see :mod:`skrelatif._newton`)."""
+        after it (see :mod:`skrelatif._removal`)."""
         start = time.perf_counter()
         adapter = self.adapter
         row_bytes = 8 * 3 * adapter.n_outputs * adapter.n_params
@@ -452,7 +453,7 @@ class FirstOrderInfluence(Influence):
 
     @property
     def penalty_z_(self) -> np.ndarray:
-        """``H^-1 p theta*`` (see :mod:`skrelatif._newton`), zeros when no
+        """``H^-1 p theta*`` (see :mod:`skrelatif._removal`), zeros when no
         example's removal renormalises the penalty."""
         if getattr(self, "_penalty_z", None) is None:
             if np.any(self.penalty_share_):

@@ -29,9 +29,10 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from . import _newton
 from ._adapters._base import ParametricAdapter
 from ._explainer import InfluenceExplainer
+from ._removal.exact import ExactRemoval
+from ._removal.groups import check_groups
 from ._utils import chunk_slices
 
 __all__ = ["agreement", "leave_one_out"]
@@ -160,20 +161,12 @@ def _losses_at(adapter, X, y_encoded, thetas) -> np.ndarray:
 
 
 def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
-    """``indices`` as a list of groups (one index each for a 1-d int array)."""
-    if isinstance(indices, (list, tuple)) and any(
-        np.ndim(item) > 0 for item in indices
-    ):
-        groups = _newton.check_groups(indices, n_train)
-        return groups, [np.asarray(g) for g in groups]
-    indices = np.asarray(indices)
-    if indices.ndim != 1:
-        raise ValueError(
-            "indices must be a non-empty 1-d array of training indices, or a list "
-            f"of such arrays (groups); got shape {indices.shape}."
-        )
-    (indices,) = _newton.check_groups([indices], n_train, unique=False)
-    return [indices[j : j + 1] for j in range(indices.size)], indices
+    """``indices`` as a list of groups (:func:`check_groups`), and as reported:
+    a 1-d array when every group is a single index, else the list."""
+    groups = check_groups(indices, n_train, name="indices")
+    if all(group.size == 1 for group in groups):
+        return groups, np.concatenate(groups)
+    return groups, groups
 
 
 @validate_params(
@@ -251,9 +244,13 @@ def leave_one_out(
         Their labels (or targets). ``None`` means the model's predictions,
         i.e. what :meth:`InfluenceExplainer.transform` explains by default;
         for a regressor the tracked quantity is then minus its prediction.
-    indices : array-like of int of shape (n_removed,), or list of array-like
-        Training indices to remove, one at a time; or a list of index arrays
-        (groups), each removed together.
+    indices : sequence of int or of array-like of int, length n_removed
+        What to remove, one removal per element: an int removes that training
+        example alone, a 1-d array-like of ints removes those examples
+        together (a group). So ``[0, 1, 2]`` and ``np.array([0, 1, 2])`` are
+        three single removals, ``[[0, 1], [2]]`` two removals and a 2-d int
+        array one group per row: the meaning of ``groups`` in
+        :meth:`InfluenceExplainer.predict_removal`.
     n_jobs : int, default=None
         Number of joblib jobs over the removals. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context. Results do not depend on it.
@@ -284,7 +281,8 @@ def leave_one_out(
         test_loss : ndarray of shape (n_test,)
             Test losses of the reference model.
         indices : ndarray or list of ndarray
-            The removed indices (or groups), as given.
+            The removed indices: a 1-d array when every removal is a single
+            example, else the list of groups.
         reference_param_change : float
             ``||theta_reference - theta_given||``: how far the given model was
             from the exact minimum.
@@ -349,7 +347,7 @@ def leave_one_out(
     exact = None
     if solver != "refit":
         try:
-            exact = _newton.ExactRemoval(
+            exact = ExactRemoval(
                 adapter,
                 X,
                 y_encoded,

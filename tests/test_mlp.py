@@ -181,6 +181,10 @@ class Reference:
             H[j] = self.objective_gradient(self.theta + step).imag / h
         return 0.5 * (H + H.T)
 
+    def predict(self, F):
+        """Encoded predicted labels of the outputs F."""
+        return (F[:, 0] > 0).astype(int) if self.K == 1 else F.argmax(axis=1)
+
     def curvature(self, F):
         if self.kind == "regressor":
             return np.ones((len(F), 1, 1))
@@ -275,9 +279,16 @@ def test_passes_match_finite_differences(kind, activation):
     theta = _off_kinks(adapter, X, rng)
     moved = adapter.at(theta)
     eps = 1e-6
-    # losses and outputs: the reference's
-    np.testing.assert_allclose(moved.outputs(X), ref.outputs(theta), rtol=1e-12)
-    np.testing.assert_allclose(moved.losses(X, y_enc), ref.losses(theta), rtol=1e-12)
+    # losses and outputs: the reference's (the losses to rounding of the
+    # outputs they are computed from: an absolute term on the outputs' scale)
+    F_ref, loss_ref = ref.outputs(theta), ref.losses(theta)
+    scale = max(np.abs(F_ref).max(), np.abs(loss_ref).max())
+    np.testing.assert_allclose(
+        moved.outputs(X), F_ref, rtol=1e-12, atol=1e-12 * np.abs(F_ref).max()
+    )
+    np.testing.assert_allclose(
+        moved.losses(X, y_enc), loss_ref, rtol=1e-12, atol=1e-11 * scale
+    )
     # per-example gradients: central differences of the per-example losses
     direction, norm = moved.loss_gradients(X, y_enc)
     G = moved.gradients(X, direction * norm[:, None])
@@ -369,24 +380,36 @@ def _reference_scores(ref, H, X_test, method, y_test=None):
         return cross / np.linalg.norm(solved, axis=1)
     if method == "l-relatif":
         return cross / np.sqrt(np.einsum("ij,ij->i", solved, G))
-    # newton: one Newton step of the leave-one-out objective, losses exact
-    J = _jacobian(theta, ref.X, ref.shapes, ref.act, ref.K)
-    Jt = _jacobian(theta, X_test, ref.shapes, ref.act, ref.K)
-    D = ref.curvature(ref.outputs(theta))
-    R = _residual(ref.outputs(theta), ref.y, ref.kind)
+    # newton: one Newton step of the leave-one-out objective, the test loss
+    # at the updated parameters (the forward pass at theta* + delta_i)
     Ft = ref.outputs(theta, X_test)
     out = np.empty((len(X_test), n))
-    for i in range(n):
-        A = J[i] @ Hinv @ J[i].T
-        u = np.linalg.solve(np.eye(ref.K) - D[i] @ A / n, R[i] / n)
-        shift = Jt @ Hinv @ J[i].T @ u  # (n_test, K)
+    for i, delta in enumerate(_newton_steps(ref, H)):
+        after = ref.outputs(theta + delta, X_test)
         if y_test is None:
-            out[:, i] = -shift[:, 0]
+            out[:, i] = -(after[:, 0] - Ft[:, 0])
         else:
-            out[:, i] = _loss(Ft + shift, y_test, ref.kind) - _loss(
-                Ft, y_test, ref.kind
-            )
+            out[:, i] = _loss(after, y_test, ref.kind) - _loss(Ft, y_test, ref.kind)
     return out
+
+
+def _newton_steps(ref, H, groups=None):
+    """Dense Newton steps of the objective without each group (default: each
+    single example), ``-(H - sum_G w_i J_i^T D_i J_i)^-1 dF_G/dtheta`` at
+    theta*, where ``dF_G = -sum_G w_i g_i`` (the fitted model's objective
+    gradient is 0; with ``w_i = 1/n`` a network's penalty needs no
+    reweighting): (n_groups, P), by np.linalg.solve on the explicit matrix."""
+    theta, n = ref.theta, ref.n
+    groups = [[i] for i in range(n)] if groups is None else groups
+    J = _jacobian(theta, ref.X, ref.shapes, ref.act, ref.K)
+    D = ref.curvature(ref.outputs(theta))
+    G = ref.gradients(theta)
+    null = ref.null_term()
+    steps = []
+    for group in groups:
+        H_G = H - np.einsum("gkp,gkl,glq->pq", J[group], D[group], J[group]) / n
+        steps.append(np.linalg.solve(H_G + null, G[group].sum(axis=0) / n))
+    return np.array(steps)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -423,6 +446,106 @@ def test_scores_match_dense_reference(kind, activation):
                 expected = _reference_scores(ref, H, X_test, method, y_test)
                 assert _rel(explainer.transform(X_test, y_test), expected) < 1e-8
     assert compared >= 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_newton_removals_at_updated_parameters(kind):
+    # method="newton", loo_loss_ and predict_removal evaluate the losses at
+    # theta* + delta through the network's forward pass (spec section 7):
+    # against the reference's own forward pass at the dense Newton step
+    model, X, y = _fit(kind, "tanh")
+    ref = Reference(model, X, y)
+    X_test = _make_data(kind, seed=7, n=4)[0]
+    for hessian, H in (("gauss-newton", ref.gauss_newton()), ("exact", ref.hessian())):
+        H = H + 0.05 * np.eye(ref.theta.size)
+        explainer = InfluenceExplainer(
+            model, method="newton", hessian=hessian, damping=0.05
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            explainer.fit(X, y)
+        steps = _newton_steps(ref, H)
+        loo = np.array(
+            [ref.losses(ref.theta + d, X[i : i + 1], ref.y[i : i + 1])[0]
+             for i, d in enumerate(steps)]
+        )  # fmt: skip
+        np.testing.assert_allclose(
+            explainer.loo_loss_, loo, rtol=1e-8, atol=1e-10 * np.abs(loo).max()
+        )
+        # the test losses at the predicted labels (the regressor: predictions)
+        Ft = ref.outputs(ref.theta, X_test)
+        y_test = None if kind == "regressor" else ref.predict(Ft)
+        after = np.stack([ref.outputs(ref.theta + d, X_test) for d in steps], axis=-1)
+        if y_test is None:
+            expected = -(after[:, 0, :] - Ft[:, :1])
+        else:
+            before = _loss(Ft, y_test, ref.kind)
+            expected = np.column_stack(
+                [_loss(after[:, :, i], y_test, ref.kind) - before
+                 for i in range(ref.n)]
+            )  # fmt: skip
+        scale = np.abs(expected).max()
+        got = explainer.transform(X_test)
+        np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9 * scale)
+        # groups removed together: the dense step without the group
+        groups = [[0, 1], [2, 5, 7], [9]]
+        steps = _newton_steps(ref, H, groups)
+        got = explainer.predict_removal(X_test, groups=groups)
+        for j, delta in enumerate(steps):
+            after = ref.outputs(ref.theta + delta, X_test)
+            if y_test is None:
+                change = -(after[:, 0] - Ft[:, 0])
+            else:
+                change = _loss(after, y_test, ref.kind) - before
+            np.testing.assert_allclose(
+                got[:, j], change, rtol=1e-7, atol=1e-9 * np.abs(change).max()
+            )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_outputs_at_many_parameters(kind):
+    # the batched forward pass over parameter vectors, dense and sparse input
+    from scipy import sparse
+
+    model, X, y = _fit(kind, "relu", hidden=(4, 3))
+    adapter = MLPAdapter(model)
+    ref = Reference(model, X, y)
+    rng = np.random.RandomState(0)
+    thetas = ref.theta + 0.1 * rng.standard_normal((5, ref.theta.size))
+    expected = np.stack([ref.outputs(t, X[:7]) for t in thetas])
+    paired = np.stack([ref.outputs(t, X[j : j + 1])[0] for j, t in enumerate(thetas)])
+    scale = np.abs(expected).max()
+    for data in (X[:7], sparse.csr_matrix(X[:7])):
+        np.testing.assert_allclose(
+            adapter.outputs_at(data, thetas), expected, rtol=1e-12, atol=1e-13 * scale
+        )
+        np.testing.assert_allclose(
+            adapter.row_outputs_at(data[:5], thetas),
+            paired,
+            rtol=1e-12,
+            atol=1e-13 * scale,
+        )
+
+
+def test_flip_sets_of_a_network_at_updated_parameters():
+    # without verification a flip set is the shortest prefix of the ranking
+    # whose group Newton step flips the label through the forward pass:
+    # checked with the dense step and the reference's forward pass
+    model, X, y = _fit("multiclass", "tanh")
+    ref = Reference(model, X, y)
+    H = ref.gauss_newton() + 0.05 * np.eye(ref.theta.size)
+    explainer = InfluenceExplainer(model, hessian="gauss-newton", damping=0.05)
+    explainer.fit(X, y)
+    X_test = _make_data("multiclass", seed=7, n=20)[0]
+    result = explainer.flip_sets(X_test, max_size=25, verify=False)
+    assert np.sum(result.size > 0) >= 5
+    for t in np.flatnonzero(result.size > 0):
+        label = ref.predict(ref.outputs(ref.theta, X_test[t : t + 1]))[0]
+        found = result.indices[t]
+        prefixes = [found[:s] for s in range(1, len(found) + 1)]
+        for s, delta in enumerate(_newton_steps(ref, H, prefixes), start=1):
+            after = ref.outputs(ref.theta + delta, X_test[t : t + 1])
+            assert (ref.predict(after)[0] != label) == (s == len(found))
 
 
 def test_scores_without_damping():
@@ -536,8 +659,14 @@ def test_kfac_is_exact_for_a_single_layer():
     quad, norms = kfac.quad_norms(rows, norms=True)
     plain = np.array(rows)  # a copy: no factors
     solved = np.linalg.solve(H, plain.T).T
-    np.testing.assert_allclose(quad, np.einsum("ij,ij->i", solved, plain), rtol=1e-10)
-    np.testing.assert_allclose(norms, np.linalg.norm(solved, axis=1), rtol=1e-10)
+    expected_quad = np.einsum("ij,ij->i", solved, plain)
+    expected_norms = np.linalg.norm(solved, axis=1)
+    np.testing.assert_allclose(
+        quad, expected_quad, rtol=1e-10, atol=1e-12 * np.abs(expected_quad).max()
+    )
+    np.testing.assert_allclose(
+        norms, expected_norms, rtol=1e-10, atol=1e-12 * expected_norms.max()
+    )
     # l-relatif under kfac equals gauss-newton for this model
     ex_k = InfluenceExplainer(model, solver="kfac", damping=0).fit(X, y)
     ex_g = InfluenceExplainer(model, solver="cholesky", damping=0).fit(X, y)

@@ -11,6 +11,7 @@ from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
     load_digits,
+    load_iris,
     load_wine,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -220,6 +221,90 @@ def test_flip_sets_are_real_and_minimal_on_digits():
     assert np.all(result.size[result.size <= 0] == -1)
 
 
+def test_flip_sets_max_size():
+    # a training set smaller than the default max_size=50 is searched whole;
+    # the sets found change the label on refit (an independent check)
+    X, y = load_iris(return_X_y=True)
+    keep = np.r_[0:15, 50:65, 100:115]  # 45 rows, 3 classes
+    X = StandardScaler().fit_transform(X[keep])
+    y = y[keep]
+    model = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(X, y)
+    ex = InfluenceExplainer(model).fit(X, y)
+    X_test = X[[4, 20, 33]] + 0.3
+    result = ex.flip_sets(X_test)
+    assert result.size.shape == (3,)
+    assert np.all(result.size[result.size > 0] < len(y))
+    assert np.any(result.size > 0)
+    whole = ex.flip_sets(X_test, max_size=len(y) + 100)
+    np.testing.assert_array_equal(whole.size, result.size)
+    params = {**model.get_params(), "tol": 1e-12}
+    for t in np.flatnonzero(result.verified):
+        removed = result.indices[t]
+        refit = LogisticRegression(**params).fit(
+            np.delete(X, removed, 0), np.delete(y, removed)
+        )
+        label = model.predict(X_test[t : t + 1])[0]
+        assert refit.predict(X_test[t : t + 1])[0] != label
+    for bad in (0, -1, 2.5, True, "5", None):
+        with pytest.raises(ValueError, match="max_size must be an integer >= 1"):
+            ex.flip_sets(X_test, max_size=bad)
+
+
+def test_groups_mean_the_same_in_predict_removal_and_leave_one_out():
+    # spec section 10: an int is a group of one, a 1-d array-like a group; a
+    # Ridge's Newton step is its exact refit, checked against scikit-learn
+    X, y = load_diabetes(return_X_y=True)
+    X, y, X_test = X[:150], y[:150], X[150:153]
+    alpha = 0.5
+    ex = InfluenceExplainer(Ridge(alpha=alpha).fit(X, y)).fit(X, y)
+    base = Ridge(alpha=alpha).fit(X, y).predict(X_test)
+
+    def refits(groups):  # minus the change of the prediction
+        return np.column_stack(
+            [base - Ridge(alpha=alpha).fit(np.delete(X, g, 0), np.delete(y, g))
+             .predict(X_test) for g in groups]
+        )  # fmt: skip
+
+    singles = refits([[0], [1], [2]])
+    pairs = refits([[0, 1], [2]])
+    rows = refits([[0, 1], [2, 3]])
+    for groups, expected in [
+        (np.array([0, 1, 2]), singles),
+        ([0, 1, 2], singles),
+        (range(3), singles),
+        ([[0], [1], [2]], singles),
+        (np.array([[0], [1], [2]]), singles),
+        ([[0, 1], [2]], pairs),
+        ([np.array([0, 1]), 2], pairs),
+        (np.array([[0, 1], [2, 3]]), rows),
+        ([[0, 1], [2, 3]], rows),
+    ]:
+        atol = 1e-10 * np.abs(expected).max()
+        predicted = ex.predict_removal(X_test, groups=groups)
+        np.testing.assert_allclose(predicted, expected, rtol=1e-8, atol=atol)
+        loo = leave_one_out(ex, X_test, None, groups)
+        np.testing.assert_allclose(loo.test_loss_change, expected, rtol=1e-8, atol=atol)
+    n = len(y)
+    for groups, match in [
+        ([], "at least one group"),
+        ([[]], "non-empty"),
+        ([[0, 1], []], "non-empty"),
+        ([[0, 0]], "twice"),
+        ([-1], "between 0"),
+        ([n], "between 0"),
+        ([0.0, 1.0], "integers"),
+        ([[True, False]], "flatnonzero"),
+        (np.zeros((2, 2, 2), dtype=int), "1-d"),
+        ([[[0, 1]]], "1-d"),
+        (5, "sequence|array-like"),
+        ([np.arange(n)], "every training example"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ex.predict_removal(X_test, groups=groups)
+        with pytest.raises(ValueError, match=match):
+            leave_one_out(ex, X_test, None, groups)
+
+
 def test_bad_calls():
     X, y = load_diabetes(return_X_y=True)
     ex = InfluenceExplainer(Ridge().fit(X, y)).fit(X, y)
@@ -232,6 +317,12 @@ def test_bad_calls():
         ([[]], "non-empty"),
         ([[0, 0]], "twice"),
         ([[-1]], "between"),
+        ([np.arange(len(y))], "every training example"),
+        ([[0], np.arange(len(y))[::-1]], "every training example"),
     ]:
         with pytest.raises(ValueError, match=match):
             ex.predict_removal(X[:2], groups=groups)
+    # removing every training example: no model to compare with
+    for groups in ([np.arange(len(y))], [[0], np.arange(len(y))[::-1]]):
+        with pytest.raises(ValueError, match="every training example"):
+            leave_one_out(ex, X[:2], None, groups)

@@ -225,6 +225,11 @@ class ParametricAdapter(ModelAdapter):
     #: ``c = 1/sum(s)`` (GLMs), ``"rows"`` for ``c = 1/n`` (SGD), None
     #: otherwise. It sets :attr:`loss_scale` and :meth:`penalty_shares`.
     mean_over: ClassVar[str | None] = None
+    #: True when the outputs ``f`` are linear in theta (linear models): a
+    #: Newton removal then moves them exactly by ``J delta``; otherwise
+    #: (networks) the loss after it is evaluated at the updated parameters by
+    #: :meth:`outputs_at` and :meth:`row_outputs_at`.
+    outputs_linear_in_params: ClassVar[bool] = False
 
     @abstractmethod
     def loss_gradients(
@@ -291,7 +296,7 @@ class ParametricAdapter(ModelAdapter):
         as scikit-learn does (averaging over the remaining rows) scales the
         penalty relative to the data term by ``1 / (1 - sum_G rho_i)``:
         ``rho_i = s_i / sum(s)`` (sample weights only) or ``1 / n``. None for
-        other objectives (see :mod:`skrelatif._newton`)."""
+        other objectives (see :mod:`skrelatif._removal`)."""
         if self.mean_over is None:
             return None
         if self.mean_over == "rows":
@@ -384,6 +389,13 @@ class ParametricAdapter(ModelAdapter):
         """The outputs of every row of X under each row of ``thetas``:
         (b, n, K). A family can batch this (one GEMM for a linear model)."""
         return np.stack([self.at(theta).outputs(X) for theta in thetas])
+
+    def row_outputs_at(self, X: Any, thetas: np.ndarray) -> np.ndarray:
+        """The outputs of row j of X under row j of ``thetas``: (n, K). A
+        family can batch this."""
+        return np.vstack(
+            [self.at(theta).outputs(X[j : j + 1]) for j, theta in enumerate(thetas)]
+        )
 
     def objective_gradients(
         self,

@@ -413,6 +413,8 @@ class LinearModelAdapter(ParametricAdapter):
         "(for example damping=1e-3), leave damping='auto', or use "
         "hessian='identity'."
     )
+    #: ``f = W x + b``: a Newton removal moves the outputs exactly by ``J delta``.
+    outputs_linear_in_params = True
 
     # -- what a subclass provides ---------------------------------------------------
     @property

@@ -33,7 +33,7 @@ class KFACInverse(InverseHessian):
     0 and along which every gradient is 0) gets ``1e-8 tr / dim`` added to its
     diagonal. ``solve`` is ``A^-1 V G^-1`` per layer; ``quad_norms`` of rows
     that carry their layer factors (``ã ⊗ δ``, see
-    :class:`skrelatif._adapters.mlp.FactoredRows`) costs
+    :class:`skrelatif._adapters._mlp_curvature.FactoredRows`) costs
     ``O(d_in^2 + d_out^2)`` per layer and row:
     ``g^T H^-1 g = sum_l (ã^T A^-1 ã)(δ^T G^-1 δ)``.
     """
