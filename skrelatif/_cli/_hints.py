@@ -74,13 +74,13 @@ def check_classifier_target(
         if not finite.all():
             raise CommandLineError(
                 f"the target column {column!r} has a value that is not a finite "
-                f"number ({y[~finite][0]!r})"
+                f"number ({float(y[~finite][0])!r})"
             )
         fraction = y != np.round(y)
         if fraction.any():
             raise CommandLineError(
                 f"the target column {column!r} holds numbers such as "
-                f"{y[fraction][0]!r}, but {model} is a classifier, which needs "
+                f"{float(y[fraction][0])!r}, but {model} is a classifier, which needs "
                 f"class labels: {advice}"
             )
     n_values = len(np.unique(y))
@@ -91,3 +91,19 @@ def check_classifier_target(
             UserWarning,
             stacklevel=2,
         )
+
+
+def check_text_columns(cells: dict[str, list[str]], kinds: dict[str, str]) -> None:
+    """Warn about a text column with a different value in every training row
+    (an ID or free text): one-hot encoding makes it one input per row."""
+    for name, kind in kinds.items():
+        values = cells[name]
+        if kind == "text" and len(values) >= 10 and len(set(values)) == len(values):
+            warnings.warn(
+                f"column {name!r} has a different value in each of the "
+                f"{len(values)} training rows, so one-hot encoding gives one model "
+                f"input per row; if it names the rows pass --id-column {name}, "
+                f"else leave it out with --drop {name}",
+                UserWarning,
+                stacklevel=2,
+            )

@@ -83,6 +83,7 @@ def read(args: argparse.Namespace) -> Inputs:
     else:
         choice = args.model or MODELS[0]
         kinds = _csv.column_kinds(train, columns.features)
+        _hints.check_text_columns(train.columns, kinds)
         model = _models.builtin_model(choice, kinds)
         name, fitted, frame, numeric_only = f"--model {choice}", False, False, None
         regressor = choice in REGRESSORS
