@@ -10,8 +10,11 @@ reading of the files, and Ridge's predictions against numpy alone.
 
 import csv
 import io
+import os
+import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -382,3 +385,59 @@ def test_version():
     )
     assert done.stdout == f"skrelatif {skrelatif.__version__}\n"
     assert done.stdout.split()[1][0].isdigit()
+
+
+# -- doc/command_line.rst: its example is what the command prints --------------------
+RST = (ROOT / "doc" / "command_line.rst").read_text()
+
+
+def _rst_commands():
+    """Each ``$ skrelatif ...`` line of the page run on the example's files,
+    with the lines shown after it (up to a blank line)."""
+    commands = []
+    lines = RST.splitlines()
+    for at, line in enumerate(lines):
+        if line.startswith("    $ skrelatif explain --train train.csv --test test.csv"):
+            shown = []
+            for following in lines[at + 1 :]:
+                if not following.strip():
+                    break
+                shown.append(following[4:])
+            commands.append((line[6:], [s for s in shown if s != "..."]))
+    return commands
+
+
+def _param(command, shown):
+    # the default classifier on the example's 203 classes takes ~15 s
+    marks = [] if "--model" in command else [pytest.mark.slow]
+    name = command.split("test.csv ", 1)[1]
+    return pytest.param(command, shown, marks=marks, id=name)
+
+
+@pytest.fixture(scope="module")
+def rst_example(tmp_path_factory):
+    """The example's train.csv and test.csv, made by the page's own code."""
+    code = RST.split(".. code-block:: python\n\n", 1)[1].split("\n\n", 2)
+    code = "\n\n".join(code[:2])  # the import, then the lines that write the files
+    assert 'to_csv("test.csv"' in code
+    d = tmp_path_factory.mktemp("rst")
+    cwd = Path.cwd()
+    try:
+        os.chdir(d)
+        exec(textwrap.dedent(code), {})
+    finally:
+        os.chdir(cwd)
+    return d
+
+
+@pytest.mark.parametrize("command, shown", [_param(*c) for c in _rst_commands()])
+def test_command_line_rst_example_is_what_the_command_prints(
+    rst_example, capsys, monkeypatch, command, shown
+):
+    monkeypatch.chdir(rst_example)
+    argv = shlex.split(command)[1:]
+    status = main(argv)
+    captured = capsys.readouterr()
+    printed = captured.err.splitlines() + captured.out.splitlines()
+    assert shown and all(line in printed for line in shown), (shown, printed)
+    assert status == (2 if any(s.startswith("skrelatif: error") for s in shown) else 0)

@@ -25,7 +25,7 @@ import numpy as np
 STEPS = {
     "numeric": "missing values -> the training median, then standardised",
     "text": "missing values -> the most frequent training value, then one-hot "
-    "encoded (a value not seen in training: all zeros)",
+    "encoded, values not seen in training -> all zeros",
 }
 
 
