@@ -409,7 +409,8 @@ def _rst_commands():
 
 def _param(command, shown):
     # the default classifier on the example's 203 classes takes ~15 s
-    marks = [] if "--model" in command else [pytest.mark.slow]
+    slow = "--model" not in command and "--target progression" in command
+    marks = [pytest.mark.slow] if slow else []
     name = command.split("test.csv ", 1)[1]
     return pytest.param(command, shown, marks=marks, id=name)
 
