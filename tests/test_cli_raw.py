@@ -10,6 +10,7 @@ reading of the files, and Ridge's predictions against numpy alone.
 
 import csv
 import io
+import json
 import os
 import shlex
 import subprocess
@@ -236,6 +237,18 @@ def test_id_column_only_in_the_test_file(raw, capsys, tmp_path):
     ex = InfluenceExplainer(_by_hand(final)).fit(train[features], train["label"])
     e = ex.explain(test[features], k=2)
     _check_rows(rows, e, train, test, "label", 2, train_ids=False)
+
+
+def test_ids_are_text_in_json(raw, capsys, tmp_path):
+    out = tmp_path / "result.json"
+    argv = ["explain", "--train", str(raw["train"]), "--test", str(raw["test"])]
+    argv += ["--target", "price", "--model", "ridge", "--drop", "notes,label"]
+    assert main([*argv, "--id-column", "id", "--k", "1", "--output", str(out)]) == 0
+    records = json.loads(out.read_text())
+    test_ids = list(pd.read_csv(raw["test"])["id"])
+    assert [r["test_id"] for r in records[::2]] == test_ids
+    assert all(isinstance(r["train_id"], str) for r in records)
+    assert all(isinstance(r["score"], float) for r in records)
 
 
 def test_a_test_column_the_training_file_lacks_needs_drop(raw, capsys, tmp_path):

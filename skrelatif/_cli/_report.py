@@ -200,9 +200,11 @@ def _influential(report: Report) -> str:
         '<section id="self-influence"><h2>The most influential training rows</h2>'
         f"<p>The {len(top)} of {n_train} training rows with the largest "
         "self-influence: how much a row's own loss would rise if it were removed "
-        "from the training set. Large for outliers and for mislabelled rows, "
-        "worth checking first. The last two columns count the test rows "
-        "above for which it is a top proponent or opponent.</p>"
+        "from the training set, as the explainer's self_influence_ estimates "
+        "it (for an SVM: K(x, x) for a support vector, 0 for the other rows). "
+        "Large for outliers and for mislabelled rows, worth checking first. "
+        "The last two columns count the test rows above for which it is a top "
+        "proponent or opponent.</p>"
         + bar_chart(labels, influence[top], title="self-influence")
         + f'<div class="scroll"><table>{header}{rows}</table></div></section>'
     )
