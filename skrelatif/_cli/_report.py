@@ -213,10 +213,34 @@ def _influential(report: Report) -> str:
 def render(report: Report) -> str:
     """The report as one HTML page (a string), with no external resource.
 
+    Parameters
+    ----------
+    report : Report
+        What the page shows.
+
+    Returns
+    -------
+    page : str
+        The page: an index of the test rows, the most self-influential
+        training rows, then one section per test row (a bar chart, a table).
+
     Examples
     --------
-    >>> "<script" in _STYLE, _e("<b>&"), METHOD_NAMES["l-relatif"]
-    (False, '&lt;b&gt;&amp;', 'ℓ-RelatIF')
+    >>> from pathlib import Path
+    >>> from skrelatif import Explanation
+    >>> train = Table(Path("train.csv"), ["x"], [["1"], ["<2>"]], [2, 3])
+    >>> test = Table(Path("test.csv"), ["x"], [["3"]], [2])
+    >>> e = Explanation(
+    ...     proponents=np.array([[0]]), proponent_scores=np.array([[0.5]]),
+    ...     opponents=np.array([[1]]), opponent_scores=np.array([[-0.2]]),
+    ...     target=np.array(["a"]), method="if",
+    ... )
+    >>> page = render(Report(
+    ...     e, np.array([0.1, 0.3]), train, test, ["x"], "y", np.array(["a", "b"]),
+    ...     ["row 0", "row 1"], ["row 0"], [("k", "1")], False, False,
+    ... ))
+    >>> page.count("<table>"), page.count("<svg"), "&lt;2&gt;" in page
+    (3, 2, True)
     """
     facts = "".join(f"<li>{_e(n)}: {_e(v)}</li>" for n, v in report.facts)
     hidden = len(report.features) - MAX_FEATURES
