@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -30,6 +32,14 @@ from skrelatif._cli._output import TEST_LABEL_COLUMNS, TEST_TARGET_COLUMNS
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["f0", "f1", "f2", "f3"]
 NAMES = np.array(["ant", "bee", "cat"])
+
+
+def _builtin(final, n_features=4):
+    """The built-in model on numeric columns, written out: every column
+    imputed with its median and standardised, then ``final``."""
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    columns = ColumnTransformer([("numeric", numeric, list(range(n_features)))])
+    return make_pipeline(columns, final)
 
 
 def _data(n_train=60, n_test=7):
@@ -136,7 +146,7 @@ def test_explain_csv_output_matches_the_python_api(files):
     assert done.stdout == ""
     n_rows = 7 * 2 * 3  # test rows x (proponent, opponent) x k
     assert done.stderr == f"skrelatif: wrote {n_rows} rows to {out}\n"
-    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    model = _builtin(LogisticRegression(tol=1e-8, max_iter=1000))
     ex = InfluenceExplainer(model, method="l-relatif").fit(files["X"], files["y"])
     _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)
 
@@ -164,7 +174,7 @@ def test_explain_json_output_with_svc_and_if(files):
     records = _read_output(out)
     assert isinstance(records[0]["score"], float)
     assert isinstance(records[0]["rank"], int)
-    model = make_pipeline(StandardScaler(), SVC())
+    model = _builtin(SVC())
     ex = InfluenceExplainer(model, method="if").fit(files["X"], files["y"])
     _check_against(records, ex.explain(files["X_test"], k=2), files["y"], 2)
 
@@ -189,7 +199,7 @@ def test_explain_given_test_labels_to_stdout(files, capsys):
     )
     assert status == 0
     records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    model = _builtin(LogisticRegression(tol=1e-8, max_iter=1000))
     ex = InfluenceExplainer(model, method="theta-relatif").fit(files["X"], files["y"])
     e = ex.explain(files["X_test"], files["y_test"], k=2)
     assert list(e.target) == list(files["y_test"])
@@ -210,7 +220,7 @@ def test_with_test_labels_adds_the_label_and_whether_it_is_predicted(
     _run(*args, *(["--test-labels"] if explain_test_labels else []))
     records = _read_output(out)
     assert list(records[0]) == [*COLUMNS, *TEST_LABEL_COLUMNS]
-    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=1000))
+    model = _builtin(LogisticRegression(tol=1e-8, max_iter=1000))
     model.fit(files["X"], files["y"])
     predicted = model.predict(files["X_test"])
     assert 0 < np.sum(predicted != y_test) < len(y_test)
@@ -399,6 +409,15 @@ def _bad_inputs(files):
     ragged[5] += ",9"
     missing_value = X.astype(object)
     missing_value[2, 0] = ""
+    text_test = X_test.astype(object)
+    text_test[4, 2] = "tall"
+    _write_csv(d / "text_test.csv", text_test)
+    empty_column = X.astype(object)
+    empty_column[:, 3] = "NA"
+    _write_csv(d / "empty_column.csv", empty_column, y)
+    ids = [f"p{i}" for i in range(len(X))]
+    ids[9] = "p3"
+    _write_csv(d / "repeated_id.csv", np.c_[X, ids], y, names=[*FEATURES, "id"])
     one_class = np.full(len(y), "ant")
     _write_csv(d / "text.csv", text, y)
     (d / "ragged.csv").write_text("\n".join(ragged) + "\n")
@@ -419,9 +438,58 @@ def _bad_inputs(files):
             ["--train", train, "--test", test, "--target", "y"],
             "has no column 'y'",
         ),
-        "non-numeric feature": (
-            ["--train", str(d / "text.csv"), "--test", test, "--target", "label"],
-            "column 'f1' of",
+        "text in a numeric column of the test file": (
+            ["--train", train, "--test", str(d / "text_test.csv"), "--target", "label"],
+            f"column 'f2' is numeric in {train} but not in {d / 'text_test.csv'} "
+            "(row 4, line 6: 'tall')",
+        ),
+        "a column with no value": (
+            [
+                "--train",
+                str(d / "empty_column.csv"),
+                "--test",
+                test,
+                "--target",
+                "label",
+            ],
+            "has no value in any row: leave it out with --drop f3",
+        ),
+        "missing value, bare model file": (
+            [
+                "--train",
+                str(d / "missing_value.csv"),
+                "--test",
+                test,
+                "--target",
+                "label",
+                "--model-file",
+                str(d / "bare.joblib"),
+                "--trust-pickle",
+            ],
+            "missing value (row 2, line 4)",
+        ),
+        "--drop of a column neither file has": (
+            ["--train", train, "--test", test, "--target", "label", "--drop", "f9"],
+            "--drop f9: neither",
+        ),
+        "--drop of the target": (
+            ["--train", train, "--test", test, "--target", "label", "--drop", "label"],
+            "that is the --target column",
+        ),
+        "--id-column that neither file has": (
+            ["--train", train, "--test", test, "--target", "label"]
+            + ["--id-column", "name"],
+            "--id-column name: neither",
+        ),
+        "repeated ID": (
+            ["--train", str(d / "repeated_id.csv"), "--test", test]
+            + ["--target", "label", "--id-column", "id"],
+            "repeats 'p3' (row 3, line 5 and row 9, line 11)",
+        ),
+        "--quiet and --verbose": (
+            ["--train", train, "--test", test, "--target", "label"]
+            + ["--quiet", "--verbose"],
+            "either --quiet or --verbose",
         ),
         "non-numeric feature, bare model file": (
             [
@@ -459,17 +527,6 @@ def _bad_inputs(files):
         "ragged row": (
             ["--train", str(d / "ragged.csv"), "--test", test, "--target", "label"],
             "line 6: 6 fields",
-        ),
-        "missing value": (
-            [
-                "--train",
-                str(d / "missing_value.csv"),
-                "--test",
-                test,
-                "--target",
-                "label",
-            ],
-            "missing value (row 2, line 4)",
         ),
         "test file with another column": (
             [
@@ -566,13 +623,19 @@ def _bad_inputs(files):
 
 CASES = [
     "missing target column",
-    "non-numeric feature",
+    "text in a numeric column of the test file",
+    "a column with no value",
     "non-numeric feature, bare model file",
+    "missing value, bare model file",
+    "--drop of a column neither file has",
+    "--drop of the target",
+    "--id-column that neither file has",
+    "repeated ID",
+    "--quiet and --verbose",
     "empty file",
     "empty test file",
     "header only",
     "ragged row",
-    "missing value",
     "test file with another column",
     "test file without a column",
     "no such file",
@@ -600,7 +663,9 @@ def test_bad_input_one_line_exit_2_nothing_written(files, capsys, case):
     assert [p.name for p in files["dir"].iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("case", ["missing target column", "non-numeric feature"])
+@pytest.mark.parametrize(
+    "case", ["missing target column", "text in a numeric column of the test file"]
+)
 def test_bad_input_as_a_subprocess(files, case):
     args, message = _bad_inputs(files)[case]
     out = files["dir"] / "result.json"
@@ -635,7 +700,7 @@ def test_fewer_columns_than_the_model_names_the_files_and_the_fix(files, capsys)
 
 
 def test_k_above_the_support_vectors_of_an_svc_says_so(files, capsys):
-    model = make_pipeline(StandardScaler(), SVC()).fit(files["X"], files["y"])
+    model = _builtin(SVC()).fit(files["X"], files["y"])
     n_support = len(model[-1].support_)
     assert n_support < len(files["X"])  # so that --k can be in between
     k = n_support + 1
@@ -781,7 +846,7 @@ def test_model_ridge_explains_the_predictions_like_the_python_api(regression):
     # numeric targets stay numeric: floats, not labels (the file has "151")
     assert all(isinstance(r["train_label"], float) for r in records)
     assert all(isinstance(r["target"], float) for r in records)
-    model = make_pipeline(StandardScaler(), Ridge())
+    model = _builtin(Ridge())
     ex = InfluenceExplainer(model).fit(regression["X"], regression["y"])
     e = ex.explain(regression["X_test"], k=3)
     model = ex.estimator_
@@ -796,7 +861,7 @@ def test_model_ridge_test_labels_explain_the_squared_error(regression, capsys):
     assert main(args) == 0
     records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert list(records[0]) == [*COLUMNS, *TEST_TARGET_COLUMNS]
-    model = make_pipeline(StandardScaler(), Ridge())
+    model = _builtin(Ridge())
     ex = InfluenceExplainer(model, method="if").fit(regression["X"], regression["y"])
     y_test = regression["y_test"]
     e = ex.explain(regression["X_test"], y_test, k=2)

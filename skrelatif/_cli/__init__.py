@@ -6,18 +6,24 @@ explains the rows of a CSV file with the rows of another::
     skrelatif explain --train train.csv --test test.csv --target label \\
         --model logreg --method l-relatif --k 5 --output result.csv
 
-Bad input (a missing column, non-numeric features for the built-in models, an
-empty file, ...) gets one line on stderr, ``skrelatif: error: ...``, and exit
-status 2; no output file is written then. The CSV files are read with the
-:mod:`csv` module, so the command needs only skrelatif's own dependencies;
-``.skops`` model files need ``skops`` and a model fitted on a
-:class:`pandas.DataFrame` needs ``pandas`` (``pip install "skrelatif[cli]"``).
+The built-in models take raw tables (numeric and text columns, missing
+values); ``--output report.html`` writes a self-contained HTML report. Bad
+input (a missing column, an empty file, a model skrelatif does not explain,
+...) gets one line on stderr, ``skrelatif: error: ...``, and exit status 2;
+no output file is written then. The CSV files are read with the :mod:`csv`
+module, so the command needs only skrelatif's own dependencies; ``.skops``
+model files need ``skops`` and a model fitted on a :class:`pandas.DataFrame`
+needs ``pandas`` (``pip install "skrelatif[cli]"``).
 
 One module per job: ``_parser`` (arguments; standard library only, so that
-``--help`` is quick), ``_csv`` (reading and typing the files), ``_models``
-(built-in models, loading model files), ``_progress``, ``_output`` (records,
-CSV/JSON, atomic writing), and the commands ``_explain`` and ``_demo``, which
-are imported, with numpy and scikit-learn, only when they run.
+``--help`` is quick), ``_csv`` (reading and typing the files), ``_columns``
+(features, ``--drop``, ``--id-column``), ``_preprocess`` (the built-in
+models' column transformer), ``_models`` (built-in models, loading model
+files), ``_hints`` (mistakes caught before fitting), ``_inputs`` (all of
+these, checked, for one run), ``_progress``, ``_output`` (records, CSV/JSON,
+atomic writing), ``_report`` and ``_svg`` (the HTML report and its bar
+charts), and the commands ``_explain`` and ``_demo``, which are imported,
+with numpy and scikit-learn, only when they run.
 """
 
 from __future__ import annotations

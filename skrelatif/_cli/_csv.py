@@ -1,8 +1,10 @@
 """Reading the CSV files of ``skrelatif explain`` and typing their columns.
 
 The files are read with :mod:`csv`, so the command needs none of pandas;
-cells become float64 features (an empty cell is NaN), text features (left to
-a pipeline to encode), and integer, float or text labels.
+cells become float64 features (an empty cell, ``NA``, ``NaN``, ``null``, ...
+is NaN, as in :func:`pandas.read_csv`), text features (encoded by the built-in
+model's column transformer or left to a pipeline), and integer, float or text
+labels.
 """
 
 from __future__ import annotations
@@ -94,10 +96,16 @@ def read_csv(path: str, what: str) -> Table:
     return Table(file, names, rows, lines)
 
 
+#: Cells read as a missing value (a subset of :func:`pandas.read_csv`'s).
+MISSING = frozenset(
+    ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "<NA>", "#N/A")
+)
+
+
 def _as_float(value: str) -> float | None:
-    """The number in a CSV cell: NaN when empty, None when not a number."""
+    """The number in a CSV cell: NaN when missing, None when not a number."""
     value = value.strip()
-    if not value:
+    if value in MISSING:
         return math.nan
     try:
         return float(value)
@@ -163,16 +171,58 @@ def numeric_target(table: Table, column: str, why: str) -> np.ndarray:
     return values
 
 
+def column_kinds(table: Table, names: list[str]) -> dict[str, str]:
+    """``"numeric"`` for a column of numbers (and missing values), else
+    ``"text"``: how the built-in model encodes each column of the training
+    file. A column with no value at all is an error."""
+    kinds = {}
+    for name in names:
+        values, bad_row = _feature_column(table, name)
+        if bad_row is None and np.isnan(values).all():
+            raise CommandLineError(
+                f"column {name!r} of {table.path} has no value in any row: leave "
+                f"it out with --drop {name}"
+            )
+        kinds[name] = "numeric" if bad_row is None else "text"
+    return kinds
+
+
+def _typed(table: Table, name: str, kind: str, train: Table) -> np.ndarray:
+    """A column read as the training file's ``kind`` of it: floats, or text
+    with NaN for the missing cells."""
+    if kind == "text":
+        cells = [cell.strip() for cell in table.columns[name]]
+        return np.array([math.nan if c in MISSING else c for c in cells], dtype=object)
+    values, bad_row = _feature_column(table, name)
+    if bad_row is not None:
+        raise CommandLineError(
+            f"column {name!r} is numeric in {train.path} but not in {table.path} "
+            f"({table.where(bad_row)}: {table.columns[name][bad_row].strip()!r}): "
+            "fix the cell, or leave the column out with --drop"
+        )
+    return values
+
+
 def features(
-    table: Table, names: list[str], *, numeric_only: str | None, frame: bool
+    table: Table,
+    names: list[str],
+    *,
+    numeric_only: str | None,
+    frame: bool,
+    kinds: tuple[dict[str, str], Table] | None = None,
 ) -> Any:
     """The feature columns as an array (or a DataFrame if ``frame``).
 
     ``numeric_only`` names the model that needs complete numeric features
     (None: any column is passed on, as text if it is not numeric).
+    ``kinds``, the :func:`column_kinds` of the training file and that file,
+    types every column as there (the built-in models).
     """
     columns = {}
     for name in names:
+        if kinds is not None:
+            columns[name] = _typed(table, name, kinds[0][name], kinds[1])
+            continue
         values, bad_row = _feature_column(table, name)
         if bad_row is not None and numeric_only:
             raise CommandLineError(
@@ -202,26 +252,3 @@ def features(
     if all(values.dtype == np.float64 for values in columns.values()):
         return np.column_stack(list(columns.values()))
     return np.column_stack([values.astype(object) for values in columns.values()])
-
-
-def check_test_columns(
-    train: Table, test: Table, feature_names: list[str], target_name: str
-) -> None:
-    """The test file must have the training file's feature columns (and at
-    most the target column besides)."""
-    extra = [name for name in test.names if name not in train.names]
-    missing = [name for name in feature_names if name not in test.names]
-    if extra or missing:
-        problems = []
-        if extra:
-            problems.append(
-                f"columns that {train.path} does not have: "
-                + ", ".join(map(repr, extra))
-            )
-        if missing:
-            problems.append("no column " + ", ".join(map(repr, missing)))
-        raise CommandLineError(
-            f"the test file {test.path} must have the feature columns of the "
-            f"training file (and optionally {target_name!r}); it has "
-            + " and ".join(problems)
-        )

@@ -1,4 +1,5 @@
-"""``skrelatif explain``: read the CSV files, fit, explain, write the records."""
+"""``skrelatif explain``: read the CSV files, fit, explain, write the records
+(or the HTML report of :mod:`skrelatif._cli._report`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import sys
 import warnings
 from typing import Any
 
-from . import _csv, _models
+from . import _inputs, _models
 from ._errors import CommandLineError, one_line
 from ._output import check_output, records, write, write_atomically
-from ._parser import MODELS, REGRESSORS
 from ._progress import ProgressBar
+from ._report import METHOD_NAMES, Report, render
 
 _FEATURE_COUNT = re.compile(r"X has (\d+) features, but (\w+) is expecting (\d+)")
 _SCORABLE = re.compile(r"can be scored \((\d+)\)")
@@ -28,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandLineError("give either --model or --model-file, not both")
     if args.trust and args.model_file is None:
         raise CommandLineError("--trust applies to a .skops --model-file only")
+    if args.quiet and args.verbose:
+        raise CommandLineError("give either --quiet or --verbose, not both")
+    html = output is not None and output.suffix.lower() == ".html"
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         if not args.quiet:
@@ -38,21 +42,31 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show_warning
-        rows = _explanation_records(args)
+        rows, report = _explanation_records(args, html)
 
     if output is None:
         write(rows, sys.stdout, ".csv")
         sys.stdout.flush()
         return 0
     try:
-        write_atomically(rows, output)
+        write_atomically(render(report) if html else rows, output)
     except OSError as exc:
         raise CommandLineError(
             f"cannot write {output}: {exc.strerror or one_line(exc)}"
         ) from None
     if not args.quiet:
-        print(f"skrelatif: wrote {len(rows)} rows to {output}", file=sys.stderr)
+        what = (
+            f"the report of {len(report.test_names)} test rows"
+            if html
+            else f"{len(rows)} rows"
+        )
+        print(f"skrelatif: wrote {what} to {output}", file=sys.stderr)
     return 0
+
+
+def _say(lines: list[str]) -> None:
+    for line in lines:
+        print(f"skrelatif: {line}", file=sys.stderr, flush=True)
 
 
 def _explain_rows(explainer: Any, X: Any, y: Any, k: int, progress: ProgressBar):
@@ -95,73 +109,43 @@ def _model_error(exc: Exception, args: argparse.Namespace, model: Any) -> str:
     return message
 
 
-def _explanation_records(args: argparse.Namespace) -> list[dict]:
-    from sklearn.pipeline import Pipeline
-
+def _explanation_records(
+    args: argparse.Namespace, html: bool
+) -> tuple[list[dict], Report | None]:
+    """The output records and, if ``html``, the report's contents."""
     from .._explainer import InfluenceExplainer
+    from ._preprocess import STEPS, describe
 
-    train = _csv.read_csv(args.train, "training")
-    test = _csv.read_csv(args.test, "test")
-    if args.target not in train.names:
-        raise CommandLineError(
-            f"the training file {args.train} has no column {args.target!r} (--target); "
-            f"its columns are {', '.join(map(repr, train.names))}"
-        )
-    features = [name for name in train.names if name != args.target]
-    if not features:
-        raise CommandLineError(
-            f"the training file {args.train} has no feature columns besides "
-            f"{args.target!r}"
-        )
-    _csv.check_test_columns(train, test, features, args.target)
-    for option, given in (
-        ("--test-labels", args.test_labels),
-        ("--with-test-labels", args.with_test_labels),
-    ):
-        if given and args.target not in test.names:
-            raise CommandLineError(
-                f"{option}: the test file {args.test} has no column {args.target!r}"
-            )
-
-    if args.model_file is not None:
-        model = _models.load_model(
-            args.model_file, trusted=args.trust, trust_pickle=args.trust_pickle
-        )
-        fitted = _models.is_fitted(model)
-        frame = _models.wants_frame(model, fitted)
-        numeric_only = (
-            None
-            if isinstance(model, Pipeline)
-            else f"A {type(model).__name__} that is not in a pipeline"
-        )
-        regressor = _models.is_regressor(model)
-        why_numeric = (
-            f"The {type(_models.final_estimator(model)).__name__} in "
-            f"{args.model_file} is a regressor and needs a numeric target"
-        )
-    else:
-        name = args.model or MODELS[0]
-        model = _models.builtin_model(name)
-        fitted, frame = False, False
-        numeric_only = f"The built-in model (--model {name})"
-        regressor = name in REGRESSORS
-        why_numeric = (
-            f"--model {name} is a regressor and needs a numeric target (for class "
-            "labels use --model logreg or svc)"
-        )
-    classes = getattr(model, "classes_", None) if fitted else None
-
-    def read_target(table: _csv.Table) -> Any:
-        if regressor:  # float values, never labels
-            return _csv.numeric_target(table, args.target, why_numeric)
-        return _csv.target(table, args.target, classes)
-
-    X_train = _csv.features(train, features, numeric_only=numeric_only, frame=frame)
-    y_train = read_target(train)
-    X_test = _csv.features(test, features, numeric_only=numeric_only, frame=frame)
-    y_test = None
-    if args.test_labels or args.with_test_labels:
-        y_test = read_target(test)
+    inputs = _inputs.read(args)
+    columns, model = inputs.columns, inputs.model
+    final = _models.final_estimator(model)
+    left_out = ", ".join(f"{n} ({o})" for n, o in columns.left_out.items())
+    source = (
+        f"--model-file {args.model_file}"
+        if args.model_file
+        else f"--model {args.model or 'logreg'}"
+    )
+    facts = [
+        ("training file", f"{args.train} ({inputs.X_train.shape[0]} rows)"),
+        ("test file", f"{args.test} ({inputs.X_test.shape[0]} rows)"),
+        ("target column", args.target),
+        ("model", f"{final!r} ({source})"),
+        ("feature columns", ", ".join(columns.features)),
+        *([("left out", left_out)] if left_out else []),
+    ]
+    if args.verbose:
+        _say([f"{name}: {value}" for name, value in facts])
+    if inputs.kinds is not None:
+        facts += [
+            (f"{kind} columns", STEPS[kind])
+            for kind in STEPS
+            if kind in inputs.kinds.values()
+        ]
+    facts += [
+        ("method", METHOD_NAMES[args.method]),
+        ("hessian", args.hessian),
+        ("k", str(args.k)),
+    ]
 
     explainer = InfluenceExplainer(
         model,
@@ -171,13 +155,17 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
         damping=args.damping,
         n_jobs=args.n_jobs,
     )
+    X_test, y_test = inputs.X_test, inputs.y_test
     progress = ProgressBar(
         X_test.shape[0],
         stream=sys.stderr,
         enabled=not args.quiet and sys.stderr.isatty(),
     )
     try:
-        explainer.fit(X_train, y_train)
+        explainer.fit(inputs.X_train, inputs.y_train)
+        if args.verbose and inputs.kinds is not None:
+            transformer = explainer.estimator_[0]
+            _say(describe(transformer, inputs.kinds, inputs.X_train, X_test))
         explanation = _explain_rows(
             explainer, X_test, y_test if args.test_labels else None, args.k, progress
         )
@@ -188,9 +176,40 @@ def _explanation_records(args: argparse.Namespace) -> list[dict]:
                 if args.test_labels
                 else explanation.target
             )
+        self_influence = explainer.self_influence_ if html else None
     except (ValueError, TypeError) as exc:  # bad data or an unsupported model
         progress.close()
         raise CommandLineError(_model_error(exc, args, model)) from None
-    return records(
-        explanation, test_labels=y_test, predictions=predictions, regressor=regressor
+    rows = records(
+        explanation,
+        test_labels=y_test,
+        predictions=predictions,
+        regressor=inputs.regressor,
+        test_ids=columns.test_ids,
+        train_ids=columns.train_ids,
     )
+    if not html:
+        return rows, None
+
+    def names(ids: list[str] | None, n: int) -> list[str]:
+        if ids is None:
+            return [f"row {i}" for i in range(n)]
+        return [f"{args.id_column} {i}" for i in ids]
+
+    report = Report(
+        explanation=explanation,
+        self_influence=self_influence,
+        train=inputs.train,
+        test=inputs.test,
+        features=columns.features,
+        target_column=args.target,
+        train_labels=inputs.y_train,
+        train_names=names(columns.train_ids, inputs.X_train.shape[0]),
+        test_names=names(columns.test_ids, X_test.shape[0]),
+        facts=facts,
+        regressor=inputs.regressor,
+        test_labels_explained=args.test_labels,
+        test_labels=y_test if args.with_test_labels else None,
+        predictions=predictions,
+    )
+    return rows, report

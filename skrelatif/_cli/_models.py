@@ -13,20 +13,22 @@ from typing import Any
 from ._errors import CommandLineError, described
 
 
-def builtin_model(name: str) -> Any:
-    """``StandardScaler`` + ``LogisticRegression`` (``"logreg"``), ``SVC``
-    (``"svc"``) or ``Ridge`` (``"ridge"``)."""
+def builtin_model(name: str, kinds: dict[str, str]) -> Any:
+    """``LogisticRegression`` (``"logreg"``), ``SVC`` (``"svc"``) or ``Ridge``
+    (``"ridge"``) after the column transformer of
+    :func:`~skrelatif._cli._preprocess.column_transformer` for ``kinds``."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
+
+    from ._preprocess import column_transformer
 
     finals = {
         "logreg": lambda: LogisticRegression(tol=1e-8, max_iter=1000),
         "svc": SVC,
         "ridge": Ridge,
     }
-    return make_pipeline(StandardScaler(), finals[name]())
+    return make_pipeline(column_transformer(kinds), finals[name]())
 
 
 def is_regressor(model: Any) -> bool:

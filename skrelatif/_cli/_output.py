@@ -1,4 +1,5 @@
-"""The output of ``skrelatif explain``: CSV or JSON records, written atomically."""
+"""The output of ``skrelatif explain``: CSV or JSON records (or an HTML
+report, see :mod:`skrelatif._cli._report`), written atomically."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ TEST_LABEL_COLUMNS = ("test_label", "correct")
 #: Columns added by ``--with-test-labels`` for a regressor.
 TEST_TARGET_COLUMNS = ("test_label", "error")
 #: Output formats, by file suffix.
-FORMATS = (".csv", ".json")
+FORMATS = (".csv", ".json", ".html")
 #: The output's names of the columns of ``Explanation.to_records``.
 _RENAMED = {
     "test_index": "test_row",
@@ -34,13 +35,17 @@ def records(
     test_labels: Sequence[Any] | None = None,
     predictions: Sequence[Any] | None = None,
     regressor: bool = False,
+    test_ids: Sequence[str] | None = None,
+    train_ids: Sequence[str] | None = None,
 ) -> list[dict]:
     """One record per (test row, kind, rank), with the keys of :data:`COLUMNS`.
 
     With ``test_labels`` and ``predictions`` (one per test row), each record
     also gets ``test_label`` and ``correct`` (the prediction is that label),
     or for a ``regressor`` ``test_label`` and ``error`` (the prediction minus
-    that target).
+    that target). With ``test_ids`` (``train_ids``), the row's ID replaces its
+    number, as ``test_id`` (``train_id``) in place of ``test_row``
+    (``train_row``).
     """
     rows = [
         {_RENAMED.get(key, key): value for key, value in record.items()}
@@ -55,6 +60,17 @@ def records(
                 row["error"] = float(predictions[t]) - float(test_labels[t])
             else:
                 row["correct"] = bool(predictions[t] == test_labels[t])
+    for ids, key in ((test_ids, "test"), (train_ids, "train")):
+        if ids is not None:
+            rows = [
+                {
+                    (f"{key}_id" if name == f"{key}_row" else name): (
+                        ids[value] if name == f"{key}_row" else value
+                    )
+                    for name, value in row.items()
+                }
+                for row in rows
+            ]
     return rows
 
 
@@ -84,7 +100,7 @@ def check_output(path: str, inputs: list[str]) -> Path:
     file = Path(path)
     if file.suffix.lower() not in FORMATS:
         raise CommandLineError(
-            f"--output {path}: the file name must end in .csv or .json"
+            f"--output {path}: the file name must end in .csv, .json or .html"
         )
     if not file.parent.is_dir():
         raise CommandLineError(f"--output {path}: no directory {file.parent}")
@@ -96,15 +112,19 @@ def check_output(path: str, inputs: list[str]) -> Path:
     return file
 
 
-def write_atomically(rows: list[dict], file: Path) -> None:
-    """Write to a temporary file beside ``file``, then rename it: a failure
-    never leaves a partial output (nor changes an existing file)."""
+def write_atomically(rows: list[dict] | str, file: Path) -> None:
+    """Write ``rows`` (or a text, such as an HTML page) to a temporary file
+    beside ``file``, then rename it: a failure never leaves a partial output
+    (nor changes an existing file)."""
     handle, temporary = tempfile.mkstemp(
         dir=file.parent, prefix=f".{file.name}.", suffix=".tmp"
     )
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            write(rows, stream, file.suffix.lower())
+            if isinstance(rows, str):
+                stream.write(rows)
+            else:
+                write(rows, stream, file.suffix.lower())
         os.replace(temporary, file)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

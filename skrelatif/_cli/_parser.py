@@ -12,6 +12,8 @@ import argparse
 import math
 from typing import Any
 
+from .. import __version__
+
 #: ``--model`` choices (the default is the first one).
 MODELS = ("logreg", "svc", "ridge")
 #: The ``--model`` choices that are regressors (a numeric ``--target``).
@@ -119,10 +121,27 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "--model",
         choices=MODELS,
         default=None,
-        help="logreg: StandardScaler + LogisticRegression (default); "
-        "svc: StandardScaler + SVC (rbf kernel); ridge: StandardScaler + Ridge, "
-        "a regressor: it explains its predictions of a numeric --target "
-        "(positive score: the training row pushes the prediction up)",
+        help="logreg: LogisticRegression (default); svc: SVC (rbf kernel); "
+        "ridge: Ridge, a regressor: it explains its predictions of a numeric "
+        "--target (positive score: the training row pushes the prediction up). "
+        "Each after a ColumnTransformer fitted on the training file: numeric "
+        "columns imputed (median) and standardised, text columns imputed (most "
+        "frequent) and one-hot encoded (see --verbose)",
+    )
+    explain.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="COL[,COL]",
+        help="columns to leave out of the training and test files (repeat or "
+        "separate by commas)",
+    )
+    explain.add_argument(
+        "--id-column",
+        metavar="COL",
+        help="a column of row names: not a feature; the output gives test_id "
+        "(and train_id, if the training file has the column) instead of the "
+        "row numbers",
     )
     explain.add_argument(
         "--model-file",
@@ -201,15 +220,22 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
     )
     explain.add_argument(
         "--output",
-        metavar="RESULT.csv|.json",
-        help="where to write the result (.csv or .json); standard output (CSV) "
-        "if not given",
+        metavar="RESULT.csv|.json|.html",
+        help="where to write the result (.csv or .json; .html: a self-contained "
+        "report with tables and bar charts, for a browser); standard output "
+        "(CSV) if not given",
     )
     explain.add_argument(
         "--quiet",
         action="store_true",
         help="nothing on stderr but errors: no progress bar, warnings or "
         "confirmation line",
+    )
+    explain.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the columns and how the built-in model prepares them "
+        "(imputed values, categories) on stderr",
     )
 
 
@@ -226,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="skrelatif",
         description="Explain scikit-learn predictions with training examples "
         "(influence functions and RelatIF). Without a command, runs the demo.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"skrelatif {__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="{demo,explain}")
     _add_demo(commands)
