@@ -32,6 +32,7 @@ from sklearn.utils.validation import (
 )
 
 from ._explanation import Explanation
+from .exceptions import FeatureCountError, TooFewCandidatesError
 
 try:  # scikit-learn >= 1.6
     from sklearn.frozen import FrozenEstimator
@@ -43,6 +44,14 @@ _CHECK_X = dict(
     dtype=(np.float64, np.float32),
     ensure_all_finite=True,
 )
+
+
+def _check_feature_count(X: Any, expected: int, who: str) -> None:
+    """``FeatureCountError`` when X (of any kind with a shape) has another
+    number of columns than ``expected``."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[1] != expected:
+        raise FeatureCountError(int(shape[1]), int(expected), who)
 
 
 def _unfreeze(estimator: Any) -> Any:
@@ -136,6 +145,9 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def _fitted_model(self, X: Any, y: np.ndarray, sample_weight) -> Any:
         """``self.model`` if fitted, else a clone of it fitted on ``X, y``."""
         if _is_fitted(self.model):
+            expected = getattr(self.model, "n_features_in_", None)
+            if expected is not None:
+                _check_feature_count(X, expected, type(self.model).__name__)
             return self.model
         estimator = clone(self.model)
         fit_params = {}
@@ -192,6 +204,8 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def _test_model_input(self, X: Any) -> Any:
         """Test ``X`` checked against ``fit`` and mapped to the model's input."""
         check_is_fitted(self)
+        if hasattr(self, "n_features_in_"):
+            _check_feature_count(X, self.n_features_in_, type(self).__name__)
         if isinstance(_unfreeze(self.estimator_), Pipeline):
             validate_data(self, X, skip_check_array=True, reset=False)
         else:
@@ -210,11 +224,9 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     # -- results -----------------------------------------------------------------------
     @staticmethod
     def _check_k(k: Any, n_candidates: int, what: str = "training examples") -> int:
-        if (
-            isinstance(k, bool)
-            or not isinstance(k, Integral)
-            or not 1 <= k <= n_candidates
-        ):
+        if isinstance(k, Integral) and not isinstance(k, bool) and k > n_candidates:
+            raise TooFewCandidatesError(int(k), n_candidates, what)
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(
                 f"k must be an integer between 1 and the number of {what} that can "
                 f"be scored ({n_candidates}); got k={k!r}."

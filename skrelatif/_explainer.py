@@ -432,7 +432,7 @@ class InfluenceExplainer(_BaseExplainer):
         influence = self._influence
         candidates = influence.candidates_
         n_candidates = influence.n_train_ if candidates is None else len(candidates)
-        k = self._check_k(k, n_candidates)
+        k = self._check_k(k, n_candidates, influence.adapter.candidate_name)
         Xt, y_encoded, target = self._test_input(X, y)
         top = top_k(
             influence, Xt, y_encoded, k, n_jobs=self.n_jobs, verbose=self.verbose

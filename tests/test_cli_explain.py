@@ -572,7 +572,8 @@ def _bad_inputs(files):
         ),
         "k too large": (
             ["--train", train, "--test", test, "--target", "label", "--k", "61"],
-            "k must be",
+            "--k 61 is more than the 60 training examples of the "
+            "LogisticRegression: pass --k 60 or less",
         ),
         "hessian for an SVM": (
             [

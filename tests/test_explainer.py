@@ -21,7 +21,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import check_estimator
 
 from skrelatif import InfluenceExplainer
-from skrelatif._solvers import SingularCurvatureError
+from skrelatif.exceptions import FeatureCountError, SingularCurvatureError
 
 from . import _dense
 
@@ -224,7 +224,7 @@ def test_failed_fit_leaves_fitted_state_unchanged(data):
     X, y, X_test, _ = data
     ex = InfluenceExplainer(LogisticRegression(tol=1e-8).fit(X, y)).fit(X, y)
     before = ex.transform(X_test)
-    with pytest.raises(ValueError, match="fitted on 6 features"):
+    with pytest.raises(FeatureCountError, match="expecting 6 features"):
         ex.fit(X[:, :3], y)
     assert ex.n_features_in_ == X.shape[1]
     np.testing.assert_array_equal(ex.transform(X_test), before)

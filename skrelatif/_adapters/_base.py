@@ -78,6 +78,8 @@ class ModelAdapter(ABC):
     #: False for non-convex objectives (networks): leave-one-out validation
     #: then refits from the trained weights instead of Newton iterations.
     convex: ClassVar[bool] = True
+    #: What the training examples that can score are called (errors).
+    candidate_name: ClassVar[str] = "training examples"
     #: What to do when the model is not at a minimum (ends the warning's sentence).
     convergence_advice: ClassVar[str] = "refit with a smaller tol or a larger max_iter"
     #: For the "Supported models" table: the objective, the loss, notes.

@@ -200,6 +200,7 @@ class SVMAdapter(SumAdapter):
     """
 
     estimator_types = (SVC, NuSVC, LinearSVC)
+    candidate_name = "support vectors"
     curvature_note = (
         "its influence scores (Barshan et al. 2020, appendix F) use the Hessian of "
         "the SVM objective, which is the identity in the kernel's feature space "

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 import warnings
 from typing import Any
 
+from ..exceptions import FeatureCountError, TooFewCandidatesError
 from . import _inputs, _models
 from ._errors import CommandLineError, one_line
 from ._output import check_output, records, write, write_atomically
 from ._progress import ProgressBar
 from ._report import METHOD_NAMES, Report, render
-
-_FEATURE_COUNT = re.compile(r"X has (\d+) features, but (\w+) is expecting (\d+)")
-_SCORABLE = re.compile(r"can be scored \((\d+)\)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,26 +84,27 @@ def _explain_rows(explainer: Any, X: Any, y: Any, k: int, progress: ProgressBar)
 
 
 def _model_error(exc: Exception, args: argparse.Namespace, model: Any) -> str:
-    """The explainer's error, in the command line's terms where it has some."""
-    message = one_line(exc)
-    count = _FEATURE_COUNT.search(message)
-    if count is not None:
-        got, _, expected = count.groups()
+    """The explainer's error, in the command line's terms where it has some
+    (by its type and attributes, never its text)."""
+    if isinstance(exc, FeatureCountError):
         source = f"the model in {args.model_file}" if args.model_file else "the model"
         return (
-            f"--train {args.train} and --test {args.test} have {got} feature "
-            f"columns, but {source} expects {expected}: the feature columns of "
+            f"--train {args.train} and --test {args.test} have {exc.got} feature "
+            f"columns, but {source} expects {exc.expected}: the feature columns of "
             "the files must be those the model was trained on"
         )
-    scorable = _SCORABLE.search(message)
-    final = _models.final_estimator(model)
-    if scorable is not None and type(final).__name__ in ("SVC", "NuSVC", "LinearSVC"):
-        return (
-            f"--k {args.k} is more than the {scorable.group(1)} support vectors of "
-            f"the {type(final).__name__}, the only training rows it can score: "
-            f"pass --k {scorable.group(1)} or less"
+    if isinstance(exc, TooFewCandidatesError):
+        final = _models.final_estimator(model)
+        only = (
+            ""
+            if exc.what == "training examples"
+            else (", the only training rows it can score")
         )
-    return message
+        return (
+            f"--k {args.k} is more than the {exc.n_candidates} {exc.what} of the "
+            f"{type(final).__name__}{only}: pass --k {exc.n_candidates} or less"
+        )
+    return one_line(exc)
 
 
 def _explanation_records(

@@ -43,13 +43,8 @@ parameter constraints) and validated by the core before any work is done.
 ``hessian="identity"`` needs no solver (:class:`IdentityInverse`).
 """
 
-from ._base import (
-    Estimate,
-    InverseHessian,
-    ProblemSize,
-    SingularCurvatureError,
-    available_memory,
-)
+from ..exceptions import SingularCurvatureError
+from ._base import Estimate, InverseHessian, ProblemSize, available_memory
 from ._direct import BlockDiagonalInverse, CholeskyInverse, IdentityInverse
 from ._iterative import ConjugateGradientInverse, LissaInverse
 from ._kfac import KFACInverse

@@ -13,6 +13,8 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils._param_validation import validate_parameter_constraints
 
+from ..exceptions import SingularCurvatureError
+
 #: Floating-point rates (flop/s) the cost model converts work with: dense
 #: BLAS-3 (GEMM, syrk, trsm, potrf) and sparse or matrix-vector products.
 #: Only their ratio decides between solvers; the absolute values are those
@@ -35,45 +37,6 @@ def available_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         return 16 * 2**30
-
-
-class SingularCurvatureError(ValueError):
-    """The curvature matrix (plus damping) is not positive definite, so its
-    inverse is not defined.
-
-    Attributes
-    ----------
-    rcond : float
-        LAPACK's reciprocal condition number estimate (0 when the
-        factorisation failed or an iterative solver met negative curvature).
-    indefinite : bool
-        True when a direction of negative curvature was seen (the matrix is
-        indefinite, not merely singular).
-    advice : str
-        What to do, in the model family's own terms.
-    """
-
-    def __init__(
-        self, rcond: float = 0.0, *, indefinite: bool = False, advice: str = ""
-    ) -> None:
-        self.rcond, self.indefinite, self.advice = rcond, indefinite, advice
-        what = (
-            "indefinite (it has a direction of negative curvature)"
-            if indefinite
-            else "singular, or numerically so "
-            f"(reciprocal condition number {rcond:.1e})"
-        )
-        super().__init__(
-            f"The curvature matrix of the training objective is {what}, so its "
-            "inverse is not defined. "
-            + (advice or "Pass damping > 0 (for example damping=1e-3).")
-        )
-
-    def with_advice(self, advice: str) -> SingularCurvatureError:
-        """The same error with the family's advice."""
-        return SingularCurvatureError(
-            self.rcond, indefinite=self.indefinite, advice=advice
-        )
 
 
 @dataclass(frozen=True)
