@@ -305,7 +305,8 @@ def leave_one_out(
     --------
     >>> import numpy as np
     >>> from sklearn.datasets import load_breast_cancer
-    >>>     >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import StandardScaler
     >>> from skrelatif import InfluenceExplainer
     >>> from skrelatif.validation import agreement, leave_one_out
     >>> X, y = load_breast_cancer(return_X_y=True)
