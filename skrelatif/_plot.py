@@ -1140,6 +1140,14 @@ class LeaveOneOutDisplay:
         quantity = self.quantity or _QUANTITIES[self.method]
         # Kept short, on one line: they must fit a default-size figure and
         # the panels of a two-panel one (tests/test_plotting.py renders both).
+        # Scores of 1e-4 would take "-0.0004"-wide tick labels: a common
+        # factor (1e-4) at the axis' end keeps them short.
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in ("x", "y"):
+            formatter = getattr(ax, f"{axis}axis").get_major_formatter()
+            if isinstance(formatter, ScalarFormatter):
+                ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 4))
         if same:
             ax.set_xlabel(f"Predicted {quantity}")
         else:
