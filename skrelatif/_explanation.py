@@ -289,6 +289,16 @@ class Explanation:
         and training set), e.g. :meth:`~skrelatif.InfluenceExplainer.explain`
         called on consecutive batches of test points.
 
+        Parameters
+        ----------
+        parts : sequence of Explanation
+            The explanations to join, in order.
+
+        Returns
+        -------
+        explanation : Explanation
+            The test points of every part, in order.
+
         Examples
         --------
         >>> from sklearn.datasets import load_iris

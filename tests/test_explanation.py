@@ -1,7 +1,6 @@
 """Tests of the Explanation object: row labels, indexing, repr, plot."""
 
 import html.parser
-import re
 
 import numpy as np
 import pytest
