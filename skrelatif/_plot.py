@@ -631,10 +631,13 @@ PROPONENT_COLOR = "#009E73"  # bluish green
 OPPONENT_COLOR = "#D55E00"  # vermillion
 
 
-def _value_text(value: Any) -> str:
+def _value_text(value: Any, width: int = 30) -> str:
+    """A feature value in a label: 3 significant digits, or a string cut to
+    ``width`` characters (texts can be long)."""
     if isinstance(value, Real) and not isinstance(value, bool):
         return f"{float(value):.3g}"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 class ExplanationBarDisplay:
@@ -1140,14 +1143,15 @@ class LeaveOneOutDisplay:
         quantity = self.quantity or _QUANTITIES[self.method]
         # Kept short, on one line: they must fit a default-size figure and
         # the panels of a two-panel one (tests/test_plotting.py renders both).
-        # Scores of 1e-4 would take "-0.0004"-wide tick labels: a common
-        # factor (1e-4) at the axis' end keeps them short.
+        # Ticks such as "-0.015" crowd a panel's axis (and "-0.0004" push
+        # the label out of a default figure): below 0.1 (and from 1000) the
+        # axis takes a common factor, "x1e-2", and the ticks stay short.
         from matplotlib.ticker import ScalarFormatter
 
         for axis in ("x", "y"):
             formatter = getattr(ax, f"{axis}axis").get_major_formatter()
             if isinstance(formatter, ScalarFormatter):
-                ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 4))
+                ax.ticklabel_format(axis=axis, style="sci", scilimits=(-2, 3))
         if same:
             ax.set_xlabel(f"Predicted {quantity}")
         else:
