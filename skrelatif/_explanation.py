@@ -236,7 +236,10 @@ class Explanation:
         ]
         rows = []
         for t in range(min(n_test, _REPR_ROWS)):
-            cells = [str(t), str(_python(np.asarray(self.target)[t]))]
+            target = _python(np.asarray(self.target)[t])
+            if isinstance(target, float):  # a regressor's: 4 significant digits
+                target = f"{target:.4g}"
+            cells = [str(t), str(target)]
             for index, scores in (
                 (self.proponents, self.proponent_scores),
                 (self.opponents, self.opponent_scores),

@@ -19,7 +19,7 @@ import numpy as np
 # ``sklearn.utils`` itself no longer exports it (1.9 does not).
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 
-from ._explanation import Explanation, method_name
+from ._explanation import Explanation, _python, method_name
 
 
 def _named(items: Any, default_name, what: str) -> tuple[list[str], list[Any]]:
@@ -872,6 +872,11 @@ class ExplanationBarDisplay:
                 f"X_train has {n_train} rows but the explainer was fitted on "
                 f"{expected}: pass the X given to fit."
             )
+        if X is not None and np.shape(X)[0] != len(e):
+            raise ValueError(
+                f"X has {np.shape(X)[0]} rows but the explanation explains {len(e)} "
+                "test points: pass the X given to explain."
+            )
         if e.train_row_labels is not None and hasattr(X_train, "index"):
             if not X_train.index.equals(e.train_row_labels):
                 raise ValueError(
@@ -899,7 +904,7 @@ class ExplanationBarDisplay:
             i = index[t, j]
             name = e._row_name(i)
             if e.train_target is not None:
-                name += f" (label {_value_text(_python_scalar(e.train_target[i]))})"
+                name += f" (label {_value_text(_python(e.train_target[i]))})"
             texts[t, j] = name + "\n" + _features_text(row, feature_names, max_features)
         test_texts = []
         test_values = (
@@ -937,24 +942,18 @@ def _n_train(e: Explanation) -> int | None:
     return None
 
 
-def _python_scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _feature_rows(X: Any, index: np.ndarray, max_features: int) -> list[list[Any]]:
     """The first ``max_features + 1`` feature values of rows ``index``."""
     if hasattr(X, "iloc"):
         frame = X.iloc[index, : max_features + 1] if X.ndim == 2 else X.iloc[index]
         if X.ndim == 1:
-            return [[_python_scalar(v)] for v in frame.to_numpy()]
-        return [
-            [_python_scalar(v) for v in row] for row in frame.itertuples(index=False)
-        ]
+            return [[_python(v)] for v in frame.to_numpy()]
+        return [[_python(v) for v in row] for row in frame.itertuples(index=False)]
     rows = _rows(X, index)
     rows = np.asarray(rows)
     if rows.ndim == 1:
         rows = rows[:, None]
-    return [[_python_scalar(v) for v in row[: max_features + 1]] for row in rows]
+    return [[_python(v) for v in row[: max_features + 1]] for row in rows]
 
 
 def _features_text(row: list[Any], names: Sequence[str], max_features: int) -> str:

@@ -348,3 +348,5 @@ def test_plot_checks_that_x_train_is_the_fitted_one(wine):
         e.plot(X_tr.iloc[:-1])
     with pytest.raises(ValueError, match="index is not that of the X given to fit"):
         e.plot(X_tr.reset_index(drop=True))
+    with pytest.raises(ValueError, match="pass the X given to explain"):
+        e.plot(X_tr, X_te.iloc[:2])
