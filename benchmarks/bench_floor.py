@@ -50,7 +50,7 @@ import bench_scale  # noqa: E402
 from bench_scale import gemm_rate, mnist_like  # noqa: E402
 
 from skrelatif import InfluenceExplainer, _influence, _solvers  # noqa: E402
-from skrelatif._adapters import _linear  # noqa: E402
+from skrelatif._adapters import _linear_curvature  # noqa: E402
 
 CASES = {
     # name: (n_train, n_test, n_features, n_classes)
@@ -77,7 +77,9 @@ def _timed(name, function):
 
 
 def install_phase_timers():
-    _linear.LinearHessian.dense = _timed("hessian", _linear.LinearHessian.dense)
+    _linear_curvature.LinearHessian.dense = _timed(
+        "hessian", _linear_curvature.LinearHessian.dense
+    )
     _solvers._cholesky = _timed("factor", _solvers._cholesky)
     _influence.Influence._normalisers = _timed(
         "normalisers", _influence.Influence._normalisers
