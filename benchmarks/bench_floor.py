@@ -80,13 +80,11 @@ def install_phase_timers():
     _linear_curvature.LinearHessian.dense = _timed(
         "hessian", _linear_curvature.LinearHessian.dense
     )
-    _solvers._cholesky = _timed("factor", _solvers._cholesky)
-    _influence.Influence._normalisers = _timed(
-        "normalisers", _influence.Influence._normalisers
-    )
-    _influence.Influence.prepare_test = _timed(
-        "s_test", _influence.Influence.prepare_test
-    )
+    # the factorisation, where the dense solvers call it
+    _solvers._direct.cholesky = _timed("factor", _solvers._direct.cholesky)
+    first_order = _influence.FirstOrderInfluence
+    first_order._normalisers = _timed("normalisers", first_order._normalisers)
+    first_order.prepare_test = _timed("s_test", first_order.prepare_test)
 
 
 def copy_rate(n_bytes=2**28, repeat=5) -> float:

@@ -12,6 +12,15 @@ class SingularCurvatureError(ValueError):
     """The curvature matrix (plus damping) is not positive definite, so its
     inverse is not defined.
 
+    Parameters
+    ----------
+    rcond : float, default=0.0
+        See Attributes.
+    indefinite : bool, default=False
+        See Attributes.
+    advice : str, default=""
+        See Attributes.
+
     Attributes
     ----------
     rcond : float
@@ -41,7 +50,18 @@ class SingularCurvatureError(ValueError):
         )
 
     def with_advice(self, advice: str) -> SingularCurvatureError:
-        """The same error with the family's advice."""
+        """The same error with the family's advice.
+
+        Parameters
+        ----------
+        advice : str
+            What to do, in the model family's own terms.
+
+        Returns
+        -------
+        error : SingularCurvatureError
+            A new error with the same facts.
+        """
         return SingularCurvatureError(
             self.rcond, indefinite=self.indefinite, advice=advice
         )
@@ -49,6 +69,15 @@ class SingularCurvatureError(ValueError):
 
 class TooFewCandidatesError(ValueError):
     """``k`` (or a size) is more than the training examples that can score.
+
+    Parameters
+    ----------
+    k : int
+        See Attributes.
+    n_candidates : int
+        See Attributes.
+    what : str
+        See Attributes.
 
     Attributes
     ----------
@@ -70,6 +99,13 @@ class TooFewCandidatesError(ValueError):
 
 class FeatureCountError(ValueError):
     """X has another number of features than the model was fitted on.
+
+    Parameters
+    ----------
+    got, expected : int
+        See Attributes.
+    who : str
+        The estimator that expects ``expected`` features (the message).
 
     Attributes
     ----------
