@@ -92,6 +92,12 @@ def resolve(
     the pairs that work); ``name`` is the estimator's class name. Emits the
     ``FutureWarning`` of an old ``hessian`` spelling."""
     if not adapter_class.curvatures:  # a sum over training examples
+        if method == "newton":
+            raise ValueError(
+                f"method='newton' needs the curvature of the model's loss; {name} "
+                f"has none ({adapter_class.curvature_note}). Use 'if', "
+                "'theta-relatif' or 'l-relatif'."
+            )
         if hessian != "auto" or solver != "auto" or damping not in ("auto", 0, 0.0):
             raise ValueError(
                 f"{name} is explained as a sum over its training examples "

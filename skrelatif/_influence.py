@@ -40,6 +40,7 @@ from __future__ import annotations
 import time
 import warnings
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -293,10 +294,12 @@ class FirstOrderInfluence(Influence):
             n_solves=_curvature.n_solves(self.method, self.n_train_, adapter.n_outputs),
             **adapter.curvature_costs(X, self.hessian_),
         )
+        candidates = _curvature.candidates(type(adapter), self.hessian_)
         name, estimates = choose_solver(
-            _curvature.candidates(type(adapter), self.hessian_),
+            candidates,
             size,
             pilot=lambda solver: self._pilot(solver, size),
+            check_seconds=self._check_seconds(candidates, size),
         )
         for candidate, estimate in estimates.items():
             log(
@@ -308,6 +311,16 @@ class FirstOrderInfluence(Influence):
             )
         return name
 
+    def _check_seconds(self, candidates, size: ProblemSize) -> float:
+        """Estimated cost of :meth:`_normaliser_error`'s exact reference."""
+        sample = replace(size, n_solves=min(ERROR_SAMPLE, self.n_train_))
+        provides = type(self.adapter).curvatures[self.hessian_]
+        if "dense" in provides and self.adapter.n_params <= DENSE_REFERENCE:
+            return CholeskyInverse.estimate(sample).seconds
+        if "cg" in candidates:
+            return ConjugateGradientInverse.estimate(sample).seconds
+        return 0.0
+
     def _pilot(self, solver_class, size: ProblemSize):
         """An iterative solver's cost measured by solving for ``PILOT``
         training gradients: ``n_solves`` times its time per right-hand side."""
@@ -316,9 +329,15 @@ class FirstOrderInfluence(Influence):
             self.X_[rows].astype(np.float64, copy=False), self.direction_[rows]
         )
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # not converging: slow
-            solver_class(0.0, options=self.choice.options).fit(self._operator).solve(G)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # not converging: slow
+                solver = solver_class(
+                    self._first_damping(), options=self.choice.options
+                )
+                solver.fit(self._operator).solve(G)
+        except SingularCurvatureError:  # not measurable: its estimate stands
+            return None
         per_solve = (time.perf_counter() - start) / len(rows)
         estimate = solver_class.estimate(size)
         return type(estimate)(size.n_solves * per_solve, estimate.bytes)
@@ -328,12 +347,8 @@ class FirstOrderInfluence(Influence):
         raises with the family's advice, or, with ``damping="auto"`` on a
         convex objective, is damped by ``SINGULAR_DAMPING_FRACTION`` of its
         mean diagonal, with a warning."""
-        operator, damping = self._operator, self.choice.damping
-        auto = damping == "auto"
-        if auto:
-            damping = 0.0
-            if not self.adapter.convex and self.hessian_ != "identity":
-                damping = _curvature.DAMPING_FRACTION * self._mean_diagonal()
+        operator, auto = self._operator, self.choice.damping == "auto"
+        damping = self._first_damping()
         try:
             solver = self._new_solver(damping).fit(operator)
         except SingularCurvatureError as exc:
@@ -354,6 +369,15 @@ class FirstOrderInfluence(Influence):
                 raise again.with_advice(self.adapter.singular_advice) from None
         self.damping_ = float(damping)
         return solver
+
+    def _first_damping(self) -> float:
+        """The damping tried first: the given one, or ``"auto"``'s (0 for a
+        convex objective, ``DAMPING_FRACTION`` of the mean diagonal else)."""
+        if self.choice.damping != "auto":
+            return float(self.choice.damping)
+        if self.adapter.convex or self.hessian_ == "identity":
+            return 0.0
+        return _curvature.DAMPING_FRACTION * self._mean_diagonal()
 
     def _mean_diagonal(self) -> float:
         """``trace(C) / P`` of the curvature (penalty included)."""

@@ -37,12 +37,14 @@ class SingularCurvatureError(ValueError):
         self, rcond: float = 0.0, *, indefinite: bool = False, advice: str = ""
     ) -> None:
         self.rcond, self.indefinite, self.advice = rcond, indefinite, advice
-        what = (
-            "indefinite (it has a direction of negative curvature)"
-            if indefinite
-            else "singular, or numerically so "
-            f"(reciprocal condition number {rcond:.1e})"
-        )
+        if indefinite:
+            what = "indefinite (it has a direction of negative curvature)"
+        elif rcond > 0:
+            what = (
+                f"singular, or numerically so (reciprocal condition number {rcond:.1e})"
+            )
+        else:  # the factorisation stopped at a non-positive pivot
+            what = "not positive definite (indefinite, or singular)"
         super().__init__(
             f"The curvature matrix of the training objective is {what}, so its "
             "inverse is not defined. "

@@ -127,3 +127,11 @@ def weights_case(kind, n_samples, n_classes, low=0.2):
         "both": dict(zip(range(n_classes), [1.0, 2.5, 0.7][:n_classes])),
     }.get(kind)
     return sw, class_weight
+
+
+def fitted_state(explainer):
+    """The testing hook into an explainer's fitted state (its private
+    ``Influence`` object: the bound adapter, the solver, the candidates),
+    for the tests of those internals; every other test uses the public API.
+    The one place tests reach past ``InfluenceExplainer``'s public names."""
+    return explainer._influence

@@ -16,6 +16,8 @@ from skrelatif._adapters import find_adapter
 from skrelatif._adapters._linear_curvature import LinearHessian
 from skrelatif._solvers import CholeskyInverse, ConjugateGradientInverse
 
+from ._dense import fitted_state
+
 #: 300 training examples, 3 classes, 6 features (21 parameters).
 _SHAPE = dict(n_samples=340, n_features=6, n_train=300, flip_y=0.05)
 #: MiB: passes over the 300 training examples in several chunks, for "if"
@@ -87,9 +89,11 @@ def test_cg_tasks_do_not_grow_with_the_right_hand_sides(problem, counts, n_rhs):
         joblib.parallel_config(backend="threading"),
     ):
         ex = InfluenceExplainer(model, method="if", solver="cg", n_jobs=2).fit(X, y)
-        G = ex._influence.test_gradients(X_test[:n_rhs], model.predict(X_test[:n_rhs]))
+        G = fitted_state(ex).test_gradients(
+            X_test[:n_rhs], model.predict(X_test[:n_rhs])
+        )
         counts.clear()
-        ex._influence.solver_.solve(G)
+        fitted_state(ex).solver_.solve(G)
     assert counts["cg_solves"] == 1 and counts["cg_iterations"] > 10
     assert counts["tasks"] <= 2 * counts["cg_iterations"]
 
@@ -132,7 +136,7 @@ def test_grouping_does_not_change_a_bit(problem, method):
         for n_jobs in [None, 3]:
             ex = InfluenceExplainer(model, method=method, solver="cg", n_jobs=n_jobs)
             ex.fit(X, y)
-            operator = ex._influence.solver_.operator_
+            operator = fitted_state(ex).solver_.operator_
             results.append(
                 (operator.matvec(V), operator.diagonal(), ex.transform(X_test[:5]))
             )

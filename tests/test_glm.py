@@ -24,7 +24,7 @@ from skrelatif import InfluenceExplainer
 from skrelatif.validation import leave_one_out
 
 from . import _dense
-from ._dense import assert_close
+from ._dense import assert_close, fitted_state
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 TIGHT = {"tol": 1e-12, "max_iter": 10_000}
@@ -143,7 +143,7 @@ def test_hand_derivatives_match_finite_differences_and_the_adapter(family):
     np.testing.assert_allclose(half_deviance(positive, positive, q), 0, atol=1e-12)
 
     ex = InfluenceExplainer(model).fit(X, y)
-    adapter = ex._influence.adapter
+    adapter = fitted_state(ex).adapter
     direction, norm = adapter.loss_gradients(X, y)
     np.testing.assert_allclose(direction[:, 0] * norm, r, rtol=1e-10, atol=1e-13)
     np.testing.assert_array_equal(direction[:, 0], np.sign(r))

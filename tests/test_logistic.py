@@ -11,7 +11,7 @@ from skrelatif import InfluenceExplainer
 from skrelatif._adapters import _linear_curvature
 
 from . import _dense
-from ._dense import assert_close
+from ._dense import assert_close, fitted_state
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 
@@ -68,7 +68,7 @@ def test_hessian_matches_finite_differences(classification):
     sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
     model = LogisticRegression(C=2.0, tol=1e-10).fit(X, y, sample_weight=sw)
     ex = InfluenceExplainer(model).fit(X, y, sample_weight=sw)
-    influence = ex._influence
+    influence = fitted_state(ex)
     H = influence.adapter.hessian_operator(X, y, influence.weights_).dense()
 
     def objective_gradient(theta):
@@ -106,7 +106,7 @@ def test_hessian_in_row_blocks_matches_the_dense_reference(
     monkeypatch.setattr(
         _linear_curvature, "_BLOCK_BYTES", 8 * (X.shape[1] + 1) * block_rows
     )
-    influence = InfluenceExplainer(model).fit(X, y, sample_weight=sw)._influence
+    influence = fitted_state(InfluenceExplainer(model).fit(X, y, sample_weight=sw))
     H = influence.adapter.hessian_operator(X, y, influence.weights_).dense()
     expected = _dense.hessian(model, X, y, sw)
     np.testing.assert_allclose(
@@ -145,7 +145,7 @@ def _loo_agreement(X, y, X_test, n_removed, C, seed=0):
     ex = InfluenceExplainer(model, method="if").fit(X, y)
     predicted = ex.transform(X_test)
     y_test = model.predict(X_test)
-    adapter = ex._influence.adapter
+    adapter = fitted_state(ex).adapter
 
     def test_loss(m):
         return adapter.output_losses(

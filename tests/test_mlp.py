@@ -23,6 +23,8 @@ from skrelatif._adapters.mlp import MLPAdapter
 from skrelatif._solvers import SOLVERS, KFACInverse, SingularCurvatureError
 from skrelatif.validation import leave_one_out
 
+from ._dense import fitted_state
+
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 KINDS = ("binary", "multiclass", "regressor")
 
@@ -622,7 +624,7 @@ def test_pipeline_and_sample_weight():
     explainer.fit(X, y, sample_weight=weight)
     # at a minimum of sum_i s_i l_i / S + alpha / (2 S) ||W||^2 (ignoring the
     # weights, or doubling them, is far from one)
-    assert explainer._influence.optimality_gap_ < 1e-3
+    assert fitted_state(explainer).optimality_gap_ < 1e-3
     for other in (None, 2 * weight):
         with pytest.warns(UserWarning, match="not at a minimum"):
             InfluenceExplainer(pipe, method="if").fit(X, y, sample_weight=other)
@@ -796,3 +798,24 @@ def test_kfac_on_digits():
     print(f"kfac vs gauss-newton on digits: Spearman {rho:.3f}, overlap {overlap:.2f}")
     assert rho >= 0.9
     assert overlap >= 0.6
+
+
+def test_auto_solver_on_an_indefinite_exact_hessian(monkeypatch):
+    """solver="auto" measures its candidates with the damping it will use:
+    a ReLU network's indefinite exact Hessian, damped by damping="auto", is
+    explained (the pilot solve at damping 0 would meet negative curvature)."""
+    from skrelatif._solvers import _auto
+
+    model, X, y = _fit("regressor", "relu")
+    assert np.linalg.eigvalsh(Reference(model, X, y).hessian()).min() < 0
+    monkeypatch.setattr(_auto, "SMALL_SECONDS", 0.0)  # measure, as on a large one
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # stopped at a kink
+        ex = InfluenceExplainer(model, method="if", hessian="exact").fit(X, y)
+        exact = InfluenceExplainer(
+            model, method="if", hessian="exact", solver="cholesky", damping=ex.damping_
+        ).fit(X, y)
+    assert ex.damping_ > 0
+    _close = np.testing.assert_allclose
+    scale = np.abs(exact.transform(X[:3])).max()
+    _close(ex.transform(X[:3]), exact.transform(X[:3]), rtol=1e-6, atol=1e-6 * scale)

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from skrelatif import InfluenceExplainer
 
 from . import _dense
-from ._dense import assert_close
+from ._dense import assert_close, fitted_state
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 # A small constant step for a fixed number of epochs (tol=None: no early stop,
@@ -230,7 +230,7 @@ def test_not_at_minimum_warning_says_how_far_and_what_to_do(model):
     gap = re.search(r"the objective's gradient is ([0-9.]+)% of its size", message)
     assert gap is not None, message
     np.testing.assert_allclose(
-        float(gap.group(1)), 100 * ex._influence.optimality_gap_, rtol=0, atol=0.051
+        float(gap.group(1)), 100 * fitted_state(ex).optimality_gap_, rtol=0, atol=0.051
     )
     assert "refit with a smaller tol, a larger max_iter, or average=True" in message
 

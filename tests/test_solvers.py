@@ -13,7 +13,7 @@ import skrelatif._solvers
 from skrelatif import InfluenceExplainer
 
 from . import _dense
-from ._dense import assert_close
+from ._dense import assert_close, fitted_state
 
 METHODS = ["if", "theta-relatif", "l-relatif"]
 #: The problem size of these tests (see ``classification`` in conftest.py).
@@ -102,8 +102,10 @@ def test_float32_is_used_when_accurate_and_agrees_with_float64():
     for method in METHODS:
         ex64 = InfluenceExplainer(model, method=method).fit(X[:1200], y[:1200])
         ex32 = InfluenceExplainer(model, method=method).fit(X32[:1200], y[:1200])
-        assert ex32._influence.solver_.compute_dtype == np.float32
-        assert ex32._influence.X_.dtype == np.float32  # training data kept in float32
+        assert fitted_state(ex32).solver_.compute_dtype == np.float32
+        assert (
+            fitted_state(ex32).X_.dtype == np.float32
+        )  # training data kept in float32
         assert_close(ex32.transform(X32[1200:1260]), ex64.transform(X[1200:1260]), 1e-3)
         assert_close(ex32.self_influence_, ex64.self_influence_, 1e-3)
 
@@ -117,7 +119,7 @@ def test_float32_falls_back_to_float64_when_ill_conditioned():
         X[:1200], y[:1200]
     )
     ex32 = InfluenceExplainer(model).fit(X[:1200].astype(np.float32), y[:1200])
-    assert ex32._influence.solver_.compute_dtype == np.float64
+    assert fitted_state(ex32).solver_.compute_dtype == np.float64
     ex64 = InfluenceExplainer(model).fit(X[:1200], y[:1200])
     assert_close(
         ex32.transform(X[1200:1230].astype(np.float32)),

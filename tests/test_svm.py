@@ -21,6 +21,8 @@ from sklearn.svm import SVC, LinearSVC, NuSVC
 
 from skrelatif import InfluenceExplainer
 
+from ._dense import fitted_state
+
 METHODS = ("if", "theta-relatif", "l-relatif")
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 GAMMAS = (0.3, "scale", "auto")
@@ -308,7 +310,7 @@ def test_rbf_rankings_coincide():
     scores = [
         InfluenceExplainer(model, method=m).fit(X, y).transform(X_test) for m in METHODS
     ]
-    n_machines = InfluenceExplainer(model).fit(X, y)._influence.adapter.n_machines_
+    n_machines = fitted_state(InfluenceExplainer(model).fit(X, y)).adapter.n_machines_
     assert np.any(n_machines > 1)
     np.testing.assert_allclose(scores[1], scores[2])
     # Multiclass RelatIF divides by sqrt(n_i): the number of machines of i.
@@ -422,7 +424,7 @@ def test_only_support_vectors_are_scored():
     X, y, X_test = data(2, n_samples=80, seed=6)
     model = SVC(kernel="poly", C=0.5).fit(X, y)
     explainer = InfluenceExplainer(model).fit(X, y)
-    influence = explainer._influence
+    influence = fitted_state(explainer)
     seen = []
     train_chunk = influence.train_chunk
 
@@ -484,14 +486,14 @@ def test_memory_is_bounded_for_100k_training_points():
         e = explainer.explain(X_test, k=3)
         _, explain_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    n_support = len(explainer._influence.candidates_)
+    n_support = len(fitted_state(explainer).candidates_)
     assert n_support > 10_000
     # fit keeps a few numbers per training example, never a kernel matrix ...
     assert fit_peak < 200 * n
     # ... and explain never holds the (n_test, n_SV) scores (8 * 30 * n_SV bytes).
     assert explain_peak < 8 * len(X_test) * n_support / 2
     assert e.proponents.shape == (30, 3)
-    assert np.isin(e.proponents, explainer._influence.candidates_).all()
+    assert np.isin(e.proponents, fitted_state(explainer).candidates_).all()
 
 
 # -- bad input -------------------------------------------------------------------------
@@ -501,6 +503,7 @@ def test_memory_is_bounded_for_100k_training_points():
         ({"hessian": "identity"}, "SVC is explained as a sum over its training"),
         ({"damping": 0.1}, "hessian, solver and damping do not apply"),
         ({"solver": "cg"}, "hessian, solver and damping do not apply"),
+        ({"method": "newton"}, "method='newton' needs the curvature"),
     ],
 )
 def test_hessian_and_damping_are_rejected(options, match):
@@ -573,7 +576,7 @@ def test_zero_sample_weights():
         warnings.simplefilter("error")
         explainer = InfluenceExplainer(model, method="if")
         explainer.fit(X, y, sample_weight=sample_weight)
-    support = explainer._influence.candidates_
+    support = fitted_state(explainer).candidates_
     np.testing.assert_array_equal(support, np.sort(kept[model.support_]))
     scores = explainer.transform(X_test)
     assert np.all(scores[:, sample_weight == 0] == 0)
@@ -595,7 +598,7 @@ def test_zero_sample_weights_callable_kernel_warns():
     kept = np.flatnonzero(sample_weight > 0)
     with pytest.warns(UserWarning, match="sample weight 0"):
         explainer = InfluenceExplainer(model).fit(X, y, sample_weight=sample_weight)
-    support = explainer._influence.candidates_
+    support = fitted_state(explainer).candidates_
     np.testing.assert_array_equal(support, np.sort(kept[model.support_]))
 
 
@@ -605,11 +608,11 @@ def test_linear_svc_zero_weights_are_not_support_vectors():
     model = LinearSVC(tol=1e-6).fit(X, y, sample_weight=sample_weight)
     explainer = InfluenceExplainer(model).fit(X, y, sample_weight=sample_weight)
     unweighted = InfluenceExplainer(model).fit(X, y)
-    support = explainer._influence.candidates_
+    support = fitted_state(explainer).candidates_
     assert np.all(sample_weight[support] > 0)
-    assert np.any(sample_weight[unweighted._influence.candidates_] == 0)
+    assert np.any(sample_weight[fitted_state(unweighted).candidates_] == 0)
     np.testing.assert_array_equal(
-        support, np.intersect1d(unweighted._influence.candidates_, support)
+        support, np.intersect1d(fitted_state(unweighted).candidates_, support)
     )
 
 

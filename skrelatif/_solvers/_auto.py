@@ -59,11 +59,14 @@ def choose_solver(
     *,
     memory: float | None = None,
     pilot: Callable[[type[InverseHessian]], Estimate | None] | None = None,
+    check_seconds: float = 0.0,
 ) -> tuple[str, dict[str, Estimate]]:
     """The name of the solver to use and every candidate's estimate.
 
     ``pilot(solver)``, when given, measures a solver that can be measured
-    (an iterative one) on the problem itself.
+    (an iterative one) on the problem itself. ``check_seconds`` is added to
+    every approximate solver's estimate: the cost of measuring its error
+    (``normaliser_error_``) against an exact inverse.
 
     Raises
     ------
@@ -83,6 +86,9 @@ def choose_solver(
             estimates[name] = measured or Estimate(
                 estimate.seconds * scale, estimate.bytes
             )
+    for name, estimate in estimates.items():
+        if not candidates[name].exact:
+            estimates[name] = Estimate(estimate.seconds + check_seconds, estimate.bytes)
     fitting = {n: e for n, e in estimates.items() if e.bytes <= MEMORY_SHARE * memory}
     if not fitting:
         needs = ", ".join(

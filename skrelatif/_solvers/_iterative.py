@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from .._utils import log
+from .._utils import caller_stacklevel, log
 from ._base import (
     DENSE_RATE,
     SPARSE_RATE,
@@ -115,7 +115,7 @@ class ConjugateGradientInverse(InverseHessian):
                 f"{np.max(residual / np.maximum(target / self.tol, 1e-300)):.1e}). "
                 "Increase solver_options['max_iter'] or add damping.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=caller_stacklevel(),
             )
         log(self.verbose, 2, f"cg: {len(G)} systems solved in {iteration} iterations")
         self.n_iter_ = iteration
