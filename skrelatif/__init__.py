@@ -16,6 +16,7 @@ __version__ = "0.1.0.dev0"
 # line (``skrelatif --help``) starts without importing numpy and scikit-learn.
 _EXPORTS = {
     "Explanation": "._explanation",
+    "ExplanationBarDisplay": "._plot",
     "ExplanationGridDisplay": "._plot",
     "InfluenceExplainer": "._explainer",
     "LeaveOneOutDisplay": "._plot",
@@ -24,6 +25,7 @@ _EXPORTS = {
 
 __all__ = [
     "Explanation",
+    "ExplanationBarDisplay",
     "ExplanationGridDisplay",
     "InfluenceExplainer",
     "LeaveOneOutDisplay",
@@ -35,7 +37,11 @@ if TYPE_CHECKING:
     from ._explainer import InfluenceExplainer
     from ._explanation import Explanation
     from ._neighbors import NearestNeighborExplainer
-    from ._plot import ExplanationGridDisplay, LeaveOneOutDisplay
+    from ._plot import (
+        ExplanationBarDisplay,
+        ExplanationGridDisplay,
+        LeaveOneOutDisplay,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ tags, the ``k`` check and the assembly of an :class:`~skrelatif.Explanation`.
 
 from __future__ import annotations
 
+import sys
 from numbers import Integral
 from typing import Any
 
@@ -84,6 +85,14 @@ def _model_input(X: Any, model: Any) -> Any:
     if isinstance(model, Pipeline):
         return _model_input(model[:-1].transform(X), model.steps[-1][1])
     return X
+
+
+def _row_labels(X: Any) -> Any:
+    """The index of a pandas DataFrame or Series (shared, not copied), else None."""
+    pd = sys.modules.get("pandas")  # a pandas X means pandas is imported
+    if pd is not None and isinstance(X, pd.DataFrame | pd.Series):
+        return X.index
+    return None
 
 
 def _is_fitted(model: Any) -> bool:
@@ -180,9 +189,11 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return X, y, sample_weight
 
     def _set_n_features(self, X: Any) -> None:
-        """``n_features_in_`` and ``feature_names_in_`` of the training ``X``."""
+        """``n_features_in_`` and ``feature_names_in_`` of the training ``X``,
+        and its row labels (``_train_index``, for the explanations)."""
         _check_n_features(self, X, reset=True)
         _check_feature_names(self, X, reset=True)
+        self._train_index = _row_labels(X)
 
     def _final_input(self, X: Any, estimator: Any) -> Any:
         """The final estimator's input: X through every pipeline level."""
@@ -233,7 +244,9 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         return int(k)
 
-    def _explanation(self, top: tuple, target: np.ndarray, method: str) -> Explanation:
+    def _explanation(
+        self, top: tuple, target: np.ndarray, method: str, *, target_given: bool
+    ) -> Explanation:
         proponents, proponent_scores, opponents, opponent_scores = top
         return Explanation(
             proponents=proponents,
@@ -243,4 +256,10 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             target=np.asarray(target),
             method=method,
             train_target=self._train_target,
+            train_row_labels=getattr(self, "_train_index", None),
+            # what "auto" resolved to, where the explainer says it
+            hessian=getattr(self, "hessian_", None),
+            solver=getattr(self, "solver_", None),
+            damping=getattr(self, "damping_", None),
+            target_given=target_given,
         )

@@ -16,11 +16,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._explainer import InfluenceExplainer
+from ._explanation import method_name
 from ._neighbors import NearestNeighborExplainer
 
 DEMO_METHODS = ("if", "theta-relatif", "l-relatif")
-#: Headers of the ``--plot`` grid, per method.
-TITLES = {"if": "IF", "theta-relatif": "θ-RelatIF", "l-relatif": "ℓ-RelatIF"}
 
 
 def run_demo(
@@ -92,7 +91,7 @@ def run_demo(
             "typicality": float(np.median(rank[e.proponents])),
         }
         lines[method] = labels[:n_show]
-        explainers[TITLES[method]] = explainer
+        explainers[method_name(method)] = explainer
     targets = model.predict(shown)
     say(f"\nLabels of the top {k} proponents of the first {n_show} test digits:")
     say(f"{'predicted':>9}  " + "  ".join(f"{m:>15}" for m in DEMO_METHODS))
@@ -121,7 +120,7 @@ def run_demo(
     if plot is not None:
         # Nearest neighbours where the model sees the digits: after the scaler.
         neighbors = NearestNeighborExplainer(model).fit(X_train, y_train)
-        explainers["nearest neighbour"] = neighbors
+        explainers[method_name("nearest-neighbor")] = neighbors
         _save_grid(plot, explainers, shown, X_train, k)
         say(f"Saved the test digits and their top {k} proponents to {plot}.")
     return summary

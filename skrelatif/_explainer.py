@@ -424,7 +424,7 @@ class InfluenceExplainer(_BaseExplainer):
         top = top_k(
             influence, Xt, y_encoded, k, n_jobs=self.n_jobs, verbose=self.verbose
         )
-        return self._explanation(top, target, self.method)
+        return self._explanation(top, target, self.method, target_given=y is not None)
 
     # -- beyond first order ------------------------------------------------------------
     @property

@@ -68,6 +68,8 @@ from ._utils import (
 OPTIMALITY_TOLERANCE = 1e-2
 #: Training examples whose normalisers an approximate solver is checked on.
 ERROR_SAMPLE = 16
+#: Training gradients ``solver="auto"`` solves to measure an iterative solver.
+PILOT = 8
 
 
 def _direction_zero(divisor: np.ndarray) -> np.ndarray:
@@ -287,7 +289,9 @@ class FirstOrderInfluence(Influence):
             **adapter.curvature_costs(X, self.hessian_),
         )
         name, estimates = choose_solver(
-            _curvature.candidates(type(adapter), self.hessian_), size
+            _curvature.candidates(type(adapter), self.hessian_),
+            size,
+            pilot=lambda solver: self._pilot(solver, size),
         )
         for candidate, estimate in estimates.items():
             log(
@@ -298,6 +302,21 @@ class FirstOrderInfluence(Influence):
                 + (" <- chosen" if candidate == name else ""),
             )
         return name
+
+    def _pilot(self, solver_class, size: ProblemSize):
+        """An iterative solver's cost measured by solving for ``PILOT``
+        training gradients: ``n_solves`` times its time per right-hand side."""
+        rows = np.linspace(0, self.n_train_ - 1, min(PILOT, self.n_train_)).astype(int)
+        G = self.adapter.gradients(
+            self.X_[rows].astype(np.float64, copy=False), self.direction_[rows]
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # not converging: slow
+            solver_class(0.0, options=self.choice.options).fit(self._operator).solve(G)
+        per_solve = (time.perf_counter() - start) / len(rows)
+        estimate = solver_class.estimate(size)
+        return type(estimate)(size.n_solves * per_solve, estimate.bytes)
 
     def _fit_solver(self):
         """The fitted solver, with ``damping_`` resolved; a singular curvature

@@ -209,4 +209,6 @@ class NearestNeighborExplainer(_BaseExplainer):
             n_jobs=self.n_jobs,
         )
         top = tuple(np.vstack(parts) for parts in zip(*chunks))
-        return self._explanation(top, target, "nearest-neighbor")
+        return self._explanation(
+            top, target, "nearest-neighbor", target_given=y is not None
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from math import isqrt
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 # ``sklearn.utils`` itself no longer exports it (1.9 does not).
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 
-from ._explanation import Explanation
+from ._explanation import Explanation, _python, method_name
 
 
 def _named(items: Any, default_name, what: str) -> tuple[list[str], list[Any]]:
@@ -58,6 +59,29 @@ def _as_images(X: Any, image_shape: tuple[int, ...] | None, what: str) -> np.nda
     return X.reshape(X.shape[0], side, side)
 
 
+def _is_images(X: Any) -> bool:
+    """Whether the rows of ``X`` look like images: 3-d or 4-d, or flat rows
+    that are square images of at least 8 x 8 pixels (not a DataFrame, whose
+    named columns are a table's)."""
+    if hasattr(X, "columns"):
+        return False
+    shape = np.shape(X) if not hasattr(X, "shape") else X.shape
+    if len(shape) in (3, 4):
+        return True
+    if len(shape) != 2:
+        return False
+    side = isqrt(shape[1])
+    return side >= 8 and side * side == shape[1]
+
+
+def _rows(X: Any, index: np.ndarray) -> Any:
+    """Rows ``index`` (positions) of an array, a sparse matrix or a DataFrame."""
+    if hasattr(X, "iloc"):
+        return X.iloc[index]
+    rows = X[index]
+    return rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)
+
+
 #: Colours of proponent labels (Okabe & Ito's palette, told apart with the
 #: common colour-vision deficiencies): the explained label, or another one.
 MATCH_COLOR = "#0072B2"  # blue
@@ -65,7 +89,7 @@ MISMATCH_COLOR = "#E69F00"  # orange
 
 # Grid layout, in units of one proponent image: the test column, and the gap
 # before each method's block of k columns.
-_TEST_WIDTH = 1.2
+_TEST_WIDTH = 1.5  # room for "predicted: 7" under the test image
 _GAP = 0.35
 
 
@@ -73,9 +97,14 @@ def _grid_widths(n_methods: int, k: int) -> list[float]:
     return [_TEST_WIDTH] + [_GAP, *[1.0] * k] * n_methods
 
 
-def _grid_figsize(n_test: int, n_methods: int, k: int) -> tuple[float, float]:
-    """The figure size (inches) that gives each image about 0.6 inch."""
-    return 0.6 * sum(_grid_widths(n_methods, k)) + 0.2, 0.9 * n_test + 0.6
+def _grid_figsize(
+    n_test: int, n_methods: int, k: int, *, lines: int = 1, legend: bool = False
+) -> tuple[float, float]:
+    """The figure size (inches) that gives each image about 0.6 inch, with
+    ``lines`` lines of text under the test images and room for the legend."""
+    width = max(0.6 * sum(_grid_widths(n_methods, k)) + 0.2, 3.2 if legend else 0)
+    height = (0.9 + 0.18 * (lines - 1)) * n_test + 0.6 + 0.3 * legend
+    return width, height
 
 
 def _are_classes(labels: np.ndarray) -> bool:
@@ -88,6 +117,17 @@ def _are_classes(labels: np.ndarray) -> bool:
 
 def _label_text(value: Any, classes: bool) -> str:
     return str(value) if classes else f"{float(value):.3g}"
+
+
+def _test_caption(
+    target: Any, classes: bool, *, given: bool = False, true: Any = None
+) -> str:
+    """What a test point is labelled with: the label explained, said to be the
+    prediction (or given), then the true label when known."""
+    text = f"{'explained' if given else 'predicted'}: {_label_text(target, classes)}"
+    if true is not None:
+        text += f"\ntrue: {_label_text(true, classes)}"
+    return text
 
 
 def _header(axes: Sequence[Any], text: str) -> Any:
@@ -130,9 +170,12 @@ class ExplanationGridDisplay:
     One row per test point: the test image, then for each method its ``k``
     strongest proponents, strongest first, under a header centred over the
     block, with a gap between blocks (the layout of Figs. 7-11 of Barshan et
-    al., 2020). Each proponent is labelled with its training label: in
-    ``match_color`` (blue) when it is the explained label, else in
-    ``mismatch_color`` (orange) and framed.
+    al., 2020). Each test image is labelled with the label explained
+    ("predicted: 3", or "explained: 3" when the labels were given to
+    ``explain``) and, when given, its true label ("true: 5"). Each proponent
+    is labelled with its training label: in ``match_color`` (blue) when it is
+    the explained label, else in ``mismatch_color`` (orange) and framed; a
+    legend under the grid says so.
 
     Labels are compared only when they are class labels. The explanation of a
     regressor has float targets (the predictions explained) and float
@@ -160,6 +203,12 @@ class ExplanationGridDisplay:
     compare_labels : bool, default=None
         Whether the labels are class labels, compared with the explained
         label and coloured; ``None``: guessed from their values.
+    y_true : ndarray of shape (n_test,), default=None
+        The true labels (or targets) of the test points, written under
+        ``test_labels``.
+    target_given : bool, default=False
+        Whether ``test_labels`` were given to ``explain`` ("explained: ...")
+        rather than predicted by the model ("predicted: ...").
 
     Attributes
     ----------
@@ -174,6 +223,8 @@ class ExplanationGridDisplay:
         The images drawn.
     headers_ : list of matplotlib Text
         The column headers: ``"test"``, then one per method.
+    legend_ : matplotlib Legend or None
+        The colour legend (None when the labels are not compared).
 
     See Also
     --------
@@ -208,6 +259,8 @@ class ExplanationGridDisplay:
         proponent_labels: np.ndarray | None = None,
         method_names: list[str] | None = None,
         compare_labels: bool | None = None,
+        y_true: np.ndarray | None = None,
+        target_given: bool = False,
     ) -> None:
         self.test_images = test_images
         self.proponent_images = proponent_images
@@ -215,6 +268,8 @@ class ExplanationGridDisplay:
         self.proponent_labels = proponent_labels
         self.method_names = method_names
         self.compare_labels = compare_labels
+        self.y_true = y_true
+        self.target_given = target_given
         tests = np.asarray(test_images)
         shape = np.shape(proponent_images)
         if len(shape) != tests.ndim + 2 or shape[1] != tests.shape[0]:
@@ -225,6 +280,8 @@ class ExplanationGridDisplay:
         n_methods, n_test, k = shape[:3]
         if method_names is not None and len(method_names) != n_methods:
             raise ValueError(f"Give {n_methods} method_names; got {len(method_names)}.")
+        if y_true is not None and len(y_true) != n_test:
+            raise ValueError(f"Give {n_test} y_true values; got {len(y_true)}.")
         self.mismatches_ = np.zeros((n_methods, n_test, k), dtype=bool)
         if self._classes():
             target = np.asarray(test_labels)
@@ -271,25 +328,34 @@ class ExplanationGridDisplay:
         Returns
         -------
         display : ExplanationGridDisplay
-            With ``figure_``, ``axes_``, ``images_`` and ``headers_``.
+            With ``figure_``, ``axes_``, ``images_``, ``headers_`` and
+            ``legend_``.
         """
         check_matplotlib_support("ExplanationGridDisplay.plot")
         tests = np.asarray(self.test_images)
         props = np.asarray(self.proponent_images)
         n_methods, n_test, k = props.shape[:3]
         names = self.method_names or [f"method {m}" for m in range(n_methods)]
-        axes = self._grid_axes(ax, n_test, n_methods, k)
-        kwargs = {"cmap": cmap, "interpolation": "nearest", **(imshow_kwargs or {})}
+        labels_given = self.proponent_labels is not None
         classes = self._classes()
+        lines = 1 + (self.y_true is not None)
+        axes = self._grid_axes(
+            ax, n_test, n_methods, k, lines=lines, legend=classes and labels_given
+        )
+        kwargs = {"cmap": cmap, "interpolation": "nearest", **(imshow_kwargs or {})}
         labels = self.proponent_labels
 
         images = np.empty(axes.shape, dtype=object)
         for t in range(n_test):
             images[t, 0] = axes[t, 0].imshow(tests[t], **kwargs)
             if self.test_labels is not None:
-                what = "label" if classes else "target"
-                text = _label_text(self.test_labels[t], classes)
-                axes[t, 0].set_xlabel(f"{what} {text}")
+                text = _test_caption(
+                    self.test_labels[t],
+                    classes or self._label_kind_classes(),
+                    given=self.target_given,
+                    true=None if self.y_true is None else self.y_true[t],
+                )
+                axes[t, 0].set_xlabel(text)
             for m in range(n_methods):
                 for j in range(k):
                     a = axes[t, 1 + m * k + j]
@@ -315,10 +381,53 @@ class ExplanationGridDisplay:
         self.figure_ = axes[0, 0].figure
         self.axes_ = axes
         self.images_ = images
+        self.legend_ = None
+        if classes and labels is not None:
+            self.legend_ = self._legend(ax, match_color, mismatch_color)
         return self
 
+    def _label_kind_classes(self) -> bool:
+        """Whether the test labels alone are class labels (written as is)."""
+        if self.compare_labels is not None:
+            return bool(self.compare_labels)
+        return _are_classes(np.asarray(self.test_labels))
+
+    def _legend(self, ax: Any, match_color: str, mismatch_color: str) -> Any:
+        """What the colours mean, under the grid."""
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+        from matplotlib.patches import Patch
+
+        handles = [
+            Patch(color=match_color, label="explained label"),
+            Patch(
+                facecolor="none",
+                edgecolor=mismatch_color,
+                linewidth=2.5,
+                label="other label",
+            ),
+        ]
+        options = dict(handles=handles, ncols=2, frameon=False)
+        figure = self.figure_
+        if isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine):
+            try:
+                return figure.legend(loc="outside lower center", **options)
+            except ValueError:  # pragma: no cover - matplotlib < 3.7
+                pass
+        if ax is not None and not isinstance(ax, np.ndarray | list | tuple):
+            # under the Axes whose area holds the grid, below the labels of
+            # its last row
+            return ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, 0.0),
+                borderaxespad=2.5,
+                **options,
+            )
+        return figure.legend(loc="lower center", **options)
+
     @staticmethod
-    def _grid_axes(ax: Any, n_rows: int, n_methods: int, k: int) -> np.ndarray:
+    def _grid_axes(
+        ax: Any, n_rows: int, n_methods: int, k: int, **size: Any
+    ) -> np.ndarray:
         """(n_rows, 1 + n_methods * k) Axes: from ``ax``, or in a new figure."""
         n_cols = 1 + n_methods * k
         if isinstance(ax, np.ndarray | list | tuple):
@@ -334,7 +443,8 @@ class ExplanationGridDisplay:
             import matplotlib.pyplot as plt
 
             figure = plt.figure(
-                figsize=_grid_figsize(n_rows, n_methods, k), layout="constrained"
+                figsize=_grid_figsize(n_rows, n_methods, k, **size),
+                layout="constrained",
             )
             grid = figure.add_gridspec(n_rows, len(widths), width_ratios=widths)
         else:
@@ -366,6 +476,7 @@ class ExplanationGridDisplay:
         X: Any,
         X_train: Any,
         *,
+        y_true: Any = None,
         k: int | None = None,
         image_shape: tuple[int, ...] | None = None,
         compare_labels: bool | None = None,
@@ -378,11 +489,15 @@ class ExplanationGridDisplay:
         ----------
         explanation : Explanation, or dict of name -> Explanation, or list
             One block of columns per explanation (named by the dict keys, else
-            by ``Explanation.method``). All explain the same rows of ``X``.
+            by the method's name in these docs: "IF", "theta-RelatIF",
+            "l-RelatIF", "Newton", "nearest neighbour"). All explain the same
+            rows of ``X``.
         X : array-like of shape (n_test, n_pixels) or (n_test, h, w[, c])
             The explained test points, as images.
         X_train : array-like of shape (n_train, n_pixels) or (n_train, h, w[, c])
             The training images that the explanations index.
+        y_true : array-like of shape (n_test,), default=None
+            The true labels of the test points ("true: ..." under each).
         k : int, default=None
             Proponents shown per method (``None``: all the explanation holds).
         image_shape : tuple of int, default=None
@@ -402,7 +517,7 @@ class ExplanationGridDisplay:
         """
         check_matplotlib_support(f"{cls.__name__}.from_explanation")
         names, explanations = _named(
-            explanation, lambda e: getattr(e, "method", "?"), "explanation"
+            explanation, lambda e: method_name(getattr(e, "method", "?")), "explanation"
         )
         for e in explanations:
             if not isinstance(e, Explanation):
@@ -435,6 +550,8 @@ class ExplanationGridDisplay:
             proponent_labels=labels,
             method_names=names,
             compare_labels=compare_labels,
+            y_true=None if y_true is None else np.asarray(y_true),
+            target_given=first.target_given,
         )
         return display.plot(ax=ax, **plot_kwargs)
 
@@ -446,6 +563,7 @@ class ExplanationGridDisplay:
         X_train: Any,
         *,
         y: Any = None,
+        y_true: Any = None,
         k: int = 3,
         image_shape: tuple[int, ...] | None = None,
         ax: Any = None,
@@ -459,7 +577,8 @@ class ExplanationGridDisplay:
             Fitted :class:`~skrelatif.InfluenceExplainer` or
             :class:`~skrelatif.NearestNeighborExplainer` objects (anything with
             ``explain(X, y, k)``), named by the dict keys, else by their
-            ``method`` (``"nearest-neighbor"`` for the baseline).
+            method's name in these docs ("IF", "l-RelatIF", ..., "nearest
+            neighbour" for the baseline).
         X : array-like of shape (n_test, n_pixels)
             The points to explain: the explainers' input, shown as images.
         X_train : array-like of shape (n_train, n_pixels)
@@ -467,6 +586,8 @@ class ExplanationGridDisplay:
         y : array-like of shape (n_test,), default=None
             The labels (or a regressor's targets) to explain; the model's
             predictions when None.
+        y_true : array-like of shape (n_test,), default=None
+            The true labels of the test points ("true: ..." under each).
         k : int, default=3
             Proponents per method.
         image_shape : tuple of int, default=None
@@ -482,7 +603,9 @@ class ExplanationGridDisplay:
         """
         check_matplotlib_support(f"{cls.__name__}.from_explainers")
         names, objects = _named(
-            explainers, lambda e: getattr(e, "method", "nearest-neighbor"), "explainer"
+            explainers,
+            lambda e: method_name(getattr(e, "method", "nearest-neighbor")),
+            "explainer",
         )
         explanations = {
             name: explainer.explain(X, y=y, k=k)
@@ -495,6 +618,7 @@ class ExplanationGridDisplay:
             explanations,
             X,
             X_train,
+            y_true=y_true,
             image_shape=image_shape,
             compare_labels=False if regressor else None,
             ax=ax,
@@ -502,16 +626,360 @@ class ExplanationGridDisplay:
         )
 
 
+#: Colours of the bars (Okabe & Ito's palette): proponents and opponents.
+PROPONENT_COLOR = "#009E73"  # bluish green
+OPPONENT_COLOR = "#D55E00"  # vermillion
+
+
+def _value_text(value: Any, width: int = 30) -> str:
+    """A feature value in a label: 3 significant digits, or a string cut to
+    ``width`` characters (texts can be long)."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return f"{float(value):.3g}"
+    text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class ExplanationBarDisplay:
+    """Scores of the proponents and opponents of test points, as bars.
+
+    One Axes per test point: at the top the test point (the label explained,
+    and its feature values when given), then a horizontal bar per training
+    row, proponents (positive scores, strongest first) then opponents (most
+    negative last), each labelled with the row (its label in the training
+    DataFrame, or its position), its training label and its feature values,
+    so that the rows read as a table next to their scores.
+
+    It is recommended to build the display with :meth:`from_explanation` (or
+    :meth:`Explanation.plot <skrelatif.Explanation.plot>`); all parameters are
+    stored as attributes.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_test, n_bars)
+        The scores, top bar first.
+    row_texts : ndarray of str, shape (n_test, n_bars)
+        The label of each bar.
+    proponent : ndarray of bool, shape (n_test, n_bars)
+        Which bars are proponents (the others are opponents).
+    test_texts : list of str, default=None
+        The label of each test point, on a row of its own above the bars.
+    xlabel : str, default="score"
+        The label of the score axis.
+
+    Attributes
+    ----------
+    figure_ : matplotlib Figure
+        The figure drawn on (set by :meth:`plot`).
+    axes_ : ndarray of matplotlib Axes, shape (n_test,)
+        One Axes per test point.
+    bars_ : list of matplotlib BarContainer
+        The bars of each test point, top bar first.
+    legend_ : matplotlib Legend
+        Which colour is which kind.
+
+    See Also
+    --------
+    ExplanationGridDisplay : The proponents of image data, as images.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_wine
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skrelatif import ExplanationBarDisplay, InfluenceExplainer
+    >>> X, y = load_wine(return_X_y=True, as_frame=True)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    >>> e = InfluenceExplainer(model).fit(X, y).explain(X.iloc[:2], k=2)
+    >>> display = ExplanationBarDisplay.from_explanation(e, X, max_features=2)
+    >>> display.axes_.shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        scores: np.ndarray,
+        row_texts: np.ndarray,
+        proponent: np.ndarray,
+        *,
+        test_texts: list[str] | None = None,
+        xlabel: str = "score",
+    ) -> None:
+        self.scores = scores
+        self.row_texts = row_texts
+        self.proponent = proponent
+        self.test_texts = test_texts
+        self.xlabel = xlabel
+        shapes = {np.shape(scores), np.shape(row_texts), np.shape(proponent)}
+        if len(shapes) != 1 or len(np.shape(scores)) != 2:
+            raise ValueError(
+                "scores, row_texts and proponent must have the same shape "
+                f"(n_test, n_bars); got {sorted(shapes)}."
+            )
+        if test_texts is not None and len(test_texts) != np.shape(scores)[0]:
+            raise ValueError(
+                f"Give one test text per test point ({np.shape(scores)[0]}); got "
+                f"{len(test_texts)}."
+            )
+
+    def plot(
+        self,
+        *,
+        ax: Any = None,
+        proponent_color: str = PROPONENT_COLOR,
+        opponent_color: str = OPPONENT_COLOR,
+    ) -> ExplanationBarDisplay:
+        """Draw the bars.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or array of Axes, default=None
+            ``None``: a new figure; else one Axes per test point.
+        proponent_color : str, default="#009E73"
+            Colour of the proponents' bars (bluish green).
+        opponent_color : str, default="#D55E00"
+            Colour of the opponents' bars (vermillion).
+
+        Returns
+        -------
+        display : ExplanationBarDisplay
+            With ``figure_``, ``axes_``, ``bars_`` and ``legend_``.
+        """
+        check_matplotlib_support("ExplanationBarDisplay.plot")
+        from matplotlib.patches import Patch
+
+        scores = np.asarray(self.scores, dtype=float)
+        n_test, n_bars = scores.shape
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            texts = [str(t) for t in np.ravel(self.row_texts)]
+            texts += [str(t) for t in self.test_texts or []]
+            lines = max(t.count("\n") + 1 for t in texts)
+            chars = max(len(line) for t in texts for line in t.split("\n"))
+            rows = n_bars + (self.test_texts is not None)
+            height = n_test * (0.2 * lines * rows + 0.6) + 0.2
+            # the labels (about 0.07 inch a character) and 3 inches of bars
+            width = min(max(6.0, 0.07 * chars + 3.0), 16.0)
+            figure, axes = plt.subplots(
+                n_test, 1, figsize=(width, height), layout="constrained", squeeze=False
+            )
+            axes = axes[:, 0]
+        else:
+            axes = np.ravel(np.asarray(ax, dtype=object))
+            if axes.size != n_test:
+                raise ValueError(
+                    f"ax must hold one Axes per test point ({n_test}); got {axes.size}."
+                )
+            figure = axes[0].figure
+        first = int(self.test_texts is not None)  # the test point's row
+        positions = np.arange(first, first + n_bars)
+        self.bars_ = []
+        for t, a in enumerate(axes):
+            colors = np.where(self.proponent[t], proponent_color, opponent_color)
+            self.bars_.append(a.barh(positions, scores[t], color=colors))
+            ticks = [str(text) for text in self.row_texts[t]]
+            if first:
+                ticks = [str(self.test_texts[t]), *ticks]
+            a.set_yticks(np.arange(first + n_bars), ticks)
+            if first:
+                a.get_yticklabels()[0].set_fontweight("bold")
+                a.axhline(0.5, color="0.6", linewidth=0.8)
+            a.set_ylim(first + n_bars - 0.5, -0.5)  # top row first
+            a.axvline(0.0, color="0.3", linewidth=0.8)
+            a.set_xlabel(self.xlabel)
+        handles = [
+            Patch(color=proponent_color, label="proponent"),
+            Patch(color=opponent_color, label="opponent"),
+        ]
+        # proponents go right from the top, opponents left at the bottom:
+        # the lower right is free
+        self.legend_ = axes[0].legend(handles=handles, loc="lower right")
+        self.figure_ = figure
+        self.axes_ = axes
+        return self
+
+    @classmethod
+    def from_explanation(
+        cls,
+        explanation: Explanation,
+        X_train: Any,
+        *,
+        X: Any = None,
+        y_true: Any = None,
+        k: int | None = None,
+        feature_names: Sequence[str] | None = None,
+        max_features: int = 3,
+        ax: Any = None,
+        **plot_kwargs: Any,
+    ) -> ExplanationBarDisplay:
+        """Draw the scores of an explanation's proponents and opponents.
+
+        Parameters
+        ----------
+        explanation : Explanation
+            What to draw (index it first, ``e[:3]``, for fewer test points).
+        X_train : {array-like, sparse matrix, DataFrame} of shape (n_train, n_features)
+            The training data given to ``fit``; its rows' feature values
+            label the bars.
+        X : array-like of shape (n_test, n_features), default=None
+            The explained points: their feature values go on the top row.
+        y_true : array-like of shape (n_test,), default=None
+            Their true labels, on the top row ("true: ...").
+        k : int, default=None
+            Proponents and opponents drawn per test point (``None``: all).
+        feature_names : list of str, default=None
+            The names of the features (``None``: the DataFrame's columns, or
+            ``x0, x1, ...``).
+        max_features : int, default=3
+            How many feature values each label shows (the first ones, then
+            "...").
+        ax : matplotlib Axes or array of Axes, default=None
+            See :meth:`plot`.
+        **plot_kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ExplanationBarDisplay
+            The display, drawn.
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_explanation")
+        if not isinstance(explanation, Explanation):
+            raise TypeError(
+                f"Expected a skrelatif.Explanation; got {type(explanation).__name__}."
+            )
+        e = explanation
+        available = e.proponents.shape[1]
+        k = available if k is None else k
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, Integral)
+            or not 1 <= k <= available
+        ):
+            raise ValueError(
+                f"k must be an integer between 1 and {available}; got {k}."
+            )
+        n_train = (
+            np.shape(X_train)[0] if not hasattr(X_train, "shape") else X_train.shape[0]
+        )
+        expected = _n_train(e)
+        if expected is not None and n_train != expected:
+            raise ValueError(
+                f"X_train has {n_train} rows but the explainer was fitted on "
+                f"{expected}: pass the X given to fit."
+            )
+        if X is not None and np.shape(X)[0] != len(e):
+            raise ValueError(
+                f"X has {np.shape(X)[0]} rows but the explanation explains {len(e)} "
+                "test points: pass the X given to explain."
+            )
+        if e.train_row_labels is not None and hasattr(X_train, "index"):
+            if not X_train.index.equals(e.train_row_labels):
+                raise ValueError(
+                    "X_train's index is not that of the X given to fit: pass the "
+                    "same DataFrame (positions and labels must match)."
+                )
+        if feature_names is None:
+            if hasattr(X_train, "columns"):
+                feature_names = [str(c) for c in X_train.columns]
+            elif len(np.shape(X_train)) == 1:  # e.g. texts, for a pipeline
+                feature_names = [str(getattr(X_train, "name", None) or "x")]
+            else:
+                feature_names = [f"x{j}" for j in range(np.shape(X_train)[1])]
+        # top bar first: proponents strongest first, then opponents, the most
+        # negative last
+        index = np.hstack([e.proponents[:, :k], e.opponents[:, :k][:, ::-1]])
+        scores = np.hstack(
+            [e.proponent_scores[:, :k], e.opponent_scores[:, :k][:, ::-1]]
+        )
+        proponent = np.zeros(index.shape, dtype=bool)
+        proponent[:, :k] = True
+        texts = np.empty(index.shape, dtype=object)
+        values = _feature_rows(X_train, index.ravel(), max_features)
+        for (t, j), row in zip(np.ndindex(index.shape), values):
+            i = index[t, j]
+            name = e._row_name(i)
+            if e.train_target is not None:
+                name += f" (label {_value_text(_python(e.train_target[i]))})"
+            texts[t, j] = name + "\n" + _features_text(row, feature_names, max_features)
+        test_texts = []
+        test_values = (
+            None if X is None else _feature_rows(X, np.arange(len(e)), max_features)
+        )
+        classes = _are_classes(np.asarray(e.target))
+        for t in range(len(e)):
+            caption = _test_caption(
+                e.target[t],
+                classes,
+                given=e.target_given,
+                true=None if y_true is None else np.asarray(y_true)[t],
+            ).replace("\n", ", ")
+            text = f"test {t} ({caption})"
+            if test_values is not None:
+                text += "\n" + _features_text(
+                    test_values[t], feature_names, max_features
+                )
+            test_texts.append(text)
+        display = cls(
+            scores,
+            texts,
+            proponent,
+            test_texts=test_texts,
+            xlabel=f"{method_name(e.method)} score",
+        )
+        return display.plot(ax=ax, **plot_kwargs)
+
+
+def _n_train(e: Explanation) -> int | None:
+    if e.train_row_labels is not None:
+        return len(e.train_row_labels)
+    if e.train_target is not None:
+        return len(e.train_target)
+    return None
+
+
+def _feature_rows(X: Any, index: np.ndarray, max_features: int) -> list[list[Any]]:
+    """The first ``max_features + 1`` feature values of rows ``index``."""
+    if hasattr(X, "iloc"):
+        frame = X.iloc[index, : max_features + 1] if X.ndim == 2 else X.iloc[index]
+        if X.ndim == 1:
+            return [[_python(v)] for v in frame.to_numpy()]
+        return [[_python(v) for v in row] for row in frame.itertuples(index=False)]
+    rows = _rows(X, index)
+    rows = np.asarray(rows)
+    if rows.ndim == 1:
+        rows = rows[:, None]
+    return [[_python(v) for v in row[: max_features + 1]] for row in rows]
+
+
+def _features_text(row: list[Any], names: Sequence[str], max_features: int) -> str:
+    shown = [
+        f"{name}={_value_text(value)}" for name, value in zip(names, row[:max_features])
+    ]
+    more = len(names) > max_features
+    return ", ".join(shown) + (", ..." if more else "")
+
+
 _QUANTITIES = {
     "if": "test loss change",
     "newton": "test loss change",
-    "theta-relatif": "test loss change / ||Δθ||",
-    "l-relatif": "test loss change / RSS of training loss changes",
+    "theta-relatif": "Δ test loss / ||Δθ||",
+    "l-relatif": "Δ test loss / RSS(Δ train losses)",
 }
+#: The methods whose scores predict the very quantity they are compared with
+#: (so ``y = x`` is perfect agreement); the RelatIF scores are that quantity
+#: only up to a constant and to first order.
+_SAME_QUANTITY = ("if", "newton")
 #: What a regressor explained without targets compares (leave_one_out tracks
 #: minus its prediction, so the "test loss change" is the prediction's drop).
 _PREDICTION_QUANTITIES = {
-    method: quantity.replace("test loss change", "drop of the prediction")
+    method: quantity.replace("test loss change", "drop of the prediction").replace(
+        "Δ test loss", "drop of the prediction"
+    )
     for method, quantity in _QUANTITIES.items()
 }
 
@@ -520,8 +988,13 @@ class LeaveOneOutDisplay:
     """Predicted against actual leave-one-out changes (Fig. 6 of Barshan et al.).
 
     A scatter plot with one point per (test point, removed training example);
-    the legend gives the Pearson correlation. Call :meth:`plot` again on the
-    same ``ax`` to overlay another method or Hessian.
+    the legend gives the Pearson correlation. Where both axes are the same
+    quantity (``"if"`` and ``"newton"`` scores against the actual test loss
+    change) the line ``y = x`` shows perfect agreement; a RelatIF score is
+    that quantity only up to a constant, so its display draws the
+    least-squares line instead, with its slope in the legend. Call
+    :meth:`plot` again on the same ``ax`` to overlay another method or
+    Hessian.
 
     It is recommended to build the display with :meth:`from_explainer` or
     :meth:`from_predictions`; all parameters are stored as attributes. The
@@ -536,7 +1009,7 @@ class LeaveOneOutDisplay:
     name : str, default=None
         Legend name.
     method : {"if", "theta-relatif", "l-relatif", "newton"}, default="if"
-        Which quantity is compared (sets the axis labels).
+        Which quantity is compared (sets the axis labels and the line).
     quantity : str, default=None
         The axis labels' name of the compared quantity; ``None``: that of
         ``method`` (``"test loss change"`` for ``"if"`` and ``"newton"``).
@@ -558,7 +1031,7 @@ class LeaveOneOutDisplay:
     scatter_ : matplotlib PathCollection
         The points.
     line_ : matplotlib Line2D or None
-        The ``y = x`` line, if drawn.
+        The ``y = x`` line or the least-squares line, if drawn.
 
     See Also
     --------
@@ -612,7 +1085,7 @@ class LeaveOneOutDisplay:
         *,
         ax: Any = None,
         name: str | None = None,
-        diagonal: bool = True,
+        diagonal: bool | None = None,
         **scatter_kwargs: Any,
     ) -> LeaveOneOutDisplay:
         """Draw the scatter plot.
@@ -623,8 +1096,10 @@ class LeaveOneOutDisplay:
             ``None``: a new figure.
         name : str, default=None
             Legend name; overrides the one given at construction.
-        diagonal : bool, default=True
-            Draw the ``y = x`` line (perfect agreement).
+        diagonal : bool, default=None
+            ``None``: the ``y = x`` line (perfect agreement) where both axes
+            are the same quantity (``"if"``, ``"newton"``), else the
+            least-squares line. True: the ``y = x`` line; False: no line.
         **scatter_kwargs
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
@@ -645,16 +1120,42 @@ class LeaveOneOutDisplay:
         self.scatter_ = ax.scatter(
             predicted, actual, label=label, **{"s": 12, "alpha": 0.7, **scatter_kwargs}
         )
+        same = self.method in _SAME_QUANTITY
         self.line_ = None
-        if diagonal:
+        if diagonal or (diagonal is None and same):
             low = min(predicted.min(), actual.min())
             high = max(predicted.max(), actual.max())
             (self.line_,) = ax.plot(
                 [low, high], [low, high], linestyle="--", color="0.5", linewidth=1
             )
+        elif diagonal is None and np.isfinite(self.agreement_.slope):
+            a = self.agreement_
+            x = np.array([predicted.min(), predicted.max()])
+            (self.line_,) = ax.plot(
+                x,
+                a.slope * x + a.intercept,
+                linestyle="--",
+                linewidth=1,
+                color=self.scatter_.get_facecolor()[0][:3],
+                label=f"least-squares fit (slope {a.slope:.2f})",
+            )
         quantity = self.quantity or _QUANTITIES[self.method]
-        ax.set_xlabel(f"Predicted {quantity}")
-        ax.set_ylabel(f"Actual {quantity}\n(leave-one-out retraining)")
+        # Kept short, on one line: they must fit a default-size figure and
+        # the panels of a two-panel one (tests/test_plotting.py renders both).
+        # Ticks such as "-0.015" crowd a panel's axis (and "-0.0004" push
+        # the label out of a default figure): below 0.1 (and from 1000) the
+        # axis takes a common factor, "x1e-2", and the ticks stay short.
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in ("x", "y"):
+            formatter = getattr(ax, f"{axis}axis").get_major_formatter()
+            if isinstance(formatter, ScalarFormatter):
+                ax.ticklabel_format(axis=axis, style="sci", scilimits=(-2, 3))
+        if same:
+            ax.set_xlabel(f"Predicted {quantity}")
+        else:
+            ax.set_xlabel(f"{method_name(self.method)} score")
+        ax.set_ylabel(f"Actual {quantity}")
         ax.legend(loc="upper left")
         self.ax_ = ax
         self.figure_ = ax.figure
@@ -670,7 +1171,7 @@ class LeaveOneOutDisplay:
         method: str = "if",
         quantity: str | None = None,
         ax: Any = None,
-        diagonal: bool = True,
+        diagonal: bool | None = None,
         **scatter_kwargs: Any,
     ) -> LeaveOneOutDisplay:
         """Plot given predicted and actual changes.
@@ -689,8 +1190,9 @@ class LeaveOneOutDisplay:
             The axis labels' name of the quantity (``None``: that of ``method``).
         ax : matplotlib Axes, default=None
             Where to draw (``None``: a new figure).
-        diagonal : bool, default=True
-            Draw the ``y = x`` line.
+        diagonal : bool, default=None
+            See :meth:`plot`: ``None`` draws ``y = x`` where both axes are
+            the same quantity, else the least-squares line.
         **scatter_kwargs
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
@@ -714,7 +1216,7 @@ class LeaveOneOutDisplay:
         n_jobs: int | None = None,
         name: str | None = None,
         ax: Any = None,
-        diagonal: bool = True,
+        diagonal: bool | None = None,
         **scatter_kwargs: Any,
     ) -> LeaveOneOutDisplay:
         """Retrain without each of ``indices`` and plot scores against the truth.
@@ -747,8 +1249,9 @@ class LeaveOneOutDisplay:
             ``hessian="auto"`` resolved).
         ax : matplotlib Axes, default=None
             Where to draw (``None``: a new figure).
-        diagonal : bool, default=True
-            Draw the ``y = x`` line.
+        diagonal : bool, default=None
+            See :meth:`plot`: ``None`` draws ``y = x`` where both axes are
+            the same quantity, else the least-squares line.
         **scatter_kwargs
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
@@ -766,7 +1269,7 @@ class LeaveOneOutDisplay:
         method = explainer.method
         if name is None:
             # the Hessian used: hessian="auto" resolved to the family's own
-            name = f"{method}, hessian={explainer.hessian_}"
+            name = f"{method_name(method)}, hessian={explainer.hessian_}"
         regressor = not hasattr(explainer, "classes_")
         quantities = _PREDICTION_QUANTITIES if regressor and y_test is None else None
         display = cls(

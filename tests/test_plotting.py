@@ -62,7 +62,7 @@ def test_grid_from_explainers_layout_images_and_labels(digits):
     for m, explainer in enumerate(explainers.values()):
         e = explainer.explain(X_test, k=k)
         for t in range(n_test):
-            assert display.axes_[t, 0].get_xlabel() == f"label {predicted[t]}"
+            assert display.axes_[t, 0].get_xlabel() == f"predicted: {predicted[t]}"
             np.testing.assert_array_equal(
                 display.images_[t, 0].get_array(), X_test[t].reshape(8, 8)
             )
@@ -167,7 +167,7 @@ def test_grid_of_a_regression_explanation_draws_values_without_colours():
         e, X_test, X_train, image_shape=(2, 2)
     )
     assert not display.mismatches_.any()
-    assert display.axes_[0, 0].get_xlabel() == "target 1.23"
+    assert display.axes_[0, 0].get_xlabel() == "predicted: 1.23"
     assert display.axes_[0, 1].get_xlabel() == f"{y_train[3]:.3g}"
     for ax in display.axes_[:, 1:].ravel():
         assert _rgba(ax.xaxis.label.get_color()) not in {BLUE, ORANGE}
@@ -198,7 +198,7 @@ def test_grid_from_explanation_single_and_axes_options(digits):
     e = explainers["IF"].explain(X_test, k=3)
     display = ExplanationGridDisplay.from_explanation(e, X_test, X_train)
     assert display.axes_.shape == (len(X_test), 4)
-    assert display.headers_[1].get_text() == "if"  # the method's name
+    assert display.headers_[1].get_text() == "IF"  # the method's name in the docs
 
     # A single Axes is divided into the grid.
     fig, ax = plt.subplots()
@@ -250,7 +250,7 @@ def test_leave_one_out_display_from_predictions():
     texts = [t.get_text() for t in display.ax_.get_legend().get_texts()]
     assert texts == [f"exact (r = {r:.3f})"]
     assert display.ax_.get_xlabel() == "Predicted test loss change"
-    assert display.ax_.get_ylabel().startswith("Actual test loss change")
+    assert display.ax_.get_ylabel() == "Actual test loss change"
     np.testing.assert_allclose(display.line_.get_xdata(), display.line_.get_ydata())
 
     # Overlay a second series without the diagonal; the legend lists both.
@@ -283,7 +283,8 @@ def test_leave_one_out_display_drops_undefined_ratios_and_checks_input():
     )
     assert display.agreement_.n == 3
     assert len(display.scatter_.get_offsets()) == 3
-    assert "||Δθ||" in display.ax_.get_xlabel()
+    assert display.ax_.get_xlabel() == "theta-RelatIF score"
+    assert display.ax_.get_ylabel() == "Actual Δ test loss / ||Δθ||"
     with pytest.raises(ValueError, match="method"):
         LeaveOneOutDisplay.from_predictions([1.0, 2.0], [1.0, 2.0], method="nn")
     with pytest.raises(ValueError, match="same size"):
@@ -304,7 +305,7 @@ def test_leave_one_out_display_from_explainer():
     )
     assert display.agreement_.pearson > 0.99
     legend = display.ax_.get_legend().get_texts()[0].get_text()
-    assert legend.startswith("if, hessian=exact (r = ")
+    assert legend.startswith("IF, hessian=exact (r = ")
 
 
 @pytest.fixture(scope="module")
@@ -363,14 +364,14 @@ def test_grid_of_a_regressor_with_whole_number_targets_is_not_coloured(ridge):
     )
     assert not display.mismatches_.any()
     assert display.compare_labels is False
-    assert display.axes_[0, 0].get_xlabel() == f"target {y_test[0]:.3g}"
+    assert display.axes_[0, 0].get_xlabel() == f"explained: {y_test[0]:.3g}"
     for ax in display.axes_[:, 1:].ravel():
         assert _rgba(ax.xaxis.label.get_color()) not in {BLUE, ORANGE}
         assert not _framed(ax, ORANGE)
     # the predictions (the default) are written as numbers too
     display = ExplanationGridDisplay.from_explainers(explainers, X_test[:2], X, k=2)
     prediction = model.predict(X_test[:1])[0]
-    assert display.axes_[0, 0].get_xlabel() == f"target {prediction:.3g}"
+    assert display.axes_[0, 0].get_xlabel() == f"predicted: {prediction:.3g}"
     assert not display.mismatches_.any()
 
 
@@ -402,3 +403,191 @@ def test_missing_matplotlib_gives_a_clear_error(monkeypatch):
         LeaveOneOutDisplay.from_predictions([1.0, 2.0], [1.0, 2.0])
     with pytest.raises(ImportError, match="plot requires matplotlib"):
         ExplanationGridDisplay(np.zeros((1, 2, 2)), np.zeros((1, 1, 1, 2, 2))).plot()
+
+
+# -- the defects of issue 22, one test each ------------------------------------------
+@pytest.fixture(scope="module")
+def wine_relatif():
+    """l-RelatIF against leave-one-out retraining on wine: the points follow
+    a slope far from 1 (the score is the actual ratio only up to a constant)."""
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(X[:150], y[:150])
+    explainer = InfluenceExplainer(model, method="l-relatif").fit(X[:150], y[:150])
+    return explainer, X[150:154], y[150:154], np.arange(0, 150, 15)
+
+
+def test_leave_one_out_display_draws_y_equals_x_only_for_the_same_quantity(
+    wine_relatif,
+):
+    explainer, X_test, y_test, indices = wine_relatif
+    display = LeaveOneOutDisplay.from_explainer(explainer, X_test, y_test, indices)
+    predicted = np.ravel(display.predicted)
+    actual = np.ravel(display.actual)
+    finite = np.isfinite(actual)
+    slope, intercept = np.polyfit(predicted[finite], actual[finite], 1)
+    assert abs(slope - 1) > 0.3  # y = x would be the wrong reference here
+    x, y = display.line_.get_xdata(), display.line_.get_ydata()
+    np.testing.assert_allclose(
+        y, slope * np.asarray(x) + intercept, rtol=1e-8, atol=1e-10 * np.abs(y).max()
+    )
+    texts = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert texts[1] == f"least-squares fit (slope {slope:.2f})"
+    assert texts[0].startswith("l-RelatIF, hessian=") and "(r = " in texts[0]
+    assert display.ax_.get_xlabel() == "l-RelatIF score"
+    # "if" and "newton" scores are the test loss change itself: y = x
+    for method in ("if", "newton"):
+        d = LeaveOneOutDisplay.from_predictions(
+            2 * predicted, actual, method=method, ax=plt.subplots()[1]
+        )
+        np.testing.assert_array_equal(d.line_.get_xdata(), d.line_.get_ydata())
+        assert len(d.ax_.get_legend().get_texts()) == 1
+    # asked for: the diagonal anyway, or no line
+    d = LeaveOneOutDisplay.from_predictions(
+        predicted, actual, method="l-relatif", diagonal=True
+    )
+    np.testing.assert_array_equal(d.line_.get_xdata(), d.line_.get_ydata())
+    d = LeaveOneOutDisplay.from_predictions(
+        predicted, actual, method="l-relatif", diagonal=False
+    )
+    assert d.line_ is None
+
+
+def _boxes(figure):
+    """Rendered boxes of every Axes' x/y labels and visible tick labels."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    labels, ticks = [], []
+    for ax in figure.axes:
+        for label in (
+            ax.xaxis.label,
+            ax.yaxis.label,
+            ax.xaxis.get_offset_text(),
+            ax.yaxis.get_offset_text(),
+        ):
+            if label.get_text():
+                labels.append(label.get_window_extent(renderer))
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [
+                t.get_window_extent(renderer)
+                for t in axis.get_ticklabels()
+                if t.get_visible()
+                and t.get_text()
+                # ticks outside the view limits are not drawn
+                and axis.get_view_interval().min() - 1e-12
+                <= t.get_position()[axis is ax.yaxis]
+                <= axis.get_view_interval().max() + 1e-12
+            ]
+            ticks.append(boxes)
+    return labels, ticks
+
+
+def _overlap(a, b):
+    return (
+        a.x0 < b.x1 - 0.5
+        and b.x0 < a.x1 - 0.5
+        and a.y0 < b.y1 - 0.5
+        and b.y0 < a.y1 - 0.5
+    )
+
+
+@pytest.mark.parametrize("layout", [None, "constrained"])
+@pytest.mark.parametrize("figsize, panels", [(None, 1), ((10, 4.5), 2)])
+# the ranges of the scores: wine's l-RelatIF, the gallery's IF, tiny changes
+@pytest.mark.parametrize("low, high", [(-0.3, 0.45), (-0.02, 0.018), (-2e-4, 1.8e-4)])
+@pytest.mark.parametrize("method", ["if", "l-relatif"])
+def test_leave_one_out_labels_fit_the_figure(
+    layout, figsize, panels, low, high, method
+):
+    rng = np.random.RandomState(0)
+    predicted = np.r_[low, high, rng.uniform(low, high, size=148)]
+    slope = 1.0 if method == "if" else 2.7
+    actual = slope * predicted + 0.01 * (high - low) * rng.normal(size=150)
+    figure, axes = plt.subplots(
+        1, panels, figsize=figsize, layout=layout, squeeze=False, sharey=True
+    )
+    for ax, other in zip(axes[0], [method, "theta-relatif"]):
+        LeaveOneOutDisplay.from_predictions(
+            predicted, actual, method=other, name=f"{other}, hessian=exact", ax=ax
+        )
+    labels, ticks = _boxes(figure)
+    inside = figure.bbox
+    everything = labels + [box for boxes in ticks for box in boxes]
+    for box in everything:
+        assert inside.x0 - 0.5 <= box.x0 and box.x1 <= inside.x1 + 0.5
+        assert inside.y0 - 0.5 <= box.y0 and box.y1 <= inside.y1 + 0.5
+    tick_boxes = [box for boxes in ticks for box in boxes]
+    for label in labels:
+        assert not any(_overlap(label, box) for box in tick_boxes)
+    for i, a in enumerate(labels):
+        assert not any(_overlap(a, b) for b in labels[i + 1 :])
+    for boxes in ticks:  # the tick labels of one axis, a space apart
+        for a, b in zip(boxes, boxes[1:]):
+            assert not _overlap(a.expanded(1, 1).padded(2), b)
+
+
+def test_grid_names_the_methods_as_the_docs_do(digits):
+    from pathlib import Path
+
+    X_train, y_train, X_test, model, explainers = digits
+    docs = "\n".join(
+        p.read_text() for p in Path(__file__).parents[1].joinpath("doc").rglob("*.rst")
+    )
+    methods = ["if", "theta-relatif", "l-relatif"]
+    named = [InfluenceExplainer(model, method=m).fit(X_train, y_train) for m in methods]
+    named.append(explainers["NN"])
+    display = ExplanationGridDisplay.from_explainers(named, X_test, X_train, k=1)
+    headers = [h.get_text() for h in display.headers_[1:]]
+    assert headers == ["IF", "theta-RelatIF", "l-RelatIF", "nearest neighbour"]
+    for name in headers:
+        assert name in docs
+    display = ExplanationGridDisplay.from_explanation(
+        [e.explain(X_test, k=1) for e in named[:3]], X_test, X_train
+    )
+    assert [h.get_text() for h in display.headers_[1:]] == headers[:3]
+
+
+def test_grid_has_a_colour_legend_and_says_predicted_or_true(digits):
+    X_train, y_train, X_test, model, explainers = digits
+    y_true = np.array([9, 9, 9, 9])
+    display = ExplanationGridDisplay.from_explainers(
+        {"IF": explainers["IF"]}, X_test, X_train, y_true=y_true, k=3
+    )
+    predicted = model.predict(X_test)
+    for t in range(len(X_test)):
+        assert display.axes_[t, 0].get_xlabel() == f"predicted: {predicted[t]}\ntrue: 9"
+    legend = display.legend_
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "explained label",
+        "other label",
+    ]
+    match, mismatch = legend.legend_handles
+    assert _rgba(match.get_facecolor()) == BLUE
+    assert _rgba(mismatch.get_edgecolor()) == ORANGE
+    # inside the figure, clear of every image and label
+    display.figure_.canvas.draw()
+    box = _extent(legend)
+    figure = display.figure_.bbox
+    assert figure.x0 <= box.x0 and box.x1 <= figure.x1 and figure.y0 <= box.y0
+    for ax in display.axes_.ravel():
+        assert not _overlap(box, _extent(ax))
+        assert not _overlap(box, _extent(ax.xaxis.label))
+    # given labels are "explained", not "predicted"
+    runner_up = (predicted + 1) % 10
+    display = ExplanationGridDisplay.from_explainers(
+        {"IF": explainers["IF"]}, X_test, X_train, y=runner_up, k=1
+    )
+    assert display.axes_[0, 0].get_xlabel() == f"explained: {runner_up[0]}"
+    # one Axes divided into the grid: the legend is under it
+    _, ax = plt.subplots(figsize=(4, 6))
+    display = ExplanationGridDisplay.from_explainers(
+        {"IF": explainers["IF"]}, X_test, X_train, k=2, ax=ax
+    )
+    display.figure_.canvas.draw()
+    box = _extent(display.legend_)
+    for a in display.axes_.ravel():
+        assert not _overlap(box, _extent(a)) and not _overlap(
+            box, _extent(a.xaxis.label)
+        )

@@ -233,3 +233,136 @@ def test_explain_memory_is_bounded_by_working_memory():
     np.testing.assert_array_equal(
         e.proponents, np.argsort(-ex.transform(X_test), 1)[:, :5]
     )
+
+
+# -- solver="auto": the cost model -----------------------------------------------------
+def _fake(seconds, bytes_, exact, iterative=False):
+    from skrelatif._solvers import Estimate, InverseHessian
+
+    class Fake(InverseHessian):
+        def fit(self, operator):  # pragma: no cover - never fitted
+            return self
+
+        def solve(self, G):  # pragma: no cover
+            return G
+
+        @classmethod
+        def estimate(cls, size):
+            return Estimate(seconds, bytes_)
+
+    Fake.exact, Fake.iterative = exact, iterative
+    return Fake
+
+
+def _digits():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X[:600]), y[:600]
+
+
+def _size():
+    from skrelatif._solvers import ProblemSize
+
+    return ProblemSize(
+        n_train=100, n_params=10, n_outputs=1, n_solves=100, dense_flops=1.0,
+        dense_sparse=False, matvec_flops=1.0, matvec_sparse=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "exact_s, approx_s, chosen",
+    [
+        (10.0, 8.0, "exact"),  # approximate only 1.25x faster: exact
+        (10.0, 5.0, "approx"),  # 2x faster: approximate
+        (0.5, 0.01, "exact"),  # small problems: exact whatever the ratio
+    ],
+)
+def test_auto_prefers_an_exact_solver(monkeypatch, exact_s, approx_s, chosen):
+    from skrelatif._solvers import _auto
+
+    monkeypatch.setattr(_auto, "dense_rate", lambda: _auto.DENSE_RATE)
+    candidates = {
+        "exact": _fake(exact_s, 1e6, True),
+        "approx": _fake(approx_s, 1e6, False),
+    }
+    name, estimates = _auto.choose_solver(candidates, _size(), memory=1e9)
+    assert name == chosen and set(estimates) == {"exact", "approx"}
+
+
+def test_auto_drops_what_does_not_fit_and_refuses_when_nothing_does(monkeypatch):
+    from skrelatif._solvers import _auto
+
+    monkeypatch.setattr(_auto, "dense_rate", lambda: _auto.DENSE_RATE)
+    candidates = {
+        "exact": _fake(2.0, 8e9, True),  # fast but too large
+        "approx": _fake(50.0, 1e6, False),
+    }
+    name, _ = _auto.choose_solver(candidates, _size(), memory=1e9)
+    assert name == "approx"
+    with pytest.raises(MemoryError, match=r'solver="exact" 7\.5 GiB.*method="if"'):
+        _auto.choose_solver(candidates, _size(), memory=1e6)
+
+
+def test_auto_measures_iterative_solvers_with_a_pilot(monkeypatch):
+    from skrelatif._solvers import Estimate, _auto
+
+    monkeypatch.setattr(_auto, "dense_rate", lambda: _auto.DENSE_RATE / 2)
+    candidates = {
+        "direct": _fake(10.0, 1e6, True),
+        "iterative": _fake(100.0, 1e6, True, iterative=True),
+    }
+    asked = []
+
+    def pilot(solver):
+        asked.append(solver)
+        return Estimate(3.0, 1e6)  # measured: faster than estimated
+
+    name, estimates = _auto.choose_solver(candidates, _size(), memory=1e9, pilot=pilot)
+    assert asked == [candidates["iterative"]]
+    assert estimates["direct"].seconds == 20.0  # rescaled by the measured GEMM rate
+    assert (name, estimates["iterative"].seconds) == ("iterative", 3.0)
+
+
+def test_auto_on_a_sparse_text_model_picks_a_solver_that_fits(monkeypatch, capsys):
+    """End to end: the choice and every candidate's estimate are reported,
+    nothing is allocated when nothing fits, and the chosen solver's scores
+    are those of the exact solver (or carry their measured error)."""
+    from skrelatif._solvers import _auto, _direct
+
+    rng = np.random.RandomState(0)
+    X = sparse.random(300, 400, density=0.02, format="csr", random_state=rng)
+    y = rng.randint(0, 3, 300)
+    model = LogisticRegression(C=1.0, tol=1e-10).fit(X, y)
+    monkeypatch.setattr(_auto, "SMALL_SECONDS", 0.0)  # measure, as on a large one
+    ex = InfluenceExplainer(model, method="if", verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    for name in ("cholesky", "block-diagonal", "cg"):
+        assert f"solver='{name}': about" in out
+    assert f"solver='{ex.solver_}'" in out.split("<- chosen")[0].splitlines()[-1]
+    exact = InfluenceExplainer(model, method="if", solver="cholesky").fit(X, y)
+    if ex.normaliser_error_ is None:
+        assert_close(ex.transform(X[:5]), exact.transform(X[:5]), 1e-6)
+    # nothing fits: refused before the Hessian is formed
+    monkeypatch.setattr(_auto, "available_memory", lambda: 1000)
+    formed = []
+    monkeypatch.setattr(
+        _direct.CholeskyInverse, "fit", lambda self, op: formed.append(op)
+    )
+    with pytest.raises(MemoryError, match="No solver fits"):
+        InfluenceExplainer(model, method="l-relatif").fit(X, y)
+    assert formed == []
+
+
+def test_normaliser_error_of_an_approximate_solver_is_measured():
+    X, y = _digits()
+    model = LogisticRegression(C=0.1, tol=1e-10, max_iter=1000).fit(X, y)
+    exact = InfluenceExplainer(model, method="l-relatif").fit(X, y)
+    block = InfluenceExplainer(model, method="l-relatif", solver="block-diagonal")
+    block.fit(X, y)
+    assert exact.normaliser_error_ is None
+    # the largest relative error of sqrt(g^T H^-1 g) on the sample, recomputed
+    rows = np.sort(np.random.RandomState(0).choice(len(y), 16, replace=False))
+    q_exact = exact.self_influence_[rows]
+    q_block = block.self_influence_[rows]
+    expected = np.max(np.abs(np.sqrt(q_block / q_exact) - 1))
+    np.testing.assert_allclose(block.normaliser_error_, expected, rtol=1e-5)
+    assert block.normaliser_error_ > 1e-3  # the cross-class curvature matters

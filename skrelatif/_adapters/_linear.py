@@ -59,11 +59,9 @@ def _scale_rows(X: Any, factor: np.ndarray) -> Any:
 
 
 def _add_sparse(out: np.ndarray, product: Any, alpha: float = 1.0) -> None:
-    """``out += alpha product`` for a sparse ``product``, without a dense
-    temporary of its size: its entries are added where they are."""
-    product = sparse.coo_matrix(product)
-    product.sum_duplicates()  # unique (row, col): a fancy += adds each once
-    out[product.row, product.col] += alpha * product.data
+    """``out += alpha product`` for a sparse ``product`` of ``out``'s shape (a
+    block of the Hessian: its dense temporary is that block's size)."""
+    out += alpha * product.toarray()
 
 
 def _add_gram(out: np.ndarray, X: Any, alpha: float = 1.0) -> None:

@@ -9,11 +9,21 @@ is left the choice is refused before anything is allocated. Among the rest,
 the cheapest exact solver is chosen unless an approximate one is estimated
 more than ``EXACT_PREFERENCE`` times faster (and the exact one takes more
 than ``SMALL_SECONDS``): an approximation is never taken for a small gain.
+
+Where the choice matters (every estimate above ``SMALL_SECONDS``) the
+estimates are measured on this machine, now: the BLAS-3 ones rescaled by the
+rate of a small GEMM, and an iterative solver's replaced by a pilot solve of
+a few training gradients (its iterations and its time per iteration).
 """
 
 from __future__ import annotations
 
-from ._base import Estimate, InverseHessian, ProblemSize, available_memory
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ._base import DENSE_RATE, Estimate, InverseHessian, ProblemSize, available_memory
 from ._direct import MEMORY_SHARE
 
 #: An approximate solver is chosen only when this many times faster.
@@ -34,13 +44,26 @@ def estimate_all(
     return estimates
 
 
+def dense_rate(size: int = 768) -> float:
+    """FLOP/s of one ``size``-cubed GEMM on this machine now."""
+    rng = np.random.RandomState(0)
+    A, B = rng.standard_normal((2, size, size))
+    start = time.perf_counter()
+    A @ B
+    return 2 * size**3 / max(time.perf_counter() - start, 1e-9)
+
+
 def choose_solver(
     candidates: dict[str, type[InverseHessian]],
     size: ProblemSize,
     *,
     memory: float | None = None,
+    pilot: Callable[[type[InverseHessian]], Estimate | None] | None = None,
 ) -> tuple[str, dict[str, Estimate]]:
     """The name of the solver to use and every candidate's estimate.
+
+    ``pilot(solver)``, when given, measures a solver that can be measured
+    (an iterative one) on the problem itself.
 
     Raises
     ------
@@ -50,6 +73,16 @@ def choose_solver(
     """
     memory = available_memory() if memory is None else memory
     estimates = estimate_all(candidates, size)
+    if estimates and min(e.seconds for e in estimates.values()) > SMALL_SECONDS:
+        scale = DENSE_RATE / dense_rate()
+        for name, solver in candidates.items():
+            if name not in estimates:
+                continue
+            measured = pilot(solver) if pilot and solver.iterative else None
+            estimate = estimates[name]
+            estimates[name] = measured or Estimate(
+                estimate.seconds * scale, estimate.bytes
+            )
     fitting = {n: e for n, e in estimates.items() if e.bytes <= MEMORY_SHARE * memory}
     if not fitting:
         needs = ", ".join(
