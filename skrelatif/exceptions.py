@@ -9,19 +9,37 @@ __all__ = ["FeatureCountError", "SingularCurvatureError", "TooFewCandidatesError
 
 
 class SingularCurvatureError(ValueError):
-    """The curvature matrix (plus damping) is not positive definite, so its
-    inverse is not defined.
+    """The curvature matrix (plus damping) cannot be inverted.
+
+    It is not positive definite, so its inverse is not defined.
+
+    Parameters
+    ----------
+    rcond : float, default=0.0
+        LAPACK's reciprocal condition number estimate (0 when the
+        factorisation failed or an iterative solver met negative curvature).
+    indefinite : bool, default=False
+        True when a direction of negative curvature was seen (the matrix is
+        indefinite, not merely singular).
+    advice : str, default=""
+        What to do, in the model family's own terms (empty: a generic advice
+        to pass ``damping > 0``).
 
     Attributes
     ----------
     rcond : float
-        LAPACK's reciprocal condition number estimate (0 when the
-        factorisation failed or an iterative solver met negative curvature).
+        The ``rcond`` given.
     indefinite : bool
-        True when a direction of negative curvature was seen (the matrix is
-        indefinite, not merely singular).
+        The ``indefinite`` given.
     advice : str
-        What to do, in the model family's own terms.
+        The ``advice`` given.
+
+    Examples
+    --------
+    >>> from skrelatif.exceptions import SingularCurvatureError
+    >>> error = SingularCurvatureError(0.0, indefinite=True)
+    >>> isinstance(error, ValueError), error.indefinite
+    (True, True)
     """
 
     def __init__(
@@ -41,7 +59,18 @@ class SingularCurvatureError(ValueError):
         )
 
     def with_advice(self, advice: str) -> SingularCurvatureError:
-        """The same error with the family's advice."""
+        """The same error with the family's advice.
+
+        Parameters
+        ----------
+        advice : str
+            What to do, in the model family's own terms.
+
+        Returns
+        -------
+        error : SingularCurvatureError
+            A new error with the same ``rcond`` and ``indefinite``.
+        """
         return SingularCurvatureError(
             self.rcond, indefinite=self.indefinite, advice=advice
         )
@@ -50,7 +79,7 @@ class SingularCurvatureError(ValueError):
 class TooFewCandidatesError(ValueError):
     """``k`` (or a size) is more than the training examples that can score.
 
-    Attributes
+    Parameters
     ----------
     k : int
         What was asked for.
@@ -58,6 +87,21 @@ class TooFewCandidatesError(ValueError):
         How many training examples can score.
     what : str
         What they are (``"training examples"``, ``"support vectors"``).
+
+    Attributes
+    ----------
+    k : int
+        The ``k`` given.
+    n_candidates : int
+        The ``n_candidates`` given.
+    what : str
+        The ``what`` given.
+
+    Examples
+    --------
+    >>> from skrelatif.exceptions import TooFewCandidatesError
+    >>> TooFewCandidatesError(50, 12, "support vectors").n_candidates
+    12
     """
 
     def __init__(self, k: int, n_candidates: int, what: str) -> None:
@@ -71,10 +115,28 @@ class TooFewCandidatesError(ValueError):
 class FeatureCountError(ValueError):
     """X has another number of features than the model was fitted on.
 
+    Parameters
+    ----------
+    got : int
+        The features of X.
+    expected : int
+        The features the model expects.
+    who : str
+        What expects them, as the message names it (e.g. the estimator's
+        class name).
+
     Attributes
     ----------
-    got, expected : int
-        The features of X and those the model expects.
+    got : int
+        The ``got`` given.
+    expected : int
+        The ``expected`` given.
+
+    Examples
+    --------
+    >>> from skrelatif.exceptions import FeatureCountError
+    >>> FeatureCountError(3, 4, "LogisticRegression").expected
+    4
     """
 
     def __init__(self, got: int, expected: int, who: str) -> None:
