@@ -50,7 +50,7 @@ import bench_scale  # noqa: E402
 from bench_scale import gemm_rate, mnist_like  # noqa: E402
 
 from skrelatif import InfluenceExplainer, _influence, _solvers  # noqa: E402
-from skrelatif._adapters import _linear  # noqa: E402
+from skrelatif._adapters import _linear_curvature  # noqa: E402
 
 CASES = {
     # name: (n_train, n_test, n_features, n_classes)
@@ -77,14 +77,14 @@ def _timed(name, function):
 
 
 def install_phase_timers():
-    _linear.LinearHessian.dense = _timed("hessian", _linear.LinearHessian.dense)
-    _solvers._cholesky = _timed("factor", _solvers._cholesky)
-    _influence.Influence._normalisers = _timed(
-        "normalisers", _influence.Influence._normalisers
+    _linear_curvature.LinearHessian.dense = _timed(
+        "hessian", _linear_curvature.LinearHessian.dense
     )
-    _influence.Influence.prepare_test = _timed(
-        "s_test", _influence.Influence.prepare_test
-    )
+    # the factorisation, where the dense solvers call it
+    _solvers._direct.cholesky = _timed("factor", _solvers._direct.cholesky)
+    first_order = _influence.FirstOrderInfluence
+    first_order._normalisers = _timed("normalisers", first_order._normalisers)
+    first_order.prepare_test = _timed("s_test", first_order.prepare_test)
 
 
 def copy_rate(n_bytes=2**28, repeat=5) -> float:

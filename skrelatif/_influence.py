@@ -49,6 +49,7 @@ from ._adapters._base import ParametricAdapter
 from ._removal import newton as _newton
 from ._solvers import (
     SOLVERS,
+    CholeskyInverse,
     ConjugateGradientInverse,
     IdentityInverse,
     ProblemSize,
@@ -68,6 +69,9 @@ from ._utils import (
 OPTIMALITY_TOLERANCE = 1e-2
 #: Training examples whose normalisers an approximate solver is checked on.
 ERROR_SAMPLE = 16
+#: Largest model whose approximate normalisers are checked against a dense
+#: factorisation (larger ones: conjugate gradients to 1e-8).
+DENSE_REFERENCE = 4000
 #: Training gradients ``solver="auto"`` solves to measure an iterative solver.
 PILOT = 8
 
@@ -108,9 +112,10 @@ class Influence(ABC):
         The fitted solver.
     normaliser_error_ : float or None
         An approximate solver's largest relative error of the method's
-        normaliser on ``ERROR_SAMPLE`` training examples, against conjugate
-        gradients to 1e-8 (None for an exact solver, or when the curvature
-        has no matrix-free products to check it with).
+        normaliser on ``ERROR_SAMPLE`` training examples, against the exact
+        inverse of the same curvature (a Cholesky factorisation up to
+        ``DENSE_REFERENCE`` parameters, conjugate gradients to 1e-8 beyond);
+        None for an exact solver, or when the curvature offers neither.
     """
 
     def __init__(
@@ -366,9 +371,15 @@ class FirstOrderInfluence(Influence):
     def _normaliser_error(self) -> float | None:
         """See the class docstring: the relative error of the normaliser the
         method divides by (``"if"`` and ``"newton"``: of the self-influence)."""
-        if self.solver_.exact or "matvec" not in type(self.adapter).curvatures.get(
-            self.hessian_, ()
-        ):
+        provides = type(self.adapter).curvatures.get(self.hessian_, frozenset())
+        # the exact inverse: dense for a small model, else conjugate gradients
+        if "dense" in provides and self.adapter.n_params <= DENSE_REFERENCE:
+            reference = CholeskyInverse(self.damping_)
+        elif "matvec" in provides:
+            reference = ConjugateGradientInverse(self.damping_, options={"tol": 1e-8})
+        else:
+            return None
+        if self.solver_.exact:
             return None
         rng = np.random.RandomState(0)
         rows = np.sort(
@@ -378,10 +389,7 @@ class FirstOrderInfluence(Influence):
             self.X_[rows].astype(np.float64, copy=False), self.direction_[rows]
         )
         norms = self.method == "theta-relatif"
-        reference = ConjugateGradientInverse(self.damping_, options={"tol": 1e-8}).fit(
-            self._operator
-        )
-        exact = reference.quad_norms(G.copy(), norms=norms)
+        exact = reference.fit(self._operator).quad_norms(G.copy(), norms=norms)
         approx = self.solver_.quad_norms(G.copy(), norms=norms)
         if norms:
             exact, approx = exact[1], approx[1]

@@ -9,37 +9,28 @@ __all__ = ["FeatureCountError", "SingularCurvatureError", "TooFewCandidatesError
 
 
 class SingularCurvatureError(ValueError):
-    """The curvature matrix (plus damping) cannot be inverted.
-
-    It is not positive definite, so its inverse is not defined.
+    """The curvature matrix (plus damping) is not positive definite, so its
+    inverse is not defined.
 
     Parameters
     ----------
     rcond : float, default=0.0
-        LAPACK's reciprocal condition number estimate (0 when the
-        factorisation failed or an iterative solver met negative curvature).
+        See Attributes.
     indefinite : bool, default=False
-        True when a direction of negative curvature was seen (the matrix is
-        indefinite, not merely singular).
+        See Attributes.
     advice : str, default=""
-        What to do, in the model family's own terms (empty: a generic advice
-        to pass ``damping > 0``).
+        See Attributes.
 
     Attributes
     ----------
     rcond : float
-        The ``rcond`` given.
+        LAPACK's reciprocal condition number estimate (0 when the
+        factorisation failed or an iterative solver met negative curvature).
     indefinite : bool
-        The ``indefinite`` given.
+        True when a direction of negative curvature was seen (the matrix is
+        indefinite, not merely singular).
     advice : str
-        The ``advice`` given.
-
-    Examples
-    --------
-    >>> from skrelatif.exceptions import SingularCurvatureError
-    >>> error = SingularCurvatureError(0.0, indefinite=True)
-    >>> isinstance(error, ValueError), error.indefinite
-    (True, True)
+        What to do, in the model family's own terms.
     """
 
     def __init__(
@@ -69,7 +60,7 @@ class SingularCurvatureError(ValueError):
         Returns
         -------
         error : SingularCurvatureError
-            A new error with the same ``rcond`` and ``indefinite``.
+            A new error with the same facts.
         """
         return SingularCurvatureError(
             self.rcond, indefinite=self.indefinite, advice=advice
@@ -82,26 +73,20 @@ class TooFewCandidatesError(ValueError):
     Parameters
     ----------
     k : int
+        See Attributes.
+    n_candidates : int
+        See Attributes.
+    what : str
+        See Attributes.
+
+    Attributes
+    ----------
+    k : int
         What was asked for.
     n_candidates : int
         How many training examples can score.
     what : str
         What they are (``"training examples"``, ``"support vectors"``).
-
-    Attributes
-    ----------
-    k : int
-        The ``k`` given.
-    n_candidates : int
-        The ``n_candidates`` given.
-    what : str
-        The ``what`` given.
-
-    Examples
-    --------
-    >>> from skrelatif.exceptions import TooFewCandidatesError
-    >>> TooFewCandidatesError(50, 12, "support vectors").n_candidates
-    12
     """
 
     def __init__(self, k: int, n_candidates: int, what: str) -> None:
@@ -117,26 +102,15 @@ class FeatureCountError(ValueError):
 
     Parameters
     ----------
-    got : int
-        The features of X.
-    expected : int
-        The features the model expects.
+    got, expected : int
+        See Attributes.
     who : str
-        What expects them, as the message names it (e.g. the estimator's
-        class name).
+        The estimator that expects ``expected`` features (the message).
 
     Attributes
     ----------
-    got : int
-        The ``got`` given.
-    expected : int
-        The ``expected`` given.
-
-    Examples
-    --------
-    >>> from skrelatif.exceptions import FeatureCountError
-    >>> FeatureCountError(3, 4, "LogisticRegression").expected
-    4
+    got, expected : int
+        The features of X and those the model expects.
     """
 
     def __init__(self, got: int, expected: int, who: str) -> None:

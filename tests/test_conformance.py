@@ -213,3 +213,28 @@ def test_an_unregistered_subclass_is_refused():
     with pytest.raises(TypeError, match="MyRidge is not supported"):
         find_adapter(MyRidge())
     assert copy.copy(CLASSES)  # the registry is not empty
+
+
+@pytest.mark.parametrize("estimator_class", CLASSES, ids=_ids)
+def test_binding_returns_a_copy_that_nothing_changes_afterwards(estimator_class):
+    fixture = case(estimator_class)
+    adapter = find_adapter(fixture.model)(fixture.model)
+    y_encoded = adapter.encode_target(fixture.y)
+    before = set(vars(adapter))
+    bound = adapter.bind(fixture.X, y_encoded, None)
+    assert bound is not adapter and set(vars(adapter)) == before
+    with pytest.raises(RuntimeError, match="bound"):
+        adapter._bound("weight_total_")
+    state = {name: id(value) for name, value in vars(bound).items()}
+    # what the core asks of a bound adapter sets nothing on it
+    if fixture.loss is not None:
+        bound.losses(fixture.X_test, adapter.encode_target(fixture.y_test))
+    bound.predict_target(fixture.X_test)
+    if isinstance(bound, ParametricAdapter):
+        direction, _ = bound.loss_gradients(fixture.X, y_encoded)
+        bound.gradients(fixture.X, direction)
+        bound.penalty_shares()
+        _ = bound.loss_scale
+    else:
+        bound.self_products(bound.candidates_)
+    assert {name: id(value) for name, value in vars(bound).items()} == state

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import skrelatif._utils
 from skrelatif import InfluenceExplainer
 from skrelatif._adapters import find_adapter
-from skrelatif._adapters._linear import LinearHessian
+from skrelatif._adapters._linear_curvature import LinearHessian
 from skrelatif._solvers import CholeskyInverse, ConjugateGradientInverse
 
 #: 300 training examples, 3 classes, 6 features (21 parameters).

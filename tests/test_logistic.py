@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from skrelatif import InfluenceExplainer
-from skrelatif._adapters import _linear
+from skrelatif._adapters import _linear_curvature
 
 from . import _dense
 from ._dense import assert_close
@@ -103,7 +103,9 @@ def test_hessian_in_row_blocks_matches_the_dense_reference(
     X, y, _, _ = classification(2, seed=4)
     sw = np.random.RandomState(1).uniform(0.5, 2, len(y))
     model = LogisticRegression(C=0.7, tol=1e-10).fit(X, y, sample_weight=sw)
-    monkeypatch.setattr(_linear, "_BLOCK_BYTES", 8 * (X.shape[1] + 1) * block_rows)
+    monkeypatch.setattr(
+        _linear_curvature, "_BLOCK_BYTES", 8 * (X.shape[1] + 1) * block_rows
+    )
     influence = InfluenceExplainer(model).fit(X, y, sample_weight=sw)._influence
     H = influence.adapter.hessian_operator(X, y, influence.weights_).dense()
     expected = _dense.hessian(model, X, y, sw)

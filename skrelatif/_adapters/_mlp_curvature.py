@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._utils import chunk_slices
-from ._linear import _add_gram, _symmetrise_lower
+from ._linear_curvature import _add_gram, _symmetrise_lower
 from ._mlp_layers import as_dense, design_dot, sum_outer
 
 

@@ -141,7 +141,6 @@ def _explanation_records(
         ]
     facts += [
         ("method", METHOD_NAMES[args.method]),
-        ("hessian", args.hessian),
         ("k", str(args.k)),
     ]
 
@@ -175,7 +174,14 @@ def _explanation_records(
                 else explanation.target
             )
         self_influence = explainer.self_influence_ if html else None
-    except (ValueError, TypeError) as exc:  # bad data or an unsupported model
+        facts.append(
+            (
+                "curvature, solver, damping",
+                f"{explainer.hessian_}, {explainer.solver_ or 'none needed'}, "
+                f"{explainer.damping_:.3g}",
+            )
+        )
+    except (ValueError, TypeError, MemoryError) as exc:  # bad data or model
         progress.close()
         raise CommandLineError(_model_error(exc, args, model)) from None
     rows = records(

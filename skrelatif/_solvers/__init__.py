@@ -3,8 +3,8 @@
 Which matrix ``H`` is (the exact Hessian of the training objective, the
 generalised Gauss-Newton matrix, the identity) is the *curvature*, chosen by
 ``hessian=`` and provided by a model adapter as an *operator*
-(``hessian_operator``, e.g. :class:`skrelatif._adapters._linear.LinearHessian`)
-with
+(``hessian_operator``, e.g.
+:class:`skrelatif._adapters._linear_curvature.LinearHessian`) with
 
 - ``n_params``, ``n_outputs``, ``n_design`` (P = n_outputs * n_design), ``n_train``;
 - ``dtype``: the dtype of the training data (float32 or float64);
