@@ -8,7 +8,7 @@ Run from the repository root (after ``pip install ".[dask]"``)::
 A generated problem (``make_classification``: ``--n-train`` training
 examples, ``--n-features`` standardised features, ``--n-classes`` classes,
 ``LogisticRegression(C=0.1)``) is explained for 100 test points (``explain``,
-k = 5) two ways: ``hessian="cg"`` with ``method="if"`` and ``hessian="exact"``
+k = 5) two ways: ``solver="cg"`` with ``method="if"`` and ``solver="cholesky"``
 with ``method="l-relatif"``. Each is run three ways: in this process
 (``n_jobs=1``), with joblib's default backend (loky) and ``n_jobs=2``, and
 on a ``distributed.LocalCluster(n_workers=2, threads_per_worker=1)`` with
@@ -22,7 +22,7 @@ It prints the median wall time of ``--repeat`` runs, the number of tasks
 given to joblib per run (``delayed`` calls; for Dask also the tasks the
 scheduler ran), and the largest difference of the proponent scores from the
 ``n_jobs=1`` run, relative to the largest score, with whether the
-proponents are the same. ``hessian="cg"`` stops at a relative residual of
+proponents are the same. ``solver="cg"`` stops at a relative residual of
 1e-8, and BLAS rounds differently with one thread per worker than with two
 in this process, so its scores agree to about the solver's tolerance.
 """
@@ -42,7 +42,7 @@ from sklearn.preprocessing import StandardScaler
 import skrelatif._utils
 from skrelatif import InfluenceExplainer
 
-CASES = [("cg", "if"), ("exact", "l-relatif")]
+CASES = [("cg", "if"), ("cholesky", "l-relatif")]
 TASKS = collections.Counter()
 
 
@@ -57,7 +57,7 @@ def _count_tasks():
     skrelatif._utils.delayed = counting
 
 
-def run(model, data, hessian, method, n_jobs, repeat, client=None):
+def run(model, data, solver, method, n_jobs, repeat, client=None):
     X, y, X_test = data
     times, tasks, scheduler_tasks = [], [], []
     for _ in range(repeat):
@@ -70,7 +70,7 @@ def run(model, data, hessian, method, n_jobs, repeat, client=None):
         with stream as log:
             start = time.perf_counter()
             explainer = InfluenceExplainer(
-                model, method=method, hessian=hessian, n_jobs=n_jobs
+                model, method=method, solver=solver, n_jobs=n_jobs
             ).fit(X, y)
             explanation = explainer.explain(X_test, k=5)
             times.append(time.perf_counter() - start)
@@ -107,7 +107,7 @@ def main():
         f"median of {args.repeat}"
     )
     print(
-        f"{'hessian':<8} {'method':<10} {'run':<26} {'time s':>7} {'tasks':>12} "
+        f"{'solver':<8} {'method':<10} {'run':<26} {'time s':>7} {'tasks':>12} "
         f"{'dask tasks':>12} {'score diff':>10} {'same top-5':>10}"
     )
 
@@ -120,7 +120,7 @@ def main():
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        for hessian, method in CASES:
+        for solver, method in CASES:
             reference = None
             # (joblib.parallel_config takes effect when it is created: make it
             # in the with statement only)
@@ -136,7 +136,7 @@ def main():
                     else joblib.parallel_config(backend="dask")
                 ):
                     seconds, tasks, scheduler, explanation = run(
-                        model, data, hessian, method, n_jobs, args.repeat, dask_client
+                        model, data, solver, method, n_jobs, args.repeat, dask_client
                     )
                 if reference is None:
                     reference = explanation
@@ -145,7 +145,7 @@ def main():
                 diff = np.max(np.abs(scores - expected)) / np.max(np.abs(expected))
                 same = np.array_equal(explanation.proponents, reference.proponents)
                 print(
-                    f"{hessian:<8} {method:<10} {name:<26} {seconds:7.2f} "
+                    f"{solver:<8} {method:<10} {name:<26} {seconds:7.2f} "
                     f"{'/'.join(map(str, sorted(set(tasks)))):>12} "
                     f"{'/'.join(map(str, sorted(set(scheduler)))) or '-':>12} "
                     f"{diff:10.1e} {str(same):>10}",

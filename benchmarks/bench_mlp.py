@@ -108,7 +108,7 @@ def main() -> None:
     ]
     fit, explain, floor = map(statistics.median, (fits, explains, floors))
     flops = 2 * n * m * P + 2 * n * (d + 1) ** 2
-    print(f"method={args.method!r}, hessian='kfac', {m} test points")
+    print(f"method={args.method!r}, solver='kfac', {m} test points")
     for name, median, runs in (("fit", fit, fits), ("explain", explain, explains)):
         shown = ", ".join(f"{t:.1f}" for t in runs)
         print(f"  {name:8s} {median:8.1f} s   (runs: {shown})")

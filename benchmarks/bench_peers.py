@@ -25,17 +25,18 @@ What is timed, per (library, problem, method), each in its own process, after
 one warm-up call on the first 200 training rows and 10 test points (it runs
 every code path: imports, torch.func transforms, BLAS threads; with
 ``--full-warmup`` it is a whole call, which doubles minute-long rows), the
-median of ``--repeat`` calls: everything the method needs from the fitted
-model (Hessian, factorisation or solve, normalisers) plus the scores of the
-100 test points against every training example, float64. skrelatif:
-``InfluenceExplainer(model, method=...).fit(X, y)`` then
-``.transform(X_test, y_test)`` (``hessian="exact"``, one Cholesky
-factorisation). The peers run on torch CPU with as many threads as the machine
-has cores, with their explicit-Hessian methods: dattri's
-``IFAttributorExplicit`` (``torch.func.hessian`` of the loss over the whole
-training set in one batch, since with several it sums the batches' inverse
-Hessians, then ``torch.linalg.solve``; its RelatIF computes the Hessian twice,
-once for the normalisers and once for the test points) and pyDVL's
+median of ``--repeat`` calls: everything the method needs from the fitted model
+(Hessian, factorisation or solve, normalisers) plus the scores of the 100 test
+points against every training example, float64. skrelatif:
+``InfluenceExplainer(model, method=..., solver="cholesky").fit(X, y)`` then
+``.transform(X_test, y_test)`` (the exact Hessian, one Cholesky factorisation,
+as the peers compute it; ``solver="auto"`` would choose ``"block-diagonal"``,
+an approximation, for the 10-class problem). The peers run on torch CPU with as
+many threads as the machine has cores, with their explicit-Hessian methods:
+dattri's ``IFAttributorExplicit`` (``torch.func.hessian`` of the loss over the
+whole training set in one batch, since with several it sums the batches'
+inverse Hessians, then ``torch.linalg.solve``; its RelatIF computes the Hessian
+twice, once for the normalisers and once for the test points) and pyDVL's
 ``DirectInfluence`` (the same, batched over a ``DataLoader`` of
 ``--pydvl-batch`` rows, then ``torch.linalg.solve``). The labels explained are
 the model's predictions (skrelatif's default), given to every library.
@@ -179,7 +180,8 @@ def skrelatif_call(data, directory, name, method):
     weight = data["sample_weight"]
 
     def call():
-        ex = InfluenceExplainer(model, method=method).fit(X, y, sample_weight=weight)
+        ex = InfluenceExplainer(model, method=method, solver="cholesky")
+        ex.fit(X, y, sample_weight=weight)
         return ex.transform(X_test, y_test)
 
     return call

@@ -64,35 +64,21 @@ class InfluenceExplainer(_BaseExplainer):
     Parameters
     ----------
     model : estimator
-        A supported scikit-learn model (see the "Supported models" page): a
-        :class:`~sklearn.linear_model.LogisticRegression` or
-        :class:`~sklearn.linear_model.LogisticRegressionCV` (L2 or no
-        penalty), a least-squares model (:class:`~sklearn.linear_model.Ridge`,
-        :class:`~sklearn.linear_model.RidgeCV`,
-        :class:`~sklearn.linear_model.LinearRegression`,
-        :class:`~sklearn.linear_model.RidgeClassifier`,
-        :class:`~sklearn.linear_model.RidgeClassifierCV`), a GLM
-        (:class:`~sklearn.linear_model.PoissonRegressor`,
-        :class:`~sklearn.linear_model.GammaRegressor`,
-        :class:`~sklearn.linear_model.TweedieRegressor`),
-        :class:`~sklearn.linear_model.SGDClassifier` (log loss) or
-        :class:`~sklearn.linear_model.SGDRegressor` (squared error), a
-        :class:`~sklearn.svm.SVC`, :class:`~sklearn.svm.NuSVC` or
-        :class:`~sklearn.svm.LinearSVC`; or a
-        :class:`~sklearn.pipeline.Pipeline` whose last step is one (its earlier
-        steps, at every level of nesting, transform X first), or a
+        A scikit-learn model of a supported family (linear models with a
+        smooth loss: logistic, least-squares, GLM and SGD models; neural
+        networks; kernel and linear SVMs), whose list, with each class's
+        objective, curvatures and methods, is the :ref:`Supported models
+        <supported_models>` page (generated from the model adapters); or a
+        :class:`~sklearn.pipeline.Pipeline` whose last step is one (its
+        earlier steps, at every level of nesting, transform X first), or a
         :class:`~sklearn.frozen.FrozenEstimator` of either. Dispatch is on
         exact types: a subclass gets a clear ``TypeError``. A fitted model is
         used as is and never modified or refitted (cloning the explainer keeps
-        it); an unfitted one is cloned and fitted in :meth:`fit`. For SVMs the
-        scores are those of Barshan et al. (2020, appendix F): ``"if"`` is
-        ``y_i y_t K(x_i, x_t)`` and both RelatIF methods divide it by
-        ``sqrt(K(x_i, x_i))``, for support vectors only (every other example
-        scores 0). A multiclass model sums the ``"if"`` scores of its binary
-        machines that involve the explained label, and RelatIF divides that by
-        ``sqrt(n_i K(x_i, x_i))``, ``n_i`` the number of machines in which
-        ``i`` is a support vector (see the docstring of
-        :mod:`skrelatif._adapters.svm`).
+        it); an unfitted one is cloned and fitted in :meth:`fit`. A model
+        whose prediction is a sum over its training examples (SVMs) is scored
+        from that sum, for the examples it holds (support vectors; every
+        other example scores 0), as in Barshan et al. (2020, appendix F): see
+        :ref:`svm`.
     method : {"if", "theta-relatif", "l-relatif", "newton"}, default="l-relatif"
         The score.
     hessian : {"auto", "exact", "gauss-newton", "identity"}, default="auto"
@@ -142,9 +128,10 @@ class InfluenceExplainer(_BaseExplainer):
         ``lambda`` added to the curvature's diagonal, ``H + lambda I``.
         ``"auto"``: 0 for a convex objective (linear models), or, if its
         curvature is singular (e.g. ``C=np.inf`` with collinear features),
-        1e-8 of its mean diagonal with a warning; for a network 1e-3 of the
+        1e-8 of its mean diagonal with a warning; for a network 0.1 of the
         curvature's mean diagonal ``trace(H) / P`` (measured against
-        retraining: the user guide's networks page). SVMs take only 0.
+        retraining: the user guide's networks page). SVMs take only
+        ``"auto"`` or 0.
     solver_options : dict, default=None
         Options of the chosen ``solver``: ``{"tol": 1e-8, "max_iter": 1000}``
         for ``"cg"``; ``{"scale": None, "depth": 1000, "repeats": 1,

@@ -213,7 +213,7 @@ class SumInfluence(Influence):
             f"{what} needs the curvature of the model's loss; "
             f"{type(self.adapter.estimator).__name__} has none "
             f"({self.adapter.curvature_note}). It supports the models with a "
-            "smooth loss (LogisticRegression, Ridge, ...)."
+            "smooth loss (see the Supported models page)."
         )
 
     @property

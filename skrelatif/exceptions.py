@@ -9,8 +9,9 @@ __all__ = ["FeatureCountError", "SingularCurvatureError", "TooFewCandidatesError
 
 
 class SingularCurvatureError(ValueError):
-    """The curvature matrix (plus damping) is not positive definite, so its
-    inverse is not defined.
+    """The curvature matrix (plus damping) cannot be inverted.
+
+    It is not positive definite, so its inverse is not defined.
 
     Parameters
     ----------

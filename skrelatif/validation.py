@@ -208,30 +208,28 @@ def leave_one_out(
 
     ``solver="newton"`` (the default through ``"auto"`` for every model whose
     objective the package knows, when its Hessian fits in memory and is well
-    conditioned) minimises
-    the objective without the removed examples by Newton iterations from the
-    reference, with the package's own gradient and exact Hessian, until the
-    step is at most ``tol`` times the change of the parameters: a tiny but
-    real change is resolved to that relative accuracy, never reported as 0.
-    ``solver="refit"`` (the default for kernel SVMs and for
+    conditioned) minimises the objective without the removed examples by Newton
+    iterations from the reference, with the package's own gradient and exact
+    Hessian, until the step is at most ``tol`` times the change of the
+    parameters: a tiny but real change is resolved to that relative accuracy,
+    never reported as 0. ``solver="refit"`` (the default for models that are a
+    sum over their training examples, such as kernel SVMs, and for
     ``class_weight="balanced"``, whose weights a removal changes) refits the
-    scikit-learn model: warm-started from the fitted parameters where the
-    model allows it; a :class:`~sklearn.linear_model.LogisticRegression`
-    trained with "lbfgs", "newton-cg", "sag" or "saga" is retrained with
-    "newton-cg" (up to 2000 parameters). Neural networks
-    (:class:`~sklearn.neural_network.MLPClassifier`,
-    :class:`~sklearn.neural_network.MLPRegressor`) are not convex and are
-    refit by default: from a copy of the fitted network with
-    ``warm_start=True`` (its own ``random_state``), by scikit-learn's L-BFGS
-    to ``tol``. This is a *local* answer, the minimum nearest the trained
-    weights (as Koh & Liang 2017 do for non-convex models), not a retraining
-    from scratch, which could land in another minimum; L-BFGS's own stopping
-    rule on the decrease of the objective limits how tightly it converges, so
-    changes of the order of that precision are noisy. ``solver="newton"`` may
-    be asked for a small network: it needs a positive definite exact Hessian
-    all along its iterations, and raises otherwise. Each removal uses one BLAS
-    thread;
-    parallelism comes from ``n_jobs``.
+    scikit-learn model: warm-started from the fitted parameters where the model
+    allows it, and, where the model family declares one, with a solver of the
+    same objective that reaches ``tol`` reliably (up to 2000 parameters, a
+    Newton-type solver in place of a quasi-Newton or stochastic one). Models
+    whose objective is not convex (neural networks) are refit by default: from
+    a copy of the fitted model with ``warm_start=True`` (its own
+    ``random_state``), by scikit-learn's L-BFGS to ``tol``. This is a *local*
+    answer, the minimum nearest the trained weights (as Koh & Liang 2017 do for
+    non-convex models), not a retraining from scratch, which could land in
+    another minimum; L-BFGS's own stopping rule on the decrease of the
+    objective limits how tightly it converges, so changes of the order of that
+    precision are noisy. ``solver="newton"`` may be asked for a small network:
+    it needs a positive definite exact Hessian all along its iterations, and
+    raises otherwise. Each removal uses one BLAS thread; parallelism comes from
+    ``n_jobs``.
 
     Parameters
     ----------
@@ -291,9 +289,10 @@ def leave_one_out(
 
     Notes
     -----
-    The losses are the model's own per-example losses (log-loss for logistic
-    regression, squared error for ridge, ...), at the labels given or
-    predicted; for a binary SVM the hinge loss ``max(0, 1 - y f)``.
+    The losses are the model's own per-example losses (the log-loss of a
+    probabilistic classifier, the squared error of a least-squares model,
+    ...; the "Supported models" page lists each family's), at the labels
+    given or predicted; for a binary SVM the hinge loss ``max(0, 1 - y f)``.
     Retraining that does not converge raises one :class:`ConvergenceWarning`.
     With ``solver="refit"``, removing the only example of a class is refused
     (the retrained model would have different classes). With
