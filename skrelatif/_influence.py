@@ -299,7 +299,7 @@ class FirstOrderInfluence(Influence):
             candidates,
             size,
             pilot=lambda solver: self._pilot(solver, size),
-            check_seconds=self._check_seconds(candidates, size),
+            check_seconds=lambda estimates: self._check_seconds(estimates, size),
         )
         for candidate, estimate in estimates.items():
             log(
@@ -311,14 +311,17 @@ class FirstOrderInfluence(Influence):
             )
         return name
 
-    def _check_seconds(self, candidates, size: ProblemSize) -> float:
-        """Estimated cost of :meth:`_normaliser_error`'s exact reference."""
-        sample = replace(size, n_solves=min(ERROR_SAMPLE, self.n_train_))
-        provides = type(self.adapter).curvatures[self.hessian_]
-        if "dense" in provides and self.adapter.n_params <= DENSE_REFERENCE:
-            return CholeskyInverse.estimate(sample).seconds
-        if "cg" in candidates:
-            return ConjugateGradientInverse.estimate(sample).seconds
+    def _check_seconds(self, estimates, size: ProblemSize) -> float:
+        """Estimated cost of :meth:`_normaliser_error`'s exact reference, from
+        the exact solvers' estimates (measured where the choice matters)."""
+        sample = min(ERROR_SAMPLE, self.n_train_)
+        if "cholesky" in estimates and self.adapter.n_params <= DENSE_REFERENCE:
+            # the factorisation, at the calibration of the full estimate
+            full = CholeskyInverse.estimate(size).seconds
+            few = CholeskyInverse.estimate(replace(size, n_solves=sample)).seconds
+            return estimates["cholesky"].seconds * few / max(full, 1e-300)
+        if "cg" in estimates:
+            return estimates["cg"].seconds * sample / size.n_solves
         return 0.0
 
     def _pilot(self, solver_class, size: ProblemSize):

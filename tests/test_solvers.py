@@ -368,3 +368,24 @@ def test_normaliser_error_of_an_approximate_solver_is_measured():
     expected = np.max(np.abs(np.sqrt(q_block / q_exact) - 1))
     np.testing.assert_allclose(block.normaliser_error_, expected, rtol=1e-5)
     assert block.normaliser_error_ > 1e-3  # the cross-class curvature matters
+
+
+def test_auto_counts_the_error_check_of_approximate_solvers(monkeypatch):
+    from skrelatif._solvers import _auto
+
+    monkeypatch.setattr(_auto, "dense_rate", lambda: _auto.DENSE_RATE)
+    candidates = {
+        "exact": _fake(10.0, 1e6, True),
+        "approx": _fake(2.0, 1e6, False),
+    }
+    seen = []
+
+    def check(estimates):  # e.g. the exact solver on a sample of the solves
+        seen.append(dict(estimates))
+        return 0.8 * estimates["exact"].seconds
+
+    name, estimates = _auto.choose_solver(
+        candidates, _size(), memory=1e9, check_seconds=check
+    )
+    assert seen and estimates["approx"].seconds == 2.0 + 8.0
+    assert name == "exact"  # 10 s exact against 2 s plus an 8 s check

@@ -59,14 +59,15 @@ def choose_solver(
     *,
     memory: float | None = None,
     pilot: Callable[[type[InverseHessian]], Estimate | None] | None = None,
-    check_seconds: float = 0.0,
+    check_seconds: Callable[[dict[str, Estimate]], float] | None = None,
 ) -> tuple[str, dict[str, Estimate]]:
     """The name of the solver to use and every candidate's estimate.
 
     ``pilot(solver)``, when given, measures a solver that can be measured
-    (an iterative one) on the problem itself. ``check_seconds`` is added to
-    every approximate solver's estimate: the cost of measuring its error
-    (``normaliser_error_``) against an exact inverse.
+    (an iterative one) on the problem itself. ``check_seconds(estimates)``
+    is added to every approximate solver's estimate: the cost of measuring
+    its error (``normaliser_error_``) against an exact inverse, from the
+    exact solvers' (measured) estimates.
 
     Raises
     ------
@@ -86,9 +87,10 @@ def choose_solver(
             estimates[name] = measured or Estimate(
                 estimate.seconds * scale, estimate.bytes
             )
+    check = check_seconds(estimates) if check_seconds else 0.0
     for name, estimate in estimates.items():
         if not candidates[name].exact:
-            estimates[name] = Estimate(estimate.seconds + check_seconds, estimate.bytes)
+            estimates[name] = Estimate(estimate.seconds + check, estimate.bytes)
     fitting = {n: e for n, e in estimates.items() if e.bytes <= MEMORY_SHARE * memory}
     if not fitting:
         needs = ", ".join(
