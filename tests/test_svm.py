@@ -458,11 +458,9 @@ def test_chunks_and_n_jobs_do_not_change_results(kernel):
     expected_e = reference.explain(X_test, k=4)
     with config_context(working_memory=2e-4):  # 1 to 6 support vectors per chunk
         explainer = InfluenceExplainer(model, n_jobs=2).fit(X, y)
+        atol = 1e-12 * np.abs(expected).max()
         np.testing.assert_allclose(
-            explainer.transform(X_test),
-            expected,
-            rtol=1e-12,
-            atol=1e-12 * np.abs(expected).max(),
+            explainer.transform(X_test), expected, rtol=1e-12, atol=atol
         )
         e = explainer.explain(X_test, k=4)
     np.testing.assert_allclose(explainer.self_influence_, reference.self_influence_)
