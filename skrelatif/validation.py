@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_random_state
 from threadpoolctl import threadpool_limits
 
 from ._adapters._base import ParametricAdapter
@@ -35,7 +35,7 @@ from ._removal.exact import ExactRemoval
 from ._removal.groups import check_groups
 from ._utils import chunk_slices
 
-__all__ = ["agreement", "leave_one_out"]
+__all__ = ["agreement", "leave_one_out", "linear_datamodeling_score"]
 
 #: Above this many parameters the retraining keeps the model's own solver
 #: instead of switching to Newton's method (whose steps cost O(P^3)).
@@ -548,4 +548,261 @@ def agreement(predicted: Any, actual: Any) -> Bunch:
         slope=float(slope),
         intercept=float(intercept),
         n=int(predicted.size),
+    )
+
+
+def _fit_subset(
+    adapter_class, template, warm, init, X, y, sample_weight, removed, X_test, y_test
+):
+    """The tracked output on ``X_test`` of ``template`` refit without
+    ``removed``, and whether the refit converged."""
+    estimator, converged = _retrain(
+        adapter_class, template, warm, init, X, y, sample_weight, removed
+    )
+    output, _ = _losses_and_params(adapter_class, estimator, X_test, y_test)
+    return output, converged
+
+
+def _check_subsets(subsets: Any, n_train: int) -> np.ndarray:
+    """``subsets`` as a (n_subsets, n_train) bool array, or a ValueError."""
+    array = np.asarray(subsets)
+    if array.dtype != bool:
+        raise ValueError(
+            "subsets must be a boolean array (True = the training example is "
+            f"kept); got dtype {array.dtype}. Use e.g. `mask.astype(bool)`."
+        )
+    if array.ndim != 2 or array.shape[1] != n_train or array.shape[0] < 2:
+        raise ValueError(
+            "subsets must have shape (n_subsets, n_train) with n_subsets >= 2 and "
+            f"n_train={n_train} (the explainer's training set); got shape "
+            f"{array.shape}."
+        )
+    empty = np.flatnonzero(~array.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"subsets {empty[:5].tolist()} keep no training example; every subset "
+            "must keep at least one."
+        )
+    return array
+
+
+@validate_params(
+    {
+        "explainer": [InfluenceExplainer],
+        "X_test": ["array-like", "sparse matrix"],
+        "y_test": ["array-like", None],
+        "subsets": ["array-like", None],
+        "n_subsets": [Interval(Integral, 2, None, closed="left")],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def linear_datamodeling_score(
+    explainer: InfluenceExplainer,
+    X_test: Any,
+    y_test: Any = None,
+    *,
+    subsets: Any = None,
+    n_subsets: int = 100,
+    alpha: float = 0.5,
+    random_state: Any = None,
+    n_jobs: int | None = None,
+) -> Bunch:
+    """Linear datamodeling score (LDS) of the explainer's scores.
+
+    The field's yardstick for data attribution (Park et al. 2023, TRAK): the
+    model is retrained on many random subsets of its training data, the
+    explainer *predicts* each retrained model's output on every test point
+    from its scores, and the score is the Spearman rank correlation, across
+    subsets, between predicted and actual outputs, averaged over test points.
+
+    Each subset is refit with the model's own solver, a full refit on the
+    kept examples (same hyper-parameters, ``sample_weight`` and class
+    weights; a pipeline's earlier steps are kept fixed, as in the influence
+    scores), converged tightly as in :func:`leave_one_out` with
+    ``solver="refit"``. A convex model is warm-started from the fitted one
+    (which changes only the speed: the minimum is unique); a network
+    (non-convex) is retrained from its initialisation, with its own
+    ``random_state``. Each refit uses one BLAS thread; parallelism comes from
+    ``n_jobs``.
+
+    The prediction for a subset is the explainer's prediction for removing
+    its complement: for the first-order methods (``"if"``, and the RelatIF
+    methods, although they do not estimate a counterfactual change) the sum
+    of the removed examples' scores; for ``"newton"`` the group Newton step
+    of :meth:`InfluenceExplainer.predict_removal`. Rank correlation ignores
+    any offset common to all subsets, so predicted changes and actual outputs
+    (not changes) are compared directly.
+
+    Parameters
+    ----------
+    explainer : InfluenceExplainer
+        A fitted explainer; its model, training data, sample weights and
+        ``method`` are used.
+    X_test : {array-like, sparse matrix} of shape (n_test, n_features)
+        Test points whose outputs are tracked (raw input for a pipeline).
+    y_test : array-like of shape (n_test,) or None, default=None
+        Their labels (or targets): the output is the test loss at them.
+        ``None`` means what :meth:`InfluenceExplainer.transform` explains by
+        default: a classifier's loss at the labels the explained model
+        predicts (kept fixed across subsets), a regressor's prediction.
+    subsets : array-like of bool of shape (n_subsets, n_train), default=None
+        The retraining subsets, True = the training example is kept, used as
+        given (so that two methods can be compared on the same retrainings).
+        Each must keep at least one example, and, for a classifier, at least
+        one of every class. ``None`` draws ``n_subsets`` subsets, each of
+        exactly ``round(alpha * n_train)`` examples, uniformly.
+    n_subsets : int, default=100
+        Number of subsets drawn (ignored when ``subsets`` is given).
+    alpha : float in (0, 1), default=0.5
+        Fraction of the training set each drawn subset keeps.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the drawing of the subsets (and nothing else).
+    n_jobs : int, default=None
+        Number of joblib jobs over the subsets. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context. Results do not depend on it.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        With attributes
+
+        score : float
+            Mean of ``per_test`` over the test points where it is defined.
+        per_test : ndarray of shape (n_test,)
+            Spearman correlation of ``predicted[:, t]`` with ``actual[:, t]``;
+            NaN where either is constant.
+        predicted : ndarray of shape (n_subsets, n_test)
+            The explainer's predicted change of the output when the subset's
+            complement is removed.
+        actual : ndarray of shape (n_subsets, n_test)
+            The output of the model retrained on the subset: the test loss
+            (the model's own per-example loss, as in :func:`leave_one_out`),
+            or, for a regressor explained without ``y_test``, **minus** its
+            prediction (the quantity whose change the scores estimate:
+            positive scores push the prediction up, so removing them lowers
+            it), so that a good explainer has a positive correlation.
+        subsets : ndarray of bool of shape (n_subsets, n_train)
+            The subsets used.
+
+    Notes
+    -----
+    A subset that lacks a class entirely is refused with a ValueError naming
+    it (its refit would have different classes). Refits that do not converge
+    raise one :class:`~sklearn.exceptions.ConvergenceWarning`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skrelatif import InfluenceExplainer
+    >>> from skrelatif.validation import linear_datamodeling_score
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> model = LogisticRegression(C=0.1, tol=1e-10).fit(X[:200], y[:200])
+    >>> explainer = InfluenceExplainer(model, method="if").fit(X[:200], y[:200])
+    >>> lds = linear_datamodeling_score(
+    ...     explainer, X[200:205], y[200:205], n_subsets=20, random_state=0
+    ... )
+    >>> lds.predicted.shape, lds.actual.shape, lds.subsets.shape
+    ((20, 5), (20, 5), (20, 200))
+    >>> bool(lds.score > 0.8)
+    True
+    """
+    check_is_fitted(explainer)
+    influence = explainer._influence
+    adapter = influence.adapter
+    X = influence.X_
+    n_train = X.shape[0]
+    y = explainer._train_target
+    y_encoded = influence.y_
+    sample_weight = explainer._fit_sample_weight
+    if subsets is None:
+        n_keep = round(alpha * n_train)
+        if not 1 <= n_keep < n_train:
+            raise ValueError(
+                f"alpha={alpha} keeps round(alpha * n_train) = {n_keep} of the "
+                f"{n_train} training examples; choose alpha so that each subset "
+                "keeps at least one example and removes at least one."
+            )
+        rng = check_random_state(random_state)
+        order = np.argsort(rng.random_sample((n_subsets, n_train)), axis=1)
+        subsets = np.zeros((n_subsets, n_train), dtype=bool)
+        np.put_along_axis(subsets, order[:, :n_keep], True, axis=1)
+    else:
+        subsets = _check_subsets(subsets, n_train)
+    if not adapter.is_regressor:
+        onehot = np.eye(len(adapter.classes_), dtype=int)[y_encoded]
+        lacking = np.flatnonzero((subsets.astype(int) @ onehot == 0).any(axis=1))
+        if lacking.size:
+            raise ValueError(
+                f"subsets {lacking[:5].tolist()} lack every example of at least one "
+                "class; a refit on them would change the model's classes. Keep "
+                "at least one example of each class in every subset."
+            )
+    Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
+    removed = ~subsets
+
+    # predicted: the explainer's change for removing each complement
+    if explainer.method == "newton":
+        some = np.flatnonzero(removed.any(axis=1))
+        predicted = np.zeros((len(subsets), Xt_test.shape[0]))
+        if some.size:
+            groups = [np.flatnonzero(removed[s]) for s in some]
+            predicted[some] = explainer.predict_removal(
+                X_test, y_test, groups=groups, method="newton"
+            ).T
+    else:  # first order: sums of the removed examples' scores
+        scores = explainer.transform(X_test, y_test)
+        predicted = removed.astype(scores.dtype) @ scores.T
+
+    # actual: the output of each refit model
+    parametric = isinstance(adapter, ParametricAdapter)
+    n_params = adapter.n_params if parametric else 0
+    adapter_class = type(adapter)
+    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
+    init = adapter.estimator if adapter.convex else None
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_subset)(
+            adapter_class,
+            template,
+            warm,
+            init,
+            X,
+            y,
+            sample_weight,
+            np.flatnonzero(drop),
+            Xt_test,
+            yt_test,
+        )  # fmt: skip
+        for drop in removed
+    )
+    outputs, converged = zip(*results)
+    actual = np.vstack(outputs)
+    n_failed = sum(not c for c in converged)
+    if n_failed:
+        warnings.warn(
+            f"{n_failed} of {len(subsets)} subset retrainings of "
+            f"{type(adapter.estimator).__name__} did not converge; the actual "
+            "outputs may be inaccurate.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+
+    per_test = np.full(actual.shape[1], np.nan)
+    for t in range(actual.shape[1]):
+        p, a = predicted[:, t], actual[:, t]
+        if np.ptp(p) > 0 and np.ptp(a) > 0:
+            per_test[t] = stats.spearmanr(p, a).statistic
+    defined = ~np.isnan(per_test)
+    score = float(per_test[defined].mean()) if defined.any() else np.nan
+    return Bunch(
+        score=score,
+        per_test=per_test,
+        predicted=predicted,
+        actual=actual,
+        subsets=subsets,
     )
