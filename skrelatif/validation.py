@@ -35,7 +35,12 @@ from ._removal.exact import ExactRemoval
 from ._removal.groups import check_groups
 from ._utils import chunk_slices
 
-__all__ = ["agreement", "leave_one_out", "linear_datamodeling_score"]
+__all__ = [
+    "agreement",
+    "leave_one_out",
+    "linear_datamodeling_score",
+    "removal_curve",
+]
 
 #: Above this many parameters the retraining keeps the model's own solver
 #: instead of switching to Newton's method (whose steps cost O(P^3)).
@@ -805,4 +810,232 @@ def linear_datamodeling_score(
         predicted=predicted,
         actual=actual,
         subsets=subsets,
+    )
+
+
+def _check_fractions(fractions: Any, n_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """``fractions`` as a float array and the removal sizes, or a ValueError."""
+    array = np.asarray(fractions, dtype=float).ravel()
+    if array.size == 0:
+        raise ValueError(
+            "fractions must hold at least one fraction of the training set to "
+            "remove, e.g. fractions=(0.01, 0.05)."
+        )
+    bad = array[~((array > 0) & (array <= 1))]
+    if bad.size:
+        raise ValueError(
+            f"fractions must lie in (0, 1]; got {bad[:5].tolist()}. Pass the "
+            "fraction of the training set to remove, e.g. 0.05 for 5%."
+        )
+    if np.unique(array).size != array.size:
+        raise ValueError(
+            f"fractions must not repeat a value; got {array.tolist()}. Drop the "
+            "duplicates (each would only repeat the same refits)."
+        )
+    sizes = np.maximum(1, np.round(array * n_train)).astype(int)
+    if sizes.max() >= n_train:
+        raise ValueError(
+            f"fractions {array[sizes >= n_train].tolist()} remove all "
+            f"{n_train} training examples (max(1, round(fraction * n_train))); "
+            "choose fractions that leave at least one example to refit on."
+        )
+    return array, sizes
+
+
+@validate_params(
+    {
+        "explainer": [InfluenceExplainer],
+        "X_test": ["array-like", "sparse matrix"],
+        "y_test": ["array-like", None],
+        "fractions": ["array-like"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def removal_curve(
+    explainer: InfluenceExplainer,
+    X_test: Any,
+    y_test: Any = None,
+    *,
+    fractions: Any = (0.001, 0.005, 0.01, 0.02, 0.05),
+    n_jobs: int | None = None,
+    random_state: Any = None,
+) -> Bunch:
+    """Change of each test output when its top proponents are removed.
+
+    The removal experiment of Brophy et al. (2023): for each test point and
+    each fraction, the ``max(1, round(fraction * n_train))`` strongest
+    proponents of that point (by :meth:`InfluenceExplainer.explain`, so the
+    sets for increasing fractions are prefixes of one ranking) are removed,
+    the model is refit, and the change of the point's tracked output is
+    measured. A good explainer's proponents support the point: removing them
+    raises its test loss, more than removing as many random examples does
+    (the baseline, refit in the same way).
+
+    Refits are those of :func:`linear_datamodeling_score`: the model's own
+    solver, a full refit on the kept examples (same hyper-parameters,
+    ``sample_weight`` and class weights; a pipeline's earlier steps kept
+    fixed), converged tightly, a convex model warm-started from the fitted
+    one, one BLAS thread each. The reference output is that of the same
+    refit on the whole training set, so that solver tolerance does not enter
+    the changes. All refits (one reference, then one per test point, fraction
+    and kind of removal) run in one joblib ``Parallel``.
+
+    Parameters
+    ----------
+    explainer : InfluenceExplainer
+        A fitted explainer; its model, training data, sample weights and
+        ``method`` (which ranks the proponents) are used.
+    X_test : {array-like, sparse matrix} of shape (n_test, n_features)
+        Test points whose outputs are tracked (raw input for a pipeline).
+    y_test : array-like of shape (n_test,) or None, default=None
+        Their labels (or targets): the output is the test loss at them.
+        ``None`` means what :meth:`InfluenceExplainer.transform` explains by
+        default: a classifier's loss at the labels the explained model
+        predicts (kept fixed across refits), a regressor's prediction.
+    fractions : array-like of float in (0, 1], default=(0.001, 0.005, 0.01, 0.02, 0.05)
+        Fractions of the training set to remove, in any order (the results
+        follow it), without repeats; each removes
+        ``max(1, round(fraction * n_train))`` examples, fewer than
+        ``n_train``. Two fractions may round to the same size; each is refit.
+    n_jobs : int, default=None
+        Number of joblib jobs over the refits. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context. Results do not depend on it.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random baseline sets (and nothing else).
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        With attributes
+
+        fractions : ndarray of shape (n_fractions,)
+            The fractions, as given.
+        sizes : ndarray of int of shape (n_fractions,)
+            Examples removed per fraction: ``max(1, round(fraction * n_train))``.
+        change : ndarray of shape (n_test, n_fractions)
+            Output of the refit without the top ``sizes[j]`` proponents of
+            test point ``t``, minus the output of the refit on all the data.
+            The output is the test loss (the model's own per-example loss),
+            or, for a regressor explained without ``y_test``, **minus** its
+            prediction, as in :func:`linear_datamodeling_score`; positive:
+            removing the proponents raised the loss (lowered the prediction).
+        random_change : ndarray of shape (n_test, n_fractions)
+            The same for ``sizes[j]`` training examples drawn uniformly
+            without replacement: one random permutation per test point, whose
+            prefixes are removed (nested like the proponents).
+        removed : list of length n_test of lists of length n_fractions
+            ``removed[t][j]``: the training indices removed for ``change[t, j]``
+            (strongest proponent first).
+        random_removed : list of length n_test of lists of length n_fractions
+            The same for ``random_change[t, j]``.
+
+    Notes
+    -----
+    A removal that takes away every example of a class is refused with a
+    ValueError before any refit (the refit would have different classes).
+    Refits that do not converge raise one
+    :class:`~sklearn.exceptions.ConvergenceWarning`. The cost is
+    ``1 + 2 * n_test * n_fractions`` refits.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skrelatif import InfluenceExplainer
+    >>> from skrelatif.validation import removal_curve
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> model = LogisticRegression(C=0.1, tol=1e-10).fit(X[:200], y[:200])
+    >>> explainer = InfluenceExplainer(model, method="if").fit(X[:200], y[:200])
+    >>> curve = removal_curve(
+    ...     explainer, X[200:203], y[200:203], fractions=(0.01, 0.05), random_state=0
+    ... )
+    >>> curve.sizes.tolist(), curve.change.shape, len(curve.removed[0][1])
+    ([2, 10], (3, 2), 10)
+    """
+    check_is_fitted(explainer)
+    influence = explainer._influence
+    adapter = influence.adapter
+    X = influence.X_
+    n_train = X.shape[0]
+    y = explainer._train_target
+    y_encoded = influence.y_
+    sample_weight = explainer._fit_sample_weight
+    fractions, sizes = _check_fractions(fractions, n_train)
+    Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
+    n_test = Xt_test.shape[0]
+
+    ranking = np.asarray(
+        explainer.explain(X_test, y_test, k=int(sizes.max())).proponents
+    )
+    rng = check_random_state(random_state)
+    permutations = np.argsort(rng.random_sample((n_test, n_train)), axis=1)
+    removed = [[ranking[t, :s] for s in sizes] for t in range(n_test)]
+    random_removed = [[permutations[t, :s] for s in sizes] for t in range(n_test)]
+
+    if not adapter.is_regressor:
+        onehot = np.eye(len(adapter.classes_), dtype=int)[y_encoded]
+        class_counts = onehot.sum(axis=0)
+        for kind, order in (
+            ("top {} proponents", ranking),
+            ("{} random examples", permutations),
+        ):
+            # class counts of every prefix removed: (n_test, n_fractions, n_classes)
+            taken = np.cumsum(onehot[order[:, : sizes.max()]], axis=1)[:, sizes - 1]
+            t, j = np.nonzero((taken == class_counts).any(axis=2))
+            if t.size:
+                raise ValueError(
+                    f"removing the {kind.format(sizes[j[0]])} for test point "
+                    f"{t[0]} (fraction {fractions[j[0]]}) takes away every "
+                    "example of a class; a refit would change the model's "
+                    "classes. Choose smaller fractions."
+                )
+
+    parametric = isinstance(adapter, ParametricAdapter)
+    n_params = adapter.n_params if parametric else 0
+    adapter_class = type(adapter)
+    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
+    init = adapter.estimator if adapter.convex else None
+    common = (adapter_class, template, warm, init, X, y, sample_weight)
+    tasks = [
+        (np.asarray(sets[t][j]), t)
+        for sets in (removed, random_removed)
+        for t in range(n_test)
+        for j in range(len(sizes))
+    ]
+    results = Parallel(n_jobs=n_jobs)(
+        [delayed(_fit_subset)(*common, None, Xt_test, yt_test)]
+        + [
+            delayed(_fit_subset)(
+                *common,
+                drop,
+                Xt_test[t : t + 1],
+                None if yt_test is None else yt_test[t : t + 1],
+            )
+            for drop, t in tasks
+        ]
+    )
+    outputs, converged = zip(*results)
+    reference = outputs[0]
+    changes = np.array([o[0] for o in outputs[1:]]).reshape(2, n_test, len(sizes))
+    changes -= reference[None, :, None]
+    n_failed = sum(not c for c in converged)
+    if n_failed:
+        warnings.warn(
+            f"{n_failed} of {len(results)} retrainings of "
+            f"{type(adapter.estimator).__name__} did not converge; the changes "
+            "may be inaccurate.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return Bunch(
+        fractions=fractions,
+        sizes=sizes,
+        change=changes[0],
+        random_change=changes[1],
+        removed=removed,
+        random_removed=random_removed,
     )
