@@ -33,7 +33,7 @@ from ._adapters._base import ParametricAdapter
 from ._explainer import InfluenceExplainer
 from ._removal.exact import ExactRemoval
 from ._removal.groups import check_groups
-from ._utils import chunk_slices
+from ._utils import caller_stacklevel, chunk_slices
 
 __all__ = [
     "agreement",
@@ -568,6 +568,37 @@ def _fit_subset(
     return output, converged
 
 
+def _refit_outputs(explainer, tasks, n_jobs) -> list[np.ndarray]:
+    """The tracked output of each refit of the explainer's model without the
+    rows of a task, ``tasks`` being ``(removed, X_test, y_test)`` triples
+    (``removed`` None: all rows kept), all in one joblib ``Parallel``; one
+    ``ConvergenceWarning`` when any refit does not converge."""
+    influence = explainer._influence
+    adapter = influence.adapter
+    n_params = adapter.n_params if isinstance(adapter, ParametricAdapter) else 0
+    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
+    init = adapter.estimator if adapter.convex else None
+    common = (
+        type(adapter), template, warm, init, influence.X_,
+        explainer._train_target, explainer._fit_sample_weight,
+    )  # fmt: skip
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_subset)(*common, removed, X_test, y_test)
+        for removed, X_test, y_test in tasks
+    )
+    outputs, converged = zip(*results)
+    n_failed = sum(not c for c in converged)
+    if n_failed:
+        warnings.warn(
+            f"{n_failed} of {len(results)} retrainings of "
+            f"{type(adapter.estimator).__name__} did not converge; the actual "
+            "outputs may be inaccurate.",
+            ConvergenceWarning,
+            stacklevel=caller_stacklevel(),
+        )
+    return list(outputs)
+
+
 def _check_subsets(subsets: Any, n_train: int) -> np.ndarray:
     """``subsets`` as a (n_subsets, n_train) bool array, or a ValueError."""
     array = np.asarray(subsets)
@@ -720,11 +751,8 @@ def linear_datamodeling_score(
     check_is_fitted(explainer)
     influence = explainer._influence
     adapter = influence.adapter
-    X = influence.X_
-    n_train = X.shape[0]
-    y = explainer._train_target
+    n_train = influence.n_train_
     y_encoded = influence.y_
-    sample_weight = explainer._fit_sample_weight
     if subsets is None:
         n_keep = round(alpha * n_train)
         if not 1 <= n_keep < n_train:
@@ -765,37 +793,8 @@ def linear_datamodeling_score(
         predicted = removed.astype(scores.dtype) @ scores.T
 
     # actual: the output of each refit model
-    parametric = isinstance(adapter, ParametricAdapter)
-    n_params = adapter.n_params if parametric else 0
-    adapter_class = type(adapter)
-    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
-    init = adapter.estimator if adapter.convex else None
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_subset)(
-            adapter_class,
-            template,
-            warm,
-            init,
-            X,
-            y,
-            sample_weight,
-            np.flatnonzero(drop),
-            Xt_test,
-            yt_test,
-        )  # fmt: skip
-        for drop in removed
-    )
-    outputs, converged = zip(*results)
-    actual = np.vstack(outputs)
-    n_failed = sum(not c for c in converged)
-    if n_failed:
-        warnings.warn(
-            f"{n_failed} of {len(subsets)} subset retrainings of "
-            f"{type(adapter.estimator).__name__} did not converge; the actual "
-            "outputs may be inaccurate.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    tasks = [(np.flatnonzero(drop), Xt_test, yt_test) for drop in removed]
+    actual = np.vstack(_refit_outputs(explainer, tasks, n_jobs))
 
     per_test = np.full(actual.shape[1], np.nan)
     for t in range(actual.shape[1]):
@@ -959,11 +958,8 @@ def removal_curve(
     check_is_fitted(explainer)
     influence = explainer._influence
     adapter = influence.adapter
-    X = influence.X_
-    n_train = X.shape[0]
-    y = explainer._train_target
+    n_train = influence.n_train_
     y_encoded = influence.y_
-    sample_weight = explainer._fit_sample_weight
     fractions, sizes = _check_fractions(fractions, n_train)
     Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
     n_test = Xt_test.shape[0]
@@ -994,43 +990,20 @@ def removal_curve(
                     "classes. Choose smaller fractions."
                 )
 
-    parametric = isinstance(adapter, ParametricAdapter)
-    n_params = adapter.n_params if parametric else 0
-    adapter_class = type(adapter)
-    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
-    init = adapter.estimator if adapter.convex else None
-    common = (adapter_class, template, warm, init, X, y, sample_weight)
-    tasks = [
-        (np.asarray(sets[t][j]), t)
+    # a refit on all rows, then one per (kind, test point, fraction)
+    tasks = [(None, Xt_test, yt_test)] + [
+        (
+            np.asarray(sets[t][j]),
+            Xt_test[t : t + 1],
+            None if yt_test is None else yt_test[t : t + 1],
+        )
         for sets in (removed, random_removed)
         for t in range(n_test)
         for j in range(len(sizes))
     ]
-    results = Parallel(n_jobs=n_jobs)(
-        [delayed(_fit_subset)(*common, None, Xt_test, yt_test)]
-        + [
-            delayed(_fit_subset)(
-                *common,
-                drop,
-                Xt_test[t : t + 1],
-                None if yt_test is None else yt_test[t : t + 1],
-            )
-            for drop, t in tasks
-        ]
-    )
-    outputs, converged = zip(*results)
-    reference = outputs[0]
+    outputs = _refit_outputs(explainer, tasks, n_jobs)
     changes = np.array([o[0] for o in outputs[1:]]).reshape(2, n_test, len(sizes))
-    changes -= reference[None, :, None]
-    n_failed = sum(not c for c in converged)
-    if n_failed:
-        warnings.warn(
-            f"{n_failed} of {len(results)} retrainings of "
-            f"{type(adapter.estimator).__name__} did not converge; the changes "
-            "may be inaccurate.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    changes -= outputs[0][None, :, None]
     return Bunch(
         fractions=fractions,
         sizes=sizes,

@@ -169,3 +169,29 @@ def test_removal_dropping_a_class_is_refused():
         match="top 3 proponents for test point 0.*every example of a class",
     ):
         removal_curve(explainer, X[-1:], y[-1:], fractions=(0.1,), random_state=0)
+
+
+def test_refits_that_do_not_converge_warn_once_at_the_caller(monkeypatch):
+    """Both refit-based measures share one refit loop: a refit reported as
+    not converged gives one ConvergenceWarning, pointing at the caller."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skrelatif import validation
+    from skrelatif.validation import linear_datamodeling_score
+
+    X, y = make_regression(n_samples=40, n_features=3, noise=1.0, random_state=0)
+    model = Ridge(alpha=1.0).fit(X[:30], y[:30])
+    explainer = InfluenceExplainer(model, method="if").fit(X[:30], y[:30])
+    fit_subset = validation._fit_subset
+
+    def unconverged(*args):
+        return fit_subset(*args)[0], False
+
+    monkeypatch.setattr(validation, "_fit_subset", unconverged)
+    for measure, kwargs in (
+        (removal_curve, {"fractions": (0.1,)}),
+        (linear_datamodeling_score, {"n_subsets": 3}),
+    ):
+        with pytest.warns(ConvergenceWarning, match="did not converge") as caught:
+            measure(explainer, X[30:32], y[30:32], random_state=0, **kwargs)
+        assert len(caught) == 1 and caught[0].filename == __file__
