@@ -20,6 +20,12 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
     GammaRegressor,
@@ -37,6 +43,7 @@ from sklearn.linear_model import (
 )
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import SVC, LinearSVC, NuSVC
+from threadpoolctl import threadpool_limits
 
 
 @dataclass
@@ -182,6 +189,24 @@ CASES = {
     SVC: (SVC(kernel="rbf", C=1.0), 2, _hinge),
     NuSVC: (NuSVC(kernel="rbf", nu=0.5), 3, None),
     LinearSVC: (LinearSVC(C=0.5, max_iter=100_000), 2, _hinge),
+    HistGradientBoostingClassifier: (
+        HistGradientBoostingClassifier(max_iter=8, max_leaf_nodes=4,
+                                       l2_regularization=0.5),
+        3, _log_loss,
+    ),
+    HistGradientBoostingRegressor: (
+        HistGradientBoostingRegressor(max_iter=8, max_leaf_nodes=4),
+        "values", _half_squared,
+    ),
+    GradientBoostingClassifier: (
+        GradientBoostingClassifier(n_estimators=6, max_depth=2, random_state=0),
+        2, _log_loss,
+    ),
+    GradientBoostingRegressor: (
+        GradientBoostingRegressor(n_estimators=6, max_depth=2, subsample=0.8,
+                                  random_state=0),
+        "values", _half_squared,
+    ),
 }  # fmt: skip
 
 
@@ -196,7 +221,8 @@ def case(estimator_class: type) -> Case:
         X, y, X_test, y_test = _values(positive=True)
     else:
         X, y, X_test, y_test = _classes(data)
-    with warnings.catch_warnings():
+    # one OpenMP thread: the boosted trees' threads cost more than they save here
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="openmp"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = clone(estimator).fit(X, y)
     fixture = Case(model, X, y, X_test, y_test, loss)

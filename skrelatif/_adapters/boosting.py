@@ -207,7 +207,8 @@ class BoostingAdapter(SumAdapter):
         est = self.estimator
         if isinstance(est, _HGB):
             Xp = est._preprocess_X(X, reset=False)
-            n_threads = _openmp_effective_n_threads()
+            # OpenMP threads cost more than they save on small inputs
+            n_threads = _openmp_effective_n_threads() if len(Xp) > 20_000 else 1
             if binned:
                 Xb = est._bin_mapper.transform(Xp)
                 missing = est._bin_mapper.missing_values_bin_idx_
@@ -275,7 +276,8 @@ class BoostingAdapter(SumAdapter):
     def predict_target(self, X: Any) -> np.ndarray:
         if self.is_regressor:
             return self.outputs(X)[:, 0]
-        return self.encode_target(self.estimator.predict(X), what="the predictions")
+        F = self.outputs(X)  # the model's rule: the largest (or positive) output
+        return np.argmax(F, axis=1) if F.shape[1] > 1 else (F[:, 0] > 0).astype(int)
 
     def losses(self, X: Any, y_encoded: np.ndarray) -> np.ndarray:
         return self.output_losses(self.outputs(X), y_encoded)
