@@ -91,6 +91,11 @@ def _dataset(name):
         model = GradientBoostingClassifier(
             loss="exponential", n_estimators=6, max_depth=2
         )
+    elif name == "gb-early-stopping":
+        X, y = _classes(n=300)
+        model = GradientBoostingClassifier(
+            n_estimators=30, max_depth=2, n_iter_no_change=2, random_state=1
+        )
     elif name == "gb-regression":
         X, y = load_diabetes(return_X_y=True)
         X, y = X[:150], y[:150] / 100
@@ -102,7 +107,8 @@ def _dataset(name):
 
 DATASETS = [
     "binary-nan", "multiclass-balanced", "categorical", "regression-weights",
-    "poisson", "gb-subsample", "gb-multiclass", "gb-exponential", "gb-regression",
+    "poisson", "gb-subsample", "gb-multiclass", "gb-exponential",
+    "gb-early-stopping", "gb-regression",
 ]  # fmt: skip
 _FITTED = {}
 
@@ -219,6 +225,13 @@ class Slow:
             ]
             self.baseline = model._raw_predict_init(X32[:1])[0]
             self.bags = np.ones((n, len(model.estimators_)), dtype=bool)
+            if model.n_iter_no_change is not None:
+                self.rows = np.sort(
+                    train_test_split(
+                        self.rows, test_size=model.validation_fraction,
+                        stratify=self.y, random_state=model.random_state,
+                    )[0]
+                )  # fmt: skip
             if model.subsample < 1:  # scikit-learn's draws, in its order
                 from sklearn.ensemble._gradient_boosting import _random_sample_mask
 
@@ -490,8 +503,17 @@ def test_early_stopping_replays_the_internal_split():
     assert np.all(D[:, validation] == 0)
     _close(D.sum(axis=1) + bound.baseline_, model.decision_function(X[:20]), 1e-10)
     assert np.all(bound.train_scale("if")[validation] == 0)
+    # "if" of trained rows: the derivative of the slow replay on the split
+    slow = Slow(model, X, y, None)
+    rows = train[[0, 5]]
+    state = bound.test_state(X[:3], y_encoded[:3], "if")
+    scores = bound.cross_function("if")(state, *bound.payload(rows, "if"))
+    for j, i in enumerate(rows):
+        expected = -_weight_derivative(slow, X[:3], y[:3].astype(float), i)
+        _close(scores[:, j], expected, 2e-5)
 
 
+@threadpool_limits.wrap(1, user_api="openmp")
 def test_bad_models_and_data_are_refused():
     X, y = _classes()
     model = HistGradientBoostingRegressor(loss="absolute_error", max_iter=3).fit(X, y)

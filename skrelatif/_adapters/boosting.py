@@ -63,6 +63,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
@@ -154,7 +155,6 @@ class BoostingAdapter(SumAdapter):
         "predict, on the log scale for the Poisson and Gamma losses)"
     )
     tight_retraining = False
-    allow_nan = True
     candidate_name = "training examples the model was trained on"
     curvature_note = (
         "a boosted ensemble is explained with its structure fixed, through the "
@@ -223,7 +223,10 @@ class BoostingAdapter(SumAdapter):
                     p.predict(Xp, bitsets, f_idx, n_threads) for p in self._predictors
                 ]
             return np.column_stack(columns).astype(np.int32)
-        X32 = np.asarray(X, dtype=np.float32)
+        if sparse.issparse(X):  # the trees' own sparse routing
+            X32 = sparse.csr_matrix(X, dtype=np.float32)
+        else:
+            X32 = np.ascontiguousarray(X, dtype=np.float32)
         columns = [
             lookup[tree.tree_.apply(X32)]
             for lookup, tree in zip(self._lookups, est.estimators_.ravel())
@@ -375,7 +378,11 @@ class BoostingAdapter(SumAdapter):
         self.replay_error_ = error
         self._rows = rows
         self._replay = replay
-        self._state = state
+        # per training row (rows not trained on: F replayed, every term 0)
+        self._state = {"theta": state["theta"], "F": ens.outputs(leaves)}
+        for key in ("coef", "share", "grad"):
+            self._state[key] = np.zeros((len(y), ens.T))
+            self._state[key][rows] = state[key]
         self._train_leaves = leaves
         self._cache = {}
         return rows[w[rows] > 0]
@@ -431,7 +438,7 @@ class BoostingAdapter(SumAdapter):
         """``g_i^T (I - A)^-1 b_i`` with ``g_i`` each row's own final loss
         gradient at its leaves."""
         K = self.n_outputs
-        grad = self.ensemble.loss.gradient(self._y_train, self._state["F"])
+        grad = self.ensemble.loss.gradient(self._y_float(self.y_), self._state["F"])
         trees = np.arange(self.ensemble.T) % K
         return self._pair_sums(M, lambda index: grad[index][:, trees])
 
@@ -503,7 +510,7 @@ class BoostingAdapter(SumAdapter):
         ``"newton"``: their leaf values after each row's removal (P, rows)."""
         index = np.arange(self.n_train_)[rows]
         if method == "newton":
-            return (self._removed_thetas([[i] for i in index]),)
+            return (self._removed_thetas(index[:, None]),)
         ens = self.ensemble
         return (
             ens.leaf_matrix(self._train_leaves[index], -self._state["coef"][index]),
@@ -523,15 +530,13 @@ class BoostingAdapter(SumAdapter):
         thetas = []
         for chunk in chunk_slices(len(groups), 8 * 6 * self.n_train_ * self.n_outputs):
             W = np.repeat(w[:, None], chunk.stop - chunk.start, axis=1)
-            for j, group in enumerate(groups[chunk]):
-                W[np.asarray(group, dtype=np.intp), j] = 0.0
-            thetas.append(self._replay_all(W)[0])
+            if isinstance(groups, np.ndarray):  # one row per group
+                W[groups[chunk, 0], np.arange(W.shape[1])] = 0.0
+            else:
+                for j, group in enumerate(groups[chunk]):
+                    W[np.asarray(group, dtype=np.intp), j] = 0.0
+            thetas.append(self._replay.run(W[self._rows])[0])
         return np.hstack(thetas)
-
-    def _replay_all(self, W):
-        """Replay with weights W (n_train, b) over the rows trained on."""
-        rows = self._rows
-        return self._replay.run(W[rows])
 
     def removal_outputs(self, X, groups) -> np.ndarray:
         """Outputs (n_test, n_groups, K) of X after removing each group
@@ -556,18 +561,13 @@ class BoostingAdapter(SumAdapter):
             out[index] = F[position[index], :, np.arange(len(index))]
         return out
 
-    @property
-    def _y_train(self) -> np.ndarray:
-        return self._y_float(self.y_[self._rows])
-
     # -- the decomposition -----------------------------------------------------
     def decompose(self, X) -> np.ndarray:
         """``(n_test, n_train)`` (a third axis for ``K > 1`` outputs) terms
         whose sum over training rows plus ``baseline_`` is the raw output."""
         ens, K = self.ensemble, self.n_outputs
         leaves = self._leaves(X)
-        share = np.zeros((self.n_train_, ens.T))
-        share[self._rows] = self._state["share"]
+        share = self._state["share"]
         out = np.zeros((leaves.shape[0], self.n_train_, K))
         for k in range(K):
             D = ens.leaf_matrix(self._train_leaves[:, k::K], share[:, k::K])
