@@ -523,6 +523,13 @@ class BoostingAdapter(SumAdapter):
     def cross(test_state, B):
         return _cross(test_state, B)
 
+    def test_row_bytes(self) -> int:
+        """A test point's dense vector over the leaves (and its solve)."""
+        return 8 * 2 * self.ensemble.P
+
+    def dot_bytes_per_pair(self) -> int:
+        return 8 * (self.n_outputs + 2)
+
     # -- exact removal with the structure fixed ---------------------------------------
     def _removed_thetas(self, groups) -> np.ndarray:
         """Leaf values (P, n_groups) replayed without each group."""
