@@ -528,3 +528,34 @@ def test_bad_models_and_data_are_refused():
     model = HistGradientBoostingClassifier(max_iter=3, monotonic_cst=[1, 0, 0, 0, 0])
     with pytest.raises(ValueError, match="monotonic_cst"):
         InfluenceExplainer(model.fit(X, y)).fit(X, y)
+
+
+@threadpool_limits.wrap(1, user_api="openmp")
+def test_validation_data_dataframes_and_zero_init():
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    X, y = _classes(n=300)
+    # early stopping on given validation data: every row of X is trained on
+    model = HistGradientBoostingClassifier(max_iter=30, early_stopping=True)
+    model.fit(X[:200], y[:200], X_val=X[200:], y_val=y[200:])
+    explainer = InfluenceExplainer(model, method="if").fit(X[:200], y[:200])
+    assert explainer._influence.adapter.replay_error_ <= 1e-8
+    assert len(explainer._influence.adapter.candidates_) == 200
+    # a model fitted on a DataFrame: no feature-name warnings from the replay
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    model = HistGradientBoostingClassifier(max_iter=5).fit(frame, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explainer = InfluenceExplainer(model, method="boostin").fit(frame, y)
+        D = explainer.decompose(frame.iloc[:4])
+    _close(
+        D.sum(axis=1) + explainer.baseline_, model.decision_function(frame[:4]), 1e-10
+    )
+    # init="zero": the baseline is 0
+    model = GradientBoostingClassifier(n_estimators=5, init="zero").fit(X, y)
+    explainer = InfluenceExplainer(model, method="if").fit(X, y)
+    assert explainer.baseline_ == 0.0
+    _close(
+        explainer.decompose(X[:4]).sum(axis=1), model.decision_function(X[:4]), 1e-10
+    )

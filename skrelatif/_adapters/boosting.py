@@ -60,6 +60,7 @@ value is ``sum_j -lr w_j g_j / (H + l2)`` over the rows in the leaf.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -207,7 +208,10 @@ class BoostingAdapter(SumAdapter):
         """Global leaf index per tree (n, T), routed as the model routes."""
         est = self.estimator
         if isinstance(est, _HGB):
-            Xp = est._preprocess_X(X, reset=False)
+            with warnings.catch_warnings():
+                # the explainer checked X's columns; the core passes arrays
+                warnings.filterwarnings("ignore", "X does not have valid feature names")
+                Xp = est._preprocess_X(X, reset=False)
             # OpenMP threads cost more than they save on small inputs
             n_threads = _openmp_effective_n_threads() if len(Xp) > 20_000 else 1
             if binned:
