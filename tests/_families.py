@@ -35,6 +35,7 @@ from sklearn.linear_model import (
     SGDRegressor,
     TweedieRegressor,
 )
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import SVC, LinearSVC, NuSVC
 
@@ -85,6 +86,14 @@ def _log_loss(model, X, y):
     if F.ndim == 1:
         return np.logaddexp(0, -np.where(label == 1, 1.0, -1.0) * F)
     return logsumexp(F, axis=1) - F[np.arange(len(y)), label]
+
+
+def _clipped_log_loss(model, X, y):
+    """``-log max(p_y, eps)`` from ``predict_proba`` (k-neighbours: a label no
+    neighbour has costs ``-log(eps)``, as ``sklearn.metrics.log_loss`` clips)."""
+    label = np.searchsorted(model.classes_, y)
+    p = model.predict_proba(X)[np.arange(len(y)), label]
+    return -np.log(np.maximum(p, np.finfo(np.float64).eps))
 
 
 def _ovr_log_loss(model, X, y):
@@ -182,6 +191,10 @@ CASES = {
     SVC: (SVC(kernel="rbf", C=1.0), 2, _hinge),
     NuSVC: (NuSVC(kernel="rbf", nu=0.5), 3, None),
     LinearSVC: (LinearSVC(C=0.5, max_iter=100_000), 2, _hinge),
+    KNeighborsClassifier: (
+        KNeighborsClassifier(n_neighbors=5, weights="distance"), 3, _clipped_log_loss
+    ),
+    KNeighborsRegressor: (KNeighborsRegressor(n_neighbors=4), "values", _squared),
 }  # fmt: skip
 
 
