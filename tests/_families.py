@@ -21,6 +21,7 @@ from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     GammaRegressor,
     LinearRegression,
@@ -195,6 +196,7 @@ CASES = {
         KNeighborsClassifier(n_neighbors=5, weights="distance"), 3, _clipped_log_loss
     ),
     KNeighborsRegressor: (KNeighborsRegressor(n_neighbors=4), "values", _squared),
+    KernelRidge: (KernelRidge(alpha=0.5, kernel="rbf", gamma=0.3), "values", _squared),
 }  # fmt: skip
 
 
