@@ -25,7 +25,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
@@ -367,7 +367,7 @@ def test_a_numeric_target_for_a_classifier_says_use_ridge(
     [
         (RandomForestClassifier(n_estimators=2), "NearestNeighborExplainer"),
         (
-            make_pipeline(StandardScaler(), KNeighborsClassifier()),
+            make_pipeline(StandardScaler(), GaussianNB()),
             "NearestNeighborExplainer",
         ),
         (GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}), ".best_estimator_"),
