@@ -287,7 +287,7 @@ class KernelRidgeAdapter(SumAdapter):
             U[:, zero] = -self.M_ @ self.K_[:, zero]
             U[zero, zero] += 1.0
         if method == "theta-relatif":
-            squared = np.einsum("ji,jk,ki->i", U, self.K_, U)
+            squared = np.einsum("ji,ji->i", U, self.K_ @ U)  # u_i^T K u_i
         else:
             kappa = np.where(zero, self.penalty_strength, s)
             squared = 2.0 * kappa * np.einsum("ji,ji->i", self.K_, U)
