@@ -91,13 +91,18 @@ def resolve(
     """Check and resolve the options before any work (``ValueError``, naming
     the pairs that work); ``name`` is the estimator's class name. Emits the
     ``FutureWarning`` of an old ``hessian`` spelling."""
-    if not adapter_class.curvatures:  # a sum over training examples
+    if method not in adapter_class.methods:
+        answered = ", ".join(repr(m) for m in adapter_class.methods)
+        why = ""
         if method == "newton":
-            raise ValueError(
-                f"method='newton' needs the curvature of the model's loss; {name} "
-                f"has none ({adapter_class.curvature_note}). Use 'if', "
-                "'theta-relatif' or 'l-relatif'."
+            why = (
+                f" method='newton' needs the curvature of the model's loss; "
+                f"{name} has none ({adapter_class.curvature_note})."
             )
+        raise ValueError(
+            f"method={method!r} does not apply to {name}.{why} Use one of {answered}."
+        )
+    if not adapter_class.curvatures:  # a sum over training examples
         if hessian != "auto" or solver != "auto" or damping not in ("auto", 0, 0.0):
             raise ValueError(
                 f"{name} is explained as a sum over its training examples "

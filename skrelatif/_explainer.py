@@ -14,14 +14,13 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._adapters import METHODS, find_adapter
+from ._adapters import METHODS, decomposing_estimators, find_adapter
 from ._base import _BaseExplainer, _final_step
 from ._curvature import CURVATURES, LEGACY_HESSIANS, resolve
 from ._explanation import Explanation
 from ._influence import influence_class
 from ._removal.flips import flip_sets as _flip_sets
 from ._removal.groups import check_groups
-from ._removal.groups import predict_removal as _predict_removal
 from ._scoring import score_matrix, top_k
 from ._solvers import SOLVERS
 
@@ -164,6 +163,9 @@ class InfluenceExplainer(_BaseExplainer):
         Each example's loss under the model refit without it, by one Newton
         step (exact for squared loss): leave-one-out cross-validation from one
         fit. Computed on first access unless ``method="newton"``.
+    baseline_ : float or ndarray of shape (n_outputs,)
+        The constant of :meth:`decompose` (models whose output is a sum over
+        training examples).
     hessian_ : str
         The curvature used (``"auto"`` resolved).
     solver_ : str or None
@@ -427,6 +429,51 @@ class InfluenceExplainer(_BaseExplainer):
         )
         return self._explanation(top, target, self.method, target_given=y is not None)
 
+    # -- decomposition -----------------------------------------------------------------
+    def _decomposing_adapter(self):
+        check_is_fitted(self)
+        adapter = self._influence.adapter
+        if not adapter.decomposes:
+            raise ValueError(
+                f"The output of {type(adapter.estimator).__name__} is not offered "
+                "as a sum over its training examples. decompose works for "
+                f"{', '.join(decomposing_estimators()) or 'no model yet'}."
+            )
+        return adapter
+
+    def decompose(self, X: Any) -> np.ndarray:
+        """Each training example's contribution to the model's raw output.
+
+        The raw output (documented per family on the Supported models page:
+        ``decision_function`` for SVMs and boosted trees, ``predict`` or
+        ``predict_proba`` for forests and neighbours, ``predict`` for kernel
+        ridge, ...) is ``baseline_`` plus the sum of the contributions over
+        the training examples.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            The points whose outputs are decomposed.
+
+        Returns
+        -------
+        contributions : ndarray of shape (n_test, n_train[, n_outputs])
+            ``contributions[t, i]``: training example ``i``'s share of the
+            output for ``X[t]`` (a third axis for models with several
+            outputs).
+        """
+        adapter = self._decomposing_adapter()
+        return adapter.decompose(self._test_model_input(X))
+
+    @property
+    def baseline_(self) -> float | np.ndarray:
+        """The constant of :meth:`decompose` (see the class docstring)."""
+        try:
+            adapter = self._decomposing_adapter()
+        except ValueError as exc:
+            raise AttributeError(str(exc)) from None
+        return adapter.baseline_
+
     # -- beyond first order ------------------------------------------------------------
     @property
     def loo_loss_(self) -> np.ndarray:
@@ -498,8 +545,8 @@ class InfluenceExplainer(_BaseExplainer):
             )
         groups = check_groups(groups, self._influence.n_train_)
         Xt, y_encoded, _ = self._test_input(X, y)
-        return _predict_removal(
-            self._influence, Xt, y_encoded, groups, method, n_jobs=self.n_jobs
+        return self._influence.predict_removal(
+            Xt, y_encoded, groups, method, n_jobs=self.n_jobs
         )
 
     def flip_sets(self, X: Any, *, max_size: int = 50, verify: bool = True) -> Bunch:

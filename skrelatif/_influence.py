@@ -47,6 +47,7 @@ import numpy as np
 
 from . import _curvature
 from ._adapters._base import ParametricAdapter
+from ._removal import groups as _groups
 from ._removal import newton as _newton
 from ._solvers import (
     SOLVERS,
@@ -193,22 +194,32 @@ class Influence(ABC):
 
 class SumInfluence(Influence):
     """A model whose output is a sum over training examples (see the module
-    docstring): ``H = I`` in the space of that sum, no curvature choice."""
+    docstring and :class:`~skrelatif._adapters._base.SumAdapter`): the
+    adapter's products and normalisers, no curvature choice; exact removal
+    with the structure fixed where the family offers it (``"newton"``)."""
 
     def _fit(self):
-        adapter, rows = self.adapter, self.candidates_
+        adapter = self.adapter
         self.hessian_, self.solver_name_ = self.choice.hessian, self.choice.solver
         self.damping_, self.normaliser_error_ = float(self.choice.damping), None
-        sq_norms = adapter.self_products(rows)  # g_i^T g_i
-        self._self_influence = np.zeros(self.n_train_)
-        self._self_influence[rows] = sq_norms
-        self.train_scale_ = np.zeros(self.n_train_)
-        self.train_scale_[rows] = (
-            1.0 if self.method == "if" else _direction_zero(np.sqrt(np.abs(sq_norms)))
-        )
+        self.train_scale_ = adapter.train_scale(self.method)
+        self._self_influence = None
         return self
 
+    @property
+    def _removes(self) -> bool:
+        return "newton" in self.adapter.methods
+
     def check_removal(self, what: str) -> None:
+        name = type(self.adapter.estimator).__name__
+        if self._removes and what == "flip_sets":
+            raise ValueError(
+                f"flip_sets is not offered for {name}: its removals keep the "
+                "fitted structure, which a refit changes. Use predict_removal "
+                "to see how removing groups moves its predictions."
+            )
+        if self._removes:
+            return
         raise ValueError(
             f"{what} needs the curvature of the model's loss; "
             f"{type(self.adapter.estimator).__name__} has none "
@@ -218,20 +229,81 @@ class SumInfluence(Influence):
 
     @property
     def self_influence_(self) -> np.ndarray:
+        """The ``"if"`` score of each example for itself; ``"newton"``: the
+        rise of its own loss when it is removed."""
+        if self._self_influence is None:
+            if self.method == "newton":
+                self._self_influence = self.loo_loss_ - self.adapter.losses(
+                    self.X_, self.y_
+                )
+            else:
+                self._self_influence = self.adapter.self_influence()
         return self._self_influence
 
+    @property
+    def loo_loss_(self) -> np.ndarray:
+        """Each example's loss once it is removed, the structure fixed."""
+        if not self._removes:
+            return super().loo_loss_
+        if getattr(self, "_loo_loss", None) is None:
+            adapter = self.adapter
+            self._loo_loss = adapter.output_losses(adapter.loo_outputs(), self.y_)
+        return self._loo_loss
+
     def prepare_test(self, X, y_encoded):
-        return self.adapter.test_state(X, y_encoded)
+        return self.adapter.test_state(X, y_encoded, self.method)
 
     def train_chunk(self, rows):
-        return self.adapter.payload(rows)
+        return self.adapter.payload(rows, self.method)
 
     @property
     def cross(self):
-        return self.adapter.cross
+        return self.adapter.cross_function(self.method)
 
     def test_row_bytes(self) -> int:
         return self.adapter.test_row_bytes()
+
+    def predict_removal(self, X_test, y_test, groups, method, *, n_jobs=None):
+        """(n_test, n_groups) changes of the test losses (regressors without
+        ``y``: minus the change of the prediction) when each group is
+        removed: exactly with the structure fixed (``"newton"``), or the sum
+        of the group's ``"if"`` scores."""
+        adapter = self.adapter
+        if method != "newton":
+            membership = np.zeros((self.n_train_, len(groups)))
+            for j, group in enumerate(groups):
+                np.add.at(membership[:, j], group, 1.0)
+            scores = np.empty((X_test.shape[0], len(groups)))
+            candidates = adapter._candidate_rows()
+            scale = adapter.train_scale("if")
+            cross = adapter.cross_function("if")
+            for batch in chunk_slices(X_test.shape[0], 8 * len(groups)):
+                state = adapter.test_state(X_test[batch], _part(y_test, batch), "if")
+                scores[batch] = 0.0
+                pair_bytes = (batch.stop - batch.start) * adapter.dot_bytes_per_pair()
+                for chunk in chunk_slices(len(candidates), pair_bytes):
+                    rows = candidates[chunk]
+                    products = cross(state, *adapter.payload(rows, "if"))
+                    scores[batch] += (products * scale[rows]) @ membership[rows]
+            return scores
+        n_groups, K = len(groups), adapter.n_outputs
+        changes = np.empty((X_test.shape[0], n_groups))
+        for batch in chunk_slices(X_test.shape[0], 8 * 2 * n_groups * K):
+            X = X_test[batch]
+            moved = adapter.removal_outputs(X, groups)  # (b, n_groups, K)
+            now = adapter.outputs(X)
+            if y_test is None:  # minus the change of the prediction
+                changes[batch] = now[:, None, 0] - moved[:, :, 0]
+                continue
+            y = y_test[batch]
+            after = adapter.output_losses(moved.reshape(-1, K), np.repeat(y, n_groups))
+            before = adapter.output_losses(now, y)
+            changes[batch] = after.reshape(len(y), n_groups) - before[:, None]
+        return changes
+
+
+def _part(y: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    return None if y is None else y[rows]
 
 
 class FirstOrderInfluence(Influence):
@@ -583,6 +655,13 @@ class FirstOrderInfluence(Influence):
     def cross(self):
         """``g_t^T H^-1 ĝ_i`` (a picklable bound method of the adapter)."""
         return self.adapter.gradient_dots
+
+    def predict_removal(self, X_test, y_test, groups, method, *, n_jobs=None):
+        """(n_test, n_groups) predicted test-loss changes (see
+        :mod:`skrelatif._removal.groups`)."""
+        return _groups.predict_removal(
+            self, X_test, y_test, groups, method, n_jobs=n_jobs
+        )
 
     def test_row_bytes(self) -> int:
         return 8 * self.solver_.workspace * self.adapter.n_params

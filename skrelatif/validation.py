@@ -56,6 +56,8 @@ def _retraining_template(adapter, n_params: int, tol: float, max_iter: int):
     """A clone of the adapter's estimator set to converge tightly; and whether
     to warm-start."""
     template = clone(adapter.estimator)
+    if not adapter.tight_retraining:  # no tolerance: the same fit again
+        return template, False
     params = template.get_params()
     updates: dict[str, Any] = {}
     if "tol" in params:

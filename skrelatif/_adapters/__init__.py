@@ -5,7 +5,13 @@ new model family is supported by adding one module that subclasses
 import importlib
 import pkgutil
 
-from ._base import METHODS, ModelAdapter, find_adapter, supported_estimators
+from ._base import (
+    METHODS,
+    ModelAdapter,
+    decomposing_estimators,
+    find_adapter,
+    supported_estimators,
+)
 from ._table import SupportedModel, supported_models_rst, supported_models_table
 
 for _module in pkgutil.iter_modules(__path__):
@@ -15,6 +21,7 @@ for _module in pkgutil.iter_modules(__path__):
 __all__ = [
     "METHODS",
     "ModelAdapter",
+    "decomposing_estimators",
     "SupportedModel",
     "find_adapter",
     "supported_estimators",

@@ -47,8 +47,9 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from .._utils import chunk_slices
 
-#: The scoring methods of :class:`~skrelatif.InfluenceExplainer`.
-METHODS = ("if", "theta-relatif", "l-relatif", "newton")
+#: The scoring methods of :class:`~skrelatif.InfluenceExplainer` (each family
+#: answers those of its :attr:`ModelAdapter.methods`).
+METHODS = ("if", "theta-relatif", "l-relatif", "newton", "boostin")
 
 
 class ModelAdapter(ABC):
@@ -82,6 +83,17 @@ class ModelAdapter(ABC):
     candidate_name: ClassVar[str] = "training examples"
     #: What to do when the model is not at a minimum (ends the warning's sentence).
     convergence_advice: ClassVar[str] = "refit with a smaller tol or a larger max_iter"
+    #: The methods this family answers (the core refuses the others before
+    #: any work).
+    methods: ClassVar[tuple[str, ...]] = ("if", "theta-relatif", "l-relatif", "newton")
+    #: What :meth:`decompose` sums to, in words (e.g. ``"decision_function"``);
+    #: empty when the family offers no decomposition over training examples.
+    decomposes: ClassVar[str] = ""
+    #: True: validation retrains a clone set to converge tightly from the
+    #: fitted model (``tol``, ``max_iter``, ``warm_start``,
+    #: :meth:`retraining_updates`); False: a plain clone with the same
+    #: parameters (trees, forests, neighbours: their fit has no tolerance).
+    tight_retraining: ClassVar[bool] = True
     #: For the "Supported models" table: the objective, the loss, notes.
     objective: ClassVar[str] = ""
     loss: ClassVar[str] = ""
@@ -198,6 +210,13 @@ class ModelAdapter(ABC):
             if hasattr(init, name):
                 setattr(estimator, name, np.array(getattr(init, name), copy=True))
         return estimator
+
+    # -- decomposition (spec section 9) ------------------------------------------
+    def decompose(self, X: Any) -> np.ndarray:
+        """Contributions (n_test, n_train) or (n_test, n_train, K) whose sum
+        over training examples plus ``baseline_`` is the raw output named by
+        :attr:`decomposes`; only where that attribute is set."""
+        raise NotImplementedError
 
     # -- chunk sizes -----------------------------------------------------------------
     def test_row_bytes(self) -> int:
@@ -421,43 +440,112 @@ class ParametricAdapter(ModelAdapter):
 
 
 class SumAdapter(ModelAdapter):
-    """A model whose output is a sum over its training examples, explained
-    with an identity curvature in the space of that sum (kernel SVMs:
-    Barshan et al. 2020, appendix F): ``score[t, i] = g_t^T g_i`` for the
-    candidates ``i`` (every other example scores 0), RelatIF dividing by
-    ``sqrt(|g_i^T g_i|)``.
+    """A model whose output is a sum over its training examples (kernel SVMs,
+    trees, forests, neighbours, kernel ridge).
 
-    A subclass fixes its candidates when bound (:meth:`_candidates`) and
-    answers :meth:`self_products` (``g_i^T g_i`` of candidates),
-    :meth:`test_state` (per test batch), :meth:`payload` (picklable per
-    training chunk) and :meth:`cross` (the products of both).
+    Every method's score factorises as ::
+
+        score[t, i] = cross(test_state_t, payload_i) * train_scale[i]
+
+    over the candidates ``i`` (every other example scores 0). By default the
+    family is explained with an identity curvature in the space of that sum
+    (kernel SVMs: Barshan et al. 2020, appendix F): ``cross = g_t^T g_i``
+    (:meth:`test_state`, :meth:`payload`, :meth:`cross`), ``train_scale`` 1
+    for ``"if"`` and ``1 / sqrt(|g_i^T g_i|)`` for RelatIF
+    (:meth:`self_products`). A family with other normalisers overrides
+    :meth:`train_scale` and :meth:`self_influence`, and one with several kinds
+    of products :meth:`cross_function`.
+
+    A family that lists ``"newton"`` in :attr:`methods` removes examples
+    exactly with its structure fixed (spec section 9): :meth:`outputs`,
+    :meth:`output_losses`, :meth:`removal_outputs` and :meth:`loo_outputs`,
+    from which the core builds ``loo_loss_`` and ``predict_removal``; its
+    ``"newton"`` score is ``l_t`` after the removal minus ``l_t`` now, from
+    its own :meth:`test_state`/:meth:`payload`/:meth:`cross_function`.
     """
+
+    methods: ClassVar[tuple[str, ...]] = ("if", "theta-relatif", "l-relatif")
+    n_outputs: int = 1
 
     def _bind(self, X, y_encoded, sample_weight) -> None:
         self.candidates_ = self._candidates(X, y_encoded, sample_weight)
 
     @abstractmethod
     def _candidates(self, X: Any, y_encoded: np.ndarray, sample_weight) -> np.ndarray:
-        """The sorted training indices that can score (on the bound copy: it
-        may keep what it learns of the training data)."""
+        """The sorted training indices that can score, or None for all (on the
+        bound copy: it may keep what it learns of the training data)."""
+
+    def _candidate_rows(self) -> np.ndarray:
+        rows = self._bound("candidates_")
+        return np.arange(self.n_train_) if rows is None else rows
 
     @abstractmethod
     def self_products(self, rows: np.ndarray) -> np.ndarray:
         """``g_i^T g_i`` of the candidates ``rows`` (may be negative for a
         kernel that is not positive semi-definite)."""
 
-    @abstractmethod
-    def test_state(self, X: Any, y_encoded: np.ndarray) -> Any:
-        """Picklable state of a test batch for :meth:`cross`."""
+    def train_scale(self, method: str) -> np.ndarray:
+        """(n_train,) factor of each training example's scores: 1 (``"if"``,
+        ``"newton"``) or ``1 / sqrt(|g_i^T g_i|)`` (RelatIF, 0 where that is
+        0) on the candidates, 0 elsewhere."""
+        rows = self._candidate_rows()
+        scale = np.zeros(self.n_train_)
+        if method in ("theta-relatif", "l-relatif"):
+            norms = np.sqrt(np.abs(self.self_products(rows)))
+            scale[rows] = np.divide(
+                1.0, norms, out=np.zeros_like(norms), where=norms > 0
+            )
+        else:
+            scale[rows] = 1.0
+        return scale
+
+    def self_influence(self) -> np.ndarray:
+        """(n_train,) each example's ``"if"`` score for itself (0 for
+        non-candidates)."""
+        rows = self._candidate_rows()
+        influence = np.zeros(self.n_train_)
+        influence[rows] = self.self_products(rows)
+        return influence
 
     @abstractmethod
-    def payload(self, rows: slice | np.ndarray) -> tuple:
-        """Picklable state of the training ``rows`` (candidates) for :meth:`cross`."""
+    def test_state(
+        self, X: Any, y_encoded: np.ndarray | None, method: str = "if"
+    ) -> Any:
+        """Picklable state of a test batch for the method's cross function
+        (``y_encoded`` None: a regressor's prediction is explained)."""
+
+    @abstractmethod
+    def payload(self, rows: slice | np.ndarray, method: str = "if") -> tuple:
+        """Picklable state of the training ``rows`` (candidates) for the
+        method's cross function."""
+
+    def cross_function(self, method: str):
+        """The picklable ``cross(test_state, *payload)`` of ``method``,
+        (n_test_batch, n_rows) (default: :meth:`cross`)."""
+        return self.cross
 
     @staticmethod
-    @abstractmethod
     def cross(test_state: Any, *payload: Any) -> np.ndarray:
         """``g_t^T g_i``, shape (n_test_batch, n_rows)."""
+        raise NotImplementedError
+
+    # -- exact removal with the structure fixed ("newton" in methods) ------------
+    def outputs(self, X: Any) -> np.ndarray:
+        """The raw outputs (n, K) the loss is a function of."""
+        raise NotImplementedError
+
+    def output_losses(self, F: np.ndarray, y_encoded: np.ndarray) -> np.ndarray:
+        """Per-example loss at outputs ``F`` (n, K)."""
+        raise NotImplementedError
+
+    def removal_outputs(self, X: Any, groups: list[np.ndarray]) -> np.ndarray:
+        """(n_test, n_groups, K): the outputs of X once each group (an int
+        array of training rows) is removed, the structure fixed."""
+        raise NotImplementedError
+
+    def loo_outputs(self) -> np.ndarray:
+        """(n_train, K): each training example's outputs once it is removed."""
+        raise NotImplementedError
 
 
 def class_weights(
@@ -508,6 +596,19 @@ def supported_estimators() -> list[str]:
         {
             t.__name__
             for adapter in ModelAdapter._registry
+            for t in adapter.estimator_types
+        }
+    )
+
+
+def decomposing_estimators() -> list[str]:
+    """Names of the estimator classes whose output :meth:`ModelAdapter.decompose`
+    offers as a sum over training examples, sorted."""
+    return sorted(
+        {
+            t.__name__
+            for adapter in ModelAdapter._registry
+            if adapter.decomposes
             for t in adapter.estimator_types
         }
     )

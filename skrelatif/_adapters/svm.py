@@ -438,10 +438,10 @@ class SVMAdapter(SumAdapter):
         return bool(np.allclose(actual, computed, rtol=1e-6, atol=1e-6))
 
     # -- test side ---------------------------------------------------------------------
-    def test_state(self, X, y_encoded):
+    def test_state(self, X, y_encoded, method="if"):
         return X, np.asarray(y_encoded), self.kernel_
 
-    def payload(self, rows):
+    def payload(self, rows, method="if"):
         X = self.X_
         index = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
         position = np.searchsorted(self.support_, index)

@@ -21,7 +21,7 @@ REGRESSORS = ("ridge",)
 #: ``demo --model`` choices (the default is the first one).
 DEMO_MODELS = ("logreg", "mlp")
 #: ``--method`` choices: ``skrelatif._adapters.METHODS``.
-METHODS = ("if", "theta-relatif", "l-relatif", "newton")
+METHODS = ("if", "theta-relatif", "l-relatif", "newton", "boostin")
 #: ``--hessian`` choices: "auto" and ``skrelatif._curvature.CURVATURES``.
 HESSIANS = ("auto", "exact", "gauss-newton", "identity")
 #: ``--solver`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
