@@ -11,6 +11,8 @@ recomputed leaf values in the removed example's weight.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_regression
@@ -21,6 +23,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
+from skrelatif import InfluenceExplainer
 from skrelatif._adapters import find_adapter
 from skrelatif._adapters.forest import EPS, ForestAdapter
 
@@ -95,7 +98,9 @@ def _fitted(name, seed=0):
     estimator, kind, weighted = CONFIGS[name]
     X, y, X_test, y_test = _data(kind, seed)
     sample_weight = _weights() if weighted else None
-    model = estimator.set_params(random_state=seed).fit(X, y, sample_weight=sample_weight)
+    model = estimator.set_params(random_state=seed).fit(
+        X, y, sample_weight=sample_weight
+    )
     return model, X, y, X_test, y_test, sample_weight
 
 
@@ -142,14 +147,78 @@ def _targets(model, y):
     return np.asarray(y, float)[:, None]
 
 
-def reference_nodes(tree, X, u, Y):
-    """Every node's weight, value and positive-weight row count, by decision paths."""
-    path = tree.decision_path(X.astype(np.float32)).toarray()  # (n, nodes)
-    W = path.T @ u
-    S = path.T @ (u[:, None] * Y)
-    count = path.T @ (u > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return W, S / W[:, None], count
+class Reference:
+    """A fitted forest recomputed from scratch: every node's weight and value
+    from decision paths over the in-bag weights ``U`` (see the module
+    docstring), with any weights changed."""
+
+    def __init__(self, model, X, y, sample_weight):
+        self.model, self.X = model, X.astype(np.float32)
+        self.U = reference_weights(model, y, sample_weight)
+        self.Y = _targets(model, y)
+        self.trees = [estimator.tree_ for estimator in model.estimators_]
+        self.paths = [
+            e.decision_path(self.X).toarray().astype(float) for e in model.estimators_
+        ]
+        self.parents = [_parent_of(tree) for tree in self.trees]
+        self.fitted = [self.nodes(b, u) for b, u in enumerate(self.U)]
+        self._applied = {}
+
+    def apply(self, X_test):
+        """Each tree's leaf of each row of ``X_test`` (cached)."""
+        key = X_test.tobytes()
+        if key not in self._applied:
+            X_test = X_test.astype(np.float32)
+            self._applied[key] = [e.apply(X_test) for e in self.model.estimators_]
+        return self._applied[key]
+
+    def nodes(self, b, u):
+        """Weight, value (nodes, K) and positive-weight row count of every node."""
+
+        def total(a):  # path^T a (float BLAS, real and imaginary parts apart)
+            if np.iscomplexobj(a):
+                return self.paths[b].T @ a.real + 1j * (self.paths[b].T @ a.imag)
+            return self.paths[b].T @ a
+
+        W = total(u)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = total(u[:, None] * self.Y) / W[:, None]
+        return W, value, total((u != 0).astype(float))
+
+    def outputs(self, X_test, removed=(), scale=None):
+        """Outputs on ``X_test`` with the rows ``removed`` given weight 0 (or
+        every weight multiplied by ``scale``, (n,) possibly complex), each
+        tree's leaf values recomputed (structure fixed; an emptied leaf takes
+        its nearest ancestor's value that keeps rows, a tree whose whole bag
+        is removed its fitted values)."""
+        dtype = complex if scale is not None and np.iscomplexobj(scale) else float
+        outputs = np.zeros((X_test.shape[0], self.Y.shape[1]), dtype=dtype)
+        for b, test_leaves in enumerate(self.apply(X_test)):
+            _, fitted, _ = self.fitted[b]
+            u = self.U[b] * (1.0 if scale is None else scale)
+            u[list(removed)] = 0.0
+            W, value, count = self.nodes(b, u)
+            parent = self.parents[b]
+            for t, leaf in enumerate(test_leaves):
+                node = leaf
+                while count[node] == 0 and node in parent:
+                    node = parent[node]
+                outputs[t] += fitted[leaf] if count[node] == 0 else value[node]
+        return outputs / len(self.trees)
+
+    def leaf_derivatives(self, i, h=1e-20):
+        """d(leaf values)/d(eps) (per tree: (n_leaves, K)) when example i's
+        weights are multiplied by ``1 - eps``, by the complex step, with each
+        leaf's weight."""
+        scale = np.ones(len(self.Y), dtype=complex)
+        scale[i] = 1.0 - 1j * h
+        derivatives = []
+        for b, tree in enumerate(self.trees):
+            leaves = tree.children_left == -1
+            W, _, _ = self.fitted[b]
+            _, value, _ = self.nodes(b, self.U[b] * scale)
+            derivatives.append((value[leaves].imag / h, W[leaves]))
+        return derivatives
 
 
 def _parent_of(tree):
@@ -159,26 +228,6 @@ def _parent_of(tree):
             if child >= 0:
                 parent[child] = node
     return parent
-
-
-def reference_outputs(model, X, Y, U, X_test, removed=()):
-    """The forest's outputs on ``X_test`` with the rows ``removed`` given weight
-    0 in every tree and each tree's leaf values recomputed (structure fixed;
-    an emptied leaf takes its nearest ancestor's value that keeps rows)."""
-    outputs = np.zeros((X_test.shape[0], Y.shape[1]))
-    for b, estimator in enumerate(model.estimators_):
-        tree = estimator.tree_
-        u = U[b].copy()
-        _, fitted, _ = reference_nodes(tree, X, u, Y)
-        u[list(removed)] = 0.0
-        W, value, count = reference_nodes(tree, X, u, Y)
-        parent = _parent_of(tree)
-        for t, leaf in enumerate(estimator.apply(X_test.astype(np.float32))):
-            node = leaf
-            while count[node] == 0 and node in parent:
-                node = parent[node]
-            outputs[t] += fitted[leaf] if count[node] == 0 else value[node]
-    return outputs / len(model.estimators_)
 
 
 def _loss(model, outputs, label):
@@ -193,12 +242,10 @@ def _loss(model, outputs, label):
 def test_in_bag_weights_and_every_node_are_reconstructed(name):
     model, X, y, _, _, sample_weight = _fitted(name)
     adapter = _bound(model, X, y, sample_weight)
-    U = reference_weights(model, y, sample_weight)
-    _close(adapter.U_, U, 1e-12)
-    Y = _targets(model, y)
-    for b, estimator in enumerate(model.estimators_):
-        tree = estimator.tree_
-        W, value, count = reference_nodes(tree, X, U[b], Y)
+    reference = Reference(model, X, y, sample_weight)
+    _close(adapter.U_, reference.U, 1e-12)
+    for b, tree in enumerate(reference.trees):
+        W, value, count = reference.nodes(b, reference.U[b])
         nodes = slice(adapter.offsets_[b], adapter.offsets_[b] + tree.node_count)
         _close(value, tree.value[:, 0, :], 1e-10)  # every leaf and inner node
         _close(W, tree.weighted_n_node_samples, 1e-10)
@@ -229,3 +276,125 @@ def test_decomposition_sums_to_the_output_and_matches_the_dense_formula(name):
     Y = _targets(model, y)
     expected = A * Y[:, 0] if parts.ndim == 2 else A[:, :, None] * Y[None]
     _close(parts, expected, 1e-10)
+
+
+# -- exact removal -----------------------------------------------------------------------
+def _groups(n, seed=0):
+    rng = np.random.RandomState(seed)
+    return [np.array([i]) for i in range(0, n, 7)] + [
+        rng.choice(n, size, replace=False) for size in (3, 10, 40, n)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_exact_removal_equals_refitting_the_leaf_values(name):
+    model, X, y, X_test, y_test, sample_weight = _fitted(name)
+    adapter = _bound(model, X, y, sample_weight)
+    reference = Reference(model, X, y, sample_weight)
+    groups = _groups(len(X))  # singletons, groups, and the whole training set
+    moved = adapter.removal_outputs(X_test, groups)
+    for g, group in enumerate(groups):
+        _close(moved[:, g], reference.outputs(X_test, removed=group), 1e-10)
+    # each example's own outputs without it (loo_outputs)
+    rows = np.arange(0, len(X), 3)
+    own = np.array([reference.outputs(X[i : i + 1], removed=[i])[0] for i in rows])
+    _close(adapter.loo_outputs()[rows], own, 1e-10)
+
+
+# -- scores through the explainer --------------------------------------------------------
+METHODS = ("if", "theta-relatif", "l-relatif", "newton")
+
+
+def _explained(model, X_test, y_test, outputs):
+    """(labels or targets, ∇l_t) of the explained test points: ``y_test``,
+    or (None, -1) for a regressor's prediction."""
+    if y_test is None:
+        return None, -np.ones(len(X_test))
+    if hasattr(model, "classes_"):
+        label = np.searchsorted(model.classes_, y_test)
+        p = outputs[np.arange(len(label)), label]
+        return label, -1.0 / np.maximum(p, EPS)
+    return y_test, -2.0 * (y_test - outputs[:, 0])
+
+
+@functools.cache
+def reference_scores(name, with_labels):
+    """{method: (n_test, n_train) scores} and the "if" self-influence, from
+    refits of the leaf values (``"newton"``) and complex-step derivatives in
+    each example's weight (the first-order methods)."""
+    model, X, y, X_test, y_test, sample_weight = _fitted(name)
+    reference = Reference(model, X, y, sample_weight)
+    y_test = y_test if with_labels else None
+    if y_test is None and hasattr(model, "classes_"):
+        y_test = model.predict(X_test)
+    outputs = reference.outputs(X_test)
+    target, gradient = _explained(model, X_test, y_test, outputs)
+    n, h = len(X), 1e-20
+    scores = {method: np.zeros((len(X_test), n)) for method in METHODS}
+    self_influence = np.zeros(n)
+    norms = np.zeros((2, n))
+    for i in range(n):
+        # exact removal: the loss after minus the loss now (or -Δf)
+        removed = reference.outputs(X_test, removed=[i])
+        if target is None:
+            scores["newton"][:, i] = -(removed[:, 0] - outputs[:, 0])
+        else:
+            scores["newton"][:, i] = _loss(model, removed, target) - _loss(
+                model, outputs, target
+            )
+        # first order: d/d eps of the outputs, weights times (1 - eps)
+        scale = np.ones(n, dtype=complex)
+        scale[i] = 1.0 - 1j * h
+        derivative = reference.outputs(X_test, scale=scale).imag / h
+        column = 0 if target is None or not hasattr(model, "classes_") else target
+        if hasattr(model, "classes_"):
+            change = derivative[np.arange(len(X_test)), column]
+        else:
+            change = derivative[:, 0]
+        scores["if"][:, i] = gradient * change
+        leaves = reference.leaf_derivatives(i, h)
+        norms[0, i] = np.sqrt(sum((d**2).sum() for d, _ in leaves))
+        norms[1, i] = np.sqrt(sum((W[:, None] * d**2).sum() for d, W in leaves))
+        own_output = reference.outputs(X[i : i + 1])
+        own_target, own_gradient = _explained(
+            model, X[i : i + 1], y[i : i + 1], own_output
+        )
+        own_derivative = reference.outputs(X[i : i + 1], scale=scale).imag[0] / h
+        own_column = own_target[0] if hasattr(model, "classes_") else 0
+        self_influence[i] = own_gradient[0] * own_derivative[own_column]
+    # a zero gradient (pure leaves) is 0 here up to the complex step's rounding
+    norms[norms <= 1e-12 * np.abs(reference.Y).max()] = 0.0
+    for method, norm in zip(("theta-relatif", "l-relatif"), norms):
+        safe = np.where(norm > 0, norm, 1.0)
+        scores[method] = np.where(norm > 0, scores["if"] / safe, 0.0)
+    return scores, self_influence
+
+
+SCORED = ["rf-clf", "rf-clf-subsample-float", "rf-reg", "rf-reg-full-weighted",
+          "et-clf-bootstrap-subsample", "et-reg-bootstrap", "rf-reg-nobootstrap"]  # fmt: skip
+
+
+@pytest.mark.parametrize("with_labels", [True, False], ids=["labels", "predicted"])
+@pytest.mark.parametrize("name", SCORED)
+def test_scores_equal_refits_and_derivatives_of_the_leaf_values(name, with_labels):
+    model, X, y, X_test, y_test, sample_weight = _fitted(name)
+    expected, self_influence = reference_scores(name, with_labels)
+    # the complex step's rounding where a gradient is exactly 0 (pure leaves)
+    # is measured against the size of the exact changes
+    size = np.abs(expected["newton"]).max()
+    for method in METHODS:
+        explainer = InfluenceExplainer(model, method=method)
+        explainer.fit(X, y, sample_weight=sample_weight)
+        actual = explainer.transform(X_test, y_test if with_labels else None)
+        assert np.all(np.isfinite(actual))
+        scale = max(np.abs(expected[method]).max(), size if method == "if" else 0)
+        np.testing.assert_allclose(
+            actual, expected[method], rtol=1e-9, atol=1e-9 * scale
+        )
+    explainer = InfluenceExplainer(model, method="if").fit(
+        X, y, sample_weight=sample_weight
+    )
+    scale = max(np.abs(self_influence).max(), size)
+    np.testing.assert_allclose(
+        explainer.self_influence_, self_influence, rtol=1e-9, atol=1e-9 * scale
+    )

@@ -166,25 +166,31 @@ def _levels(left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
     return levels
 
 
-def _node_sums(leaf, u, Y, tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _node_sums(leaf, u, Y, tree) -> tuple[np.ndarray, ...]:
     """Per node of ``tree``: weight ``W``, weighted target sums ``S`` (n_nodes,
-    K) and the number of rows of positive weight, from the rows' leaves."""
-    n_nodes = tree.node_count
+    K), the number of rows of positive weight, and whether those rows all
+    share one target (then that target is the node's exact value), from the
+    rows' leaves."""
+    n_nodes, K = tree.node_count, Y.shape[1]
     W = np.bincount(leaf, weights=u, minlength=n_nodes)
     count = np.bincount(leaf, weights=(u > 0).astype(np.float64), minlength=n_nodes)
     S = np.column_stack(
-        [
-            np.bincount(leaf, weights=u * Y[:, k], minlength=n_nodes)
-            for k in range(Y.shape[1])
-        ]
+        [np.bincount(leaf, weights=u * Y[:, k], minlength=n_nodes) for k in range(K)]
     )
+    lo, hi = np.full((n_nodes, K), np.inf), np.full((n_nodes, K), -np.inf)
+    rows = u > 0
+    np.minimum.at(lo, leaf[rows], Y[rows])
+    np.maximum.at(hi, leaf[rows], Y[rows])
     parent = _parents(tree)
     for nodes in reversed(_levels(tree.children_left, tree.children_right)[1:]):
-        # the nodes of one level have distinct parents two by two: add.at
+        # add.at: two nodes of a level share a parent
         np.add.at(W, parent[nodes], W[nodes])
         np.add.at(count, parent[nodes], count[nodes])
         np.add.at(S, parent[nodes], S[nodes])
-    return W, S, count
+        np.minimum.at(lo, parent[nodes], lo[nodes])
+        np.maximum.at(hi, parent[nodes], hi[nodes])
+    pure = (lo == hi).all(axis=1)
+    return W, S, count, pure, lo
 
 
 def _parents(tree) -> np.ndarray:
@@ -402,12 +408,16 @@ class ForestAdapter(SumAdapter):
             else:
                 u = np.ones(n) if draw_weights is None else draw_weights
             local = leaves[:, b] - self.offsets_[b]
-            W, S, c = _node_sums(local, u, Y, tree)
+            W, S, c, pure, common = _node_sums(local, u, Y, tree)
             self._check_tree(b, tree, W, S)
             nodes = slice(self.offsets_[b], self.offsets_[b] + tree.node_count)
             U[b] = u
             weight[nodes], count[nodes] = W, c
-            value[nodes] = S / np.where(W > 0, W, 1.0)[:, None]
+            # a node whose rows share one target has exactly that value (the
+            # weighted mean rounds it), so their gradients are exactly 0
+            value[nodes] = np.where(
+                pure[:, None], common, S / np.where(W > 0, W, 1.0)[:, None]
+            )
             local_parent = _parents(tree)
             parent[nodes] = np.where(
                 local_parent >= 0, local_parent + self.offsets_[b], -1
@@ -498,8 +508,9 @@ class ForestAdapter(SumAdapter):
     def train_scale(self, method: str) -> np.ndarray:
         """1 for ``"if"`` and ``"newton"``; ``1/||Δθ_i||`` ("theta-relatif") and
         ``1/sqrt(ĝ_i^T H^-1 ĝ_i)`` ("l-relatif"), 0 where that is 0."""
+        in_bag = (self.U_ > 0).any(axis=0)
         if method in ("if", "newton"):
-            return np.ones(self.n_train_)
+            return in_bag.astype(np.float64)
         theta, ell = self._gradient_norms()
         norms = np.sqrt(theta if method == "theta-relatif" else ell)
         return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -566,6 +577,12 @@ class ForestAdapter(SumAdapter):
 
     def cross_function(self, method: str):
         return _cross
+
+    def test_row_bytes(self) -> int:
+        return 40 * self._bound("n_trees_")
+
+    def dot_bytes_per_pair(self) -> int:
+        return 8 * 2
 
     @staticmethod
     def cross(test_state, *payload):
