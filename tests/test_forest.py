@@ -25,7 +25,7 @@ from sklearn.ensemble import (
 
 from skrelatif import InfluenceExplainer
 from skrelatif._adapters import find_adapter
-from skrelatif._adapters.forest import EPS, ForestAdapter
+from skrelatif._adapters.forest import EPS
 
 N_TRAIN, N_TEST = 80, 12
 
@@ -57,7 +57,9 @@ def _weights(seed=1):
 
 #: name -> (estimator, data kind, sample weights?)
 CONFIGS = {
-    "rf-clf": (RandomForestClassifier(n_estimators=6, min_samples_leaf=3), "multi", False),
+    "rf-clf": (
+        RandomForestClassifier(n_estimators=6, min_samples_leaf=3), "multi", False
+    ),
     "rf-clf-full": (RandomForestClassifier(n_estimators=6), "binary", False),
     "rf-clf-weighted-balanced": (
         RandomForestClassifier(n_estimators=6, class_weight="balanced", max_depth=4),
@@ -73,7 +75,9 @@ CONFIGS = {
                                max_samples=50, max_leaf_nodes=8),
         "binary", False,
     ),
-    "rf-reg": (RandomForestRegressor(n_estimators=6, min_samples_leaf=4), "regression", False),
+    "rf-reg": (
+        RandomForestRegressor(n_estimators=6, min_samples_leaf=4), "regression", False
+    ),
     "rf-reg-full-weighted": (RandomForestRegressor(n_estimators=6), "regression", True),
     "rf-reg-nobootstrap": (
         RandomForestRegressor(n_estimators=5, bootstrap=False, max_features=2,
@@ -278,7 +282,7 @@ def test_decomposition_sums_to_the_output_and_matches_the_dense_formula(name):
     _close(parts, expected, 1e-10)
 
 
-# -- exact removal -----------------------------------------------------------------------
+# -- exact removal --------------------------------------------------------------------
 def _groups(n, seed=0):
     rng = np.random.RandomState(seed)
     return [np.array([i]) for i in range(0, n, 7)] + [
@@ -301,7 +305,7 @@ def test_exact_removal_equals_refitting_the_leaf_values(name):
     _close(adapter.loo_outputs()[rows], own, 1e-10)
 
 
-# -- scores through the explainer --------------------------------------------------------
+# -- scores through the explainer ---------------------------------------------------
 METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 
 
@@ -370,8 +374,10 @@ def reference_scores(name, with_labels):
     return scores, self_influence
 
 
-SCORED = ["rf-clf", "rf-clf-subsample-float", "rf-reg", "rf-reg-full-weighted",
-          "et-clf-bootstrap-subsample", "et-reg-bootstrap", "rf-reg-nobootstrap"]  # fmt: skip
+SCORED = [
+    "rf-clf", "rf-clf-subsample-float", "rf-reg", "rf-reg-full-weighted",
+    "et-clf-bootstrap-subsample", "et-reg-bootstrap", "rf-reg-nobootstrap",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("with_labels", [True, False], ids=["labels", "predicted"])
@@ -398,3 +404,140 @@ def test_scores_equal_refits_and_derivatives_of_the_leaf_values(name, with_label
     np.testing.assert_allclose(
         explainer.self_influence_, self_influence, rtol=1e-9, atol=1e-9 * scale
     )
+
+
+@pytest.mark.parametrize("name", ["rf-clf", "rf-reg-full-weighted", "et-clf"])
+def test_predict_removal_loo_loss_and_decompose_through_the_explainer(name):
+    model, X, y, X_test, y_test, sample_weight = _fitted(name)
+    reference = Reference(model, X, y, sample_weight)
+    explainer = InfluenceExplainer(model, method="newton")
+    explainer.fit(X, y, sample_weight=sample_weight)
+    target = (
+        np.searchsorted(model.classes_, y_test)
+        if name != "rf-reg-full-weighted"
+        else y_test
+    )
+    now = reference.outputs(X_test)
+    groups = _groups(len(X), seed=3)[:-1]  # the core refuses removing everything
+    changes = explainer.predict_removal(X_test, y_test, groups=groups, method="newton")
+    for g, group in enumerate(groups):
+        after = reference.outputs(X_test, removed=group)
+        expected = _loss(model, after, target) - _loss(model, now, target)
+        _close(changes[:, g], expected, 1e-10)
+    own_target = np.searchsorted(model.classes_, y) if hasattr(model, "classes_") else y
+    rows = np.arange(0, len(X), 4)
+    own = np.array([reference.outputs(X[i : i + 1], removed=[i])[0] for i in rows])
+    _close(explainer.loo_loss_[rows], _loss(model, own, own_target[rows]), 1e-10)
+    total = explainer.decompose(X_test).sum(axis=1) + explainer.baseline_
+    raw = (
+        model.predict_proba(X_test)
+        if hasattr(model, "classes_")
+        else model.predict(X_test)
+    )
+    _close(total, raw, 1e-10)
+
+
+@pytest.mark.parametrize(
+    "estimator, kind",
+    [
+        (RandomForestClassifier(n_estimators=20, min_samples_leaf=5), "multi"),
+        (RandomForestClassifier(n_estimators=20, min_samples_leaf=5), "binary"),
+        (RandomForestRegressor(n_estimators=20, min_samples_leaf=5), "regression"),
+        (ExtraTreesRegressor(n_estimators=20, min_samples_leaf=5), "regression"),
+    ],
+    ids=["rf-multi", "rf-binary", "rf-regression", "et-regression"],
+)
+def test_first_order_scores_track_exact_removal(estimator, kind, record_property):
+    """Pearson r of "if" against the exact removal over every (test, train)
+    pair, on forests whose leaves hold several examples (in fully grown
+    trees most gradients are exactly 0: see the module docstring)."""
+    X, y, X_test, y_test = _data(kind, seed=2)
+    model = estimator.set_params(random_state=0).fit(X, y)
+    scores = {
+        method: InfluenceExplainer(model, method=method)
+        .fit(X, y)
+        .transform(X_test, y_test)
+        for method in ("if", "newton")
+    }
+    r = np.corrcoef(scores["if"].ravel(), scores["newton"].ravel())[0, 1]
+    record_property("pearson_r", r)
+    print(f"Pearson r(if, newton) = {r:.4f}")
+    assert r > 0.9
+
+
+def test_examples_out_of_a_tree_s_bag_do_not_change_it():
+    X, y, X_test, _ = _data("regression")
+    model = RandomForestRegressor(n_estimators=1, random_state=0).fit(X, y)
+    out_of_bag = np.setdiff1d(np.arange(len(X)), model.estimators_samples_[0])
+    assert out_of_bag.size
+    explainer = InfluenceExplainer(model, method="newton").fit(X, y)
+    changes = explainer.predict_removal(X_test, groups=[out_of_bag], method="newton")
+    np.testing.assert_array_equal(changes, 0.0)
+    for method in METHODS:
+        scores = InfluenceExplainer(model, method=method).fit(X, y).transform(X_test)
+        np.testing.assert_array_equal(scores[:, out_of_bag], 0.0)
+    assert np.all(InfluenceExplainer(model).fit(X, y).self_influence_[out_of_bag] == 0)
+
+
+def test_a_label_of_probability_zero_scores_finitely():
+    X, y, X_test, _ = _data("multi")
+    model = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, y)
+    proba = model.predict_proba(X_test)
+    t, c = np.argwhere(proba == 0)[0]  # a test point and a class it never reaches
+    labels = np.full(len(X_test), model.classes_[c])
+    for method in METHODS:
+        scores = (
+            InfluenceExplainer(model, method=method).fit(X, y).transform(X_test, labels)
+        )
+        assert np.all(np.isfinite(scores))
+    explainer = InfluenceExplainer(model, method="newton").fit(X, y)
+    change = explainer.predict_removal(X_test[[t]], labels[[t]], groups=[np.arange(5)])
+    assert np.isfinite(change).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", ["rf-clf-subsample-float", "et-reg-bootstrap"])
+def test_results_do_not_depend_on_n_jobs_or_working_memory(name, method):
+    from sklearn import config_context
+
+    model, X, y, X_test, y_test, sample_weight = _fitted(name)
+    expected = (
+        InfluenceExplainer(model, method=method)
+        .fit(X, y, sample_weight=sample_weight)
+        .transform(X_test, y_test)
+    )
+    with config_context(working_memory=0.001):
+        explainer = InfluenceExplainer(model, method=method, n_jobs=2)
+        chunked = explainer.fit(X, y, sample_weight=sample_weight).transform(
+            X_test, y_test
+        )
+        top = explainer.explain(X_test, y_test, k=3)
+    _close(chunked, expected, 1e-12)
+    _close(top.proponent_scores, -np.sort(-expected, axis=1)[:, :3], 1e-12)
+
+
+def test_unsupported_forests_and_foreign_data_are_refused():
+    import pickle
+
+    X, y, _, _ = _data("regression")
+    for model, match in [
+        (RandomForestRegressor(n_estimators=2).fit(X, np.column_stack([y, y])),
+         "outputs"),
+        (RandomForestRegressor(n_estimators=2, criterion="absolute_error").fit(X, y),
+         "criterion"),
+        (RandomForestRegressor(n_estimators=2, monotonic_cst=[1, 0, 0, 0]).fit(X, y),
+         "monotonic_cst"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            InfluenceExplainer(model).fit(X, y)
+    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+    state = pickle.dumps(model)
+    weights = _weights()
+    for args, kwargs in [
+        ((X[::-1], y[::-1]), {}),  # another order
+        ((X, y), {"sample_weight": weights}),  # not the model's weights
+        ((X[:-1], y[:-1]), {}),  # other rows
+    ]:
+        with pytest.raises(ValueError, match="does not match"):
+            InfluenceExplainer(model).fit(*args, **kwargs)
+    assert pickle.dumps(model) == state

@@ -713,6 +713,5 @@ class ForestAdapter(SumAdapter):
             (np.concatenate(data), (np.concatenate(rows), np.concatenate(columns))),
             shape=(self.n_nodes_, len(groups) * K),
         )
-        base = self.node_value_[leaves].mean(axis=1)  # (n, K)
         moved = (Z @ D).toarray().reshape(n, len(groups), K) / B
-        return base[:, None, :] + moved
+        return self.outputs(X)[:, None, :] + moved
