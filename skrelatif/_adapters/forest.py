@@ -41,7 +41,9 @@ class weight (``"balanced_subsample"`` then is ``"balanced"``). Binding checks
 every node's weight and value (leaves and internal nodes) recomputed from
 these weights against the fitted ``tree_`` to 1e-10 (relative to the tree's
 largest value), so data that is not the model's training data, or a forest
-whose values are not weighted means, is refused.
+whose values are not weighted means, is refused. A node whose in-bag examples
+share one target takes exactly that target as its value (the weighted mean
+could round it), so their gradients below are exactly 0.
 
 Leaf values as the parameters
 -----------------------------
@@ -166,11 +168,12 @@ def _levels(left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
     return levels
 
 
-def _node_sums(leaf, u, Y, tree) -> tuple[np.ndarray, ...]:
+def _node_sums(leaf, u, Y, tree, purity: bool) -> tuple[np.ndarray, ...]:
     """Per node of ``tree``: weight ``W``, weighted target sums ``S`` (n_nodes,
-    K), the number of rows of positive weight, and whether those rows all
-    share one target (then that target is the node's exact value), from the
-    rows' leaves."""
+    K), the number of rows of positive weight, and (``purity``) whether those
+    rows all share one target, then the node's exact value, from the rows'
+    leaves. One-hot targets need no purity: a pure node's sums of ``u`` and
+    of ``u y`` are the same additions, so its fractions are exact."""
     n_nodes, K = tree.node_count, Y.shape[1]
     W = np.bincount(leaf, weights=u, minlength=n_nodes)
     count = np.bincount(leaf, weights=(u > 0).astype(np.float64), minlength=n_nodes)
@@ -178,17 +181,19 @@ def _node_sums(leaf, u, Y, tree) -> tuple[np.ndarray, ...]:
         [np.bincount(leaf, weights=u * Y[:, k], minlength=n_nodes) for k in range(K)]
     )
     lo, hi = np.full((n_nodes, K), np.inf), np.full((n_nodes, K), -np.inf)
-    rows = u > 0
-    np.minimum.at(lo, leaf[rows], Y[rows])
-    np.maximum.at(hi, leaf[rows], Y[rows])
+    if purity:
+        rows = u > 0
+        np.minimum.at(lo, leaf[rows], Y[rows])
+        np.maximum.at(hi, leaf[rows], Y[rows])
     parent = _parents(tree)
     for nodes in reversed(_levels(tree.children_left, tree.children_right)[1:]):
         # add.at: two nodes of a level share a parent
         np.add.at(W, parent[nodes], W[nodes])
         np.add.at(count, parent[nodes], count[nodes])
         np.add.at(S, parent[nodes], S[nodes])
-        np.minimum.at(lo, parent[nodes], lo[nodes])
-        np.maximum.at(hi, parent[nodes], hi[nodes])
+        if purity:
+            np.minimum.at(lo, parent[nodes], lo[nodes])
+            np.maximum.at(hi, parent[nodes], hi[nodes])
     pure = (lo == hi).all(axis=1)
     return W, S, count, pure, lo
 
@@ -253,15 +258,22 @@ class ForestAdapter(SumAdapter):
     --------
     >>> import numpy as np
     >>> from sklearn.ensemble import RandomForestRegressor
-    >>> from skrelatif._adapters.forest import ForestAdapter
+    >>> from skrelatif import InfluenceExplainer
     >>> X = np.arange(8.0).reshape(-1, 1)
     >>> y = np.array([0.0, 0.0, 1.0, 1.0, 4.0, 4.0, 5.0, 5.0])
     >>> model = RandomForestRegressor(n_estimators=3, max_depth=1,
     ...                               random_state=0).fit(X, y)
-    >>> adapter = ForestAdapter(model).bind(X, y, None)
-    >>> parts = adapter.decompose(np.array([[6.5]]))
-    >>> bool(np.isclose(parts.sum(), model.predict([[6.5]])[0]))
+    >>> explainer = InfluenceExplainer(model, method="newton").fit(X, y)
+    >>> parts = explainer.decompose([[6.5]])
+    >>> bool(np.isclose(parts.sum() + explainer.baseline_, model.predict([[6.5]])[0]))
     True
+
+    The prediction 4.278 is made of the right-hand examples only (every tree
+    splits at 3.5), in proportion to how often each tree drew them; example 7
+    is in no tree's bag and contributes 0.
+
+    >>> parts.round(3)
+    array([[0.   , 0.   , 0.   , 0.   , 1.333, 1.556, 1.389, 0.   ]])
     """
 
     estimator_types = (
@@ -408,7 +420,9 @@ class ForestAdapter(SumAdapter):
             else:
                 u = np.ones(n) if draw_weights is None else draw_weights
             local = leaves[:, b] - self.offsets_[b]
-            W, S, c, pure, common = _node_sums(local, u, Y, tree)
+            W, S, c, pure, common = _node_sums(
+                local, u, Y, tree, purity=self.is_regressor
+            )
             self._check_tree(b, tree, W, S)
             nodes = slice(self.offsets_[b], self.offsets_[b] + tree.node_count)
             U[b] = u
@@ -539,37 +553,33 @@ class ForestAdapter(SumAdapter):
     def self_products(self, rows):
         return self.self_influence()[rows]
 
-    def test_state(self, X: Any, y_encoded: np.ndarray | None, method: str = "if"):
-        leaves = self._leaves(X)  # (n, B)
+    def _indicator(self, leaves: np.ndarray, data: np.ndarray) -> sparse.csr_matrix:
+        """CSR (n, n_nodes): ``data`` (n, B) at each row's leaf of every tree."""
         n, B = leaves.shape
-        values = self.removal_value_ if method == "newton" else self.node_value_
-        column = (
-            np.zeros(n, dtype=np.int64)
-            if y_encoded is None or self.is_regressor
-            else y_encoded
-        )
-        # 1 + i v at each test point's leaves: A + i A^v in one product
-        at_leaf = 1.0 + 1j * values[leaves, column[:, None]]
-        indicator = sparse.csr_matrix(
-            (at_leaf.ravel(), leaves.ravel(), np.arange(0, n * B + 1, B)),
+        return sparse.csr_matrix(
+            (data.ravel(), leaves.ravel(), np.arange(0, n * B + 1, B)),
             shape=(n, self.n_nodes_),
         )
+
+    def test_state(self, X: Any, y_encoded: np.ndarray | None, method: str = "if"):
+        """The test points' leaves as ``1 + i v`` (``v`` the leaf's value of the
+        explained column; for ``"newton"`` the parent's where one example
+        empties the leaf), so that one complex product gives ``A + i A^v``;
+        their labels, the output (or the residual) and ``∇l_t``."""
+        leaves = self._leaves(X)  # (n, B)
+        n = leaves.shape[0]
+        values = self.removal_value_ if method == "newton" else self.node_value_
+        explained = y_encoded is not None and not self.is_regressor
+        column = np.asarray(y_encoded) if explained else np.zeros(n, dtype=np.int64)
+        indicator = self._indicator(leaves, 1.0 + 1j * values[leaves, column[:, None]])
         output = self.node_value_[leaves, column[:, None]].mean(axis=1)  # f_t or p_c
-        if self.is_regressor:
-            labels = None
-            if y_encoded is None:
-                reference, factor = (
-                    output,
-                    (None if method == "newton" else -np.ones(n)),
-                )
-            else:
-                reference = np.asarray(y_encoded, dtype=np.float64) - output  # residual
-                factor = -2.0 * reference
-        else:
-            labels = np.asarray(y_encoded)
-            reference = output
-            factor = -1.0 / np.maximum(output, EPS)
-        return indicator, labels, method, reference, factor
+        if not self.is_regressor:
+            return indicator, column, method, output, -1.0 / np.maximum(output, EPS)
+        if y_encoded is None:  # the prediction: ∇l = -1 ("newton": -Δf)
+            factor = None if method == "newton" else -np.ones(n)
+            return indicator, None, method, output, factor
+        residual = np.asarray(y_encoded, dtype=np.float64) - output
+        return indicator, None, method, residual, -2.0 * residual
 
     def payload(self, rows, method: str = "if") -> tuple:
         index = np.arange(self.n_train_)[rows]
@@ -593,13 +603,10 @@ class ForestAdapter(SumAdapter):
         """``A(x_t, i) y_i``: (n_test, n_train) for a regressor, (n_test, n_train,
         K) for a classifier; summed over the training examples it is the
         forest's ``predict`` / ``predict_proba`` (``baseline_ = 0``)."""
-        state = self.test_state(
-            X, None if self.is_regressor else np.zeros(X.shape[0], int)
-        )
-        ones = state[0].real
-        n_test = ones.shape[0]
-        A = np.empty((n_test, self.n_train_))
-        for rows in chunk_slices(self.n_train_, 8 * 4 * max(n_test, 1)):
+        leaves = self._leaves(X)
+        ones = self._indicator(leaves, np.ones(leaves.shape))
+        A = np.empty((leaves.shape[0], self.n_train_))
+        for rows in chunk_slices(self.n_train_, 8 * 4 * max(leaves.shape[0], 1)):
             A[:, rows] = (ones @ self._coefficients(rows, "if").T).toarray()
         if self.is_regressor:
             return A * self.Y_[:, 0]
@@ -698,10 +705,7 @@ class ForestAdapter(SumAdapter):
         leaves = self._leaves(X)
         n, B = leaves.shape
         K = self.n_outputs
-        Z = sparse.csr_matrix(
-            (np.ones(n * B), leaves.ravel(), np.arange(0, n * B + 1, B)),
-            shape=(n, self.n_nodes_),
-        )
+        Z = self._indicator(leaves, np.ones(leaves.shape))
         rows, columns, data = [], [], []
         for g, group in enumerate(groups):
             changed, change = self._group_change(group)
