@@ -234,7 +234,7 @@ def _cross(test_state: tuple, M: sparse.csr_matrix, targets: np.ndarray) -> np.n
         delta = product.data.imag - hit * product.data.real
     scores = np.zeros(product.shape)
     if method != "newton":
-        scores[row, column] = factor[row] * delta  # ∇l_t Δf
+        scores[row, column] = factor[row] * delta + 0.0  # ∇l_t Δf, no -0.0
     elif labels is not None:  # -log max(p + Δ, eps) + log max(p, eps)
         p = reference[row]
         after = p + delta
@@ -343,7 +343,7 @@ class ForestAdapter(SumAdapter):
         if self.is_regressor:
             return (np.asarray(y_encoded, dtype=np.float64) - F[:, 0]) ** 2
         p = F[np.arange(F.shape[0]), y_encoded]
-        return -np.log(np.maximum(p, EPS))
+        return -np.log(np.maximum(p, EPS)) + 0.0  # + 0.0: no -0.0 at p = 1
 
     def losses(self, X: Any, y_encoded: np.ndarray) -> np.ndarray:
         return self.output_losses(self.outputs(X), y_encoded)
