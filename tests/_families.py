@@ -20,6 +20,12 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
@@ -139,6 +145,14 @@ def _half_deviance(power):
     return loss
 
 
+def _proba_log_loss(model, X, y):
+    """``-log p_y`` of ``predict_proba``, clipped below at the float64 epsilon
+    (forests: a leaf's class fractions can be exactly 0)."""
+    label = np.searchsorted(model.classes_, y)
+    p = model.predict_proba(X)[np.arange(len(y)), label]
+    return -np.log(np.maximum(p, np.finfo(np.float64).eps))
+
+
 def _hinge(model, X, y):
     margin = np.where(y == model.classes_[1], 1.0, -1.0) * model.decision_function(X)
     return np.maximum(0.0, 1.0 - margin)
@@ -197,6 +211,23 @@ CASES = {
     ),
     KNeighborsRegressor: (KNeighborsRegressor(n_neighbors=4), "values", _squared),
     KernelRidge: (KernelRidge(alpha=0.5, kernel="rbf", gamma=0.3), "values", _squared),
+    RandomForestClassifier: (
+        RandomForestClassifier(n_estimators=8, min_samples_leaf=3, random_state=0),
+        3, _proba_log_loss,
+    ),
+    RandomForestRegressor: (
+        RandomForestRegressor(n_estimators=8, max_samples=0.8, random_state=0),
+        "values", _squared,
+    ),
+    ExtraTreesClassifier: (
+        ExtraTreesClassifier(n_estimators=8, max_depth=4, random_state=0),
+        2, _proba_log_loss,
+    ),
+    ExtraTreesRegressor: (
+        ExtraTreesRegressor(n_estimators=8, bootstrap=True, min_samples_leaf=2,
+                            random_state=0),
+        "values", _squared,
+    ),
 }  # fmt: skip
 
 
