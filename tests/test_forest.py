@@ -22,6 +22,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.linear_model import Ridge
 
 from skrelatif import InfluenceExplainer
 from skrelatif._adapters import find_adapter
@@ -541,3 +542,30 @@ def test_unsupported_forests_and_foreign_data_are_refused():
         with pytest.raises(ValueError, match="does not match"):
             InfluenceExplainer(model).fit(*args, **kwargs)
     assert pickle.dumps(model) == state
+
+
+def test_missing_values_are_routed_as_the_forest_routes_them():
+    # Forests accept NaN (their tags allow it), so the explainer does too;
+    # exact removal through the explainer equals refitting the leaf values
+    # over the model's own decision paths, which route NaN as it does.
+    X, y = make_regression(n_samples=90, n_features=4, noise=1.0, random_state=3)
+    X[np.random.RandomState(4).rand(*X.shape) < 0.15] = np.nan
+    X_train, y_train, X_test = X[:70], y[:70], X[70:]
+    model = RandomForestRegressor(
+        n_estimators=6, min_samples_leaf=3, random_state=0
+    ).fit(X_train, y_train)
+    ex = InfluenceExplainer(model, method="newton").fit(X_train, y_train)
+    reference = Reference(model, X_train, y_train, None)
+    groups = [np.array([0]), np.arange(5, 25)]
+    expected = np.column_stack(
+        [
+            model.predict(X_test) - reference.outputs(X_test, removed=g)[:, 0]
+            for g in groups
+        ]
+    )
+    _close(ex.predict_removal(X_test, groups=groups), expected, 1e-10)
+    _close(ex.decompose(X_test).sum(axis=1), model.predict(X_test), 1e-10)
+    # a model that does not handle missing values still refuses them
+    ridge = InfluenceExplainer(Ridge().fit(np.nan_to_num(X_train), y_train))
+    with pytest.raises(ValueError, match="NaN"):
+        ridge.fit(X_train, y_train)
