@@ -25,12 +25,13 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
-from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from threadpoolctl import threadpool_limits
 
 from ._adapters._base import ParametricAdapter
 from ._explainer import InfluenceExplainer
+from ._refit_cache import REFITS, fingerprint, run_tasks
+from ._removal.bregman import ProximalBregman
 from ._removal.exact import ExactRemoval
 from ._removal.groups import check_groups
 from ._utils import caller_stacklevel, chunk_slices
@@ -52,9 +53,12 @@ _NEWTON_DENSE_PARAMS = 8000
 _NEWTON_MAX_ITER = 100
 
 
-def _retraining_template(adapter, n_params: int, tol: float, max_iter: int):
+def _retraining_template(
+    adapter, n_params: int, tol: float, max_iter: int, warm_start: bool = True
+):
     """A clone of the adapter's estimator set to converge tightly; and whether
-    to warm-start."""
+    to warm-start (never with ``warm_start=False``: a retraining from the
+    estimator's own initialisation)."""
     template = clone(adapter.estimator)
     params = template.get_params()
     updates: dict[str, Any] = {}
@@ -63,8 +67,8 @@ def _retraining_template(adapter, n_params: int, tol: float, max_iter: int):
     if isinstance(params.get("max_iter"), Integral) and params["max_iter"] >= 0:
         updates["max_iter"] = max(int(max_iter), params["max_iter"])
     warm = "warm_start" in params and params.get("solver") != "liblinear"
-    if warm:
-        updates["warm_start"] = True
+    if "warm_start" in params:
+        updates["warm_start"] = warm = warm and warm_start
     # the family's own (a solver that converges tightly on the same objective)
     updates.update(adapter.retraining_updates(params, n_params <= _NEWTON_MAX_PARAMS))
     return template.set_params(**updates), warm
@@ -174,6 +178,103 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
     return groups, groups
 
 
+#: How a retraining may be done (see ``retraining`` in :func:`leave_one_out`).
+_RETRAINING = ("auto", "warm", "scratch", "proximal-bregman")
+#: Tolerance and iteration budget of the refits of the refit-based measures.
+_REFIT_TOL, _REFIT_MAX_ITER = 1e-10, 10_000
+
+
+def _resolve_retraining(retraining: str, adapter, *, network: str) -> str:
+    """``retraining`` with ``"auto"`` resolved (a convex model: ``"warm"``,
+    which only changes the speed; a network: ``network``), or a ValueError."""
+    if retraining == "auto":
+        return "warm" if adapter.convex else network
+    if retraining == "proximal-bregman" and not isinstance(adapter, ParametricAdapter):
+        raise ValueError(
+            "retraining='proximal-bregman' needs a model trained by minimising "
+            f"a smooth objective over parameters; {type(adapter.estimator).__name__} "
+            "is a sum over its training examples. Use retraining='warm' or "
+            "'scratch'."
+        )
+    return retraining
+
+
+def _tracked(adapter, X_test, y_test) -> np.ndarray:
+    """The tracked output: the test losses at ``y_test``, or minus a
+    regressor's predictions (``y_test`` None)."""
+    if y_test is None:
+        return -adapter.predict_target(X_test)
+    return adapter.losses(X_test, y_test)
+
+
+def _bregman(explainer) -> ProximalBregman:
+    """The PBRF of the explainer's model around its fitted parameters, damped
+    by the explainer's ``damping_``."""
+    influence = explainer._influence
+    return ProximalBregman(
+        influence.adapter,
+        influence.X_,
+        influence.y_,
+        influence.weights_,
+        explainer.damping_,
+    )
+
+
+def _pbrf_theta(bregman, removed, tol, max_iter):
+    if removed is None or len(removed) == 0:
+        return bregman.theta0, True
+    with threadpool_limits(limits=1, user_api="blas"):
+        return bregman.minimise(np.asarray(removed), tol=tol, max_iter=max_iter)
+
+
+def _pbrf_output(bregman, removed, X_test, y_test, tol, max_iter):
+    """The tracked output at the PBRF optimum without ``removed``, and whether
+    L-BFGS converged."""
+    theta, converged = _pbrf_theta(bregman, removed, tol, max_iter)
+    return _tracked(bregman.adapter.at(theta), X_test, y_test), converged
+
+
+def _pbrf_removal(
+    bregman, removed, X, y_encoded, X_test, y_test, train_loss, null_space, tol,
+    max_iter,
+):  # fmt: skip
+    """:func:`_remove_one` for the PBRF optimum without ``removed``."""
+    theta, converged = _pbrf_theta(bregman, removed, tol, max_iter)
+    moved = bregman.adapter.at(theta)
+    rss = float(np.sqrt(np.sum((moved.losses(X, y_encoded) - train_loss) ** 2)))
+    norm = _projected_norm(theta - bregman.theta0, null_space)
+    return _tracked(moved, X_test, y_test), norm, rss, converged
+
+
+def _refit_key(explainer, *parts) -> str:
+    """What a retraining of the explainer's model depends on (see
+    :mod:`skrelatif._refit_cache`), with ``parts``."""
+    influence = explainer._influence
+    return fingerprint(
+        "skrelatif.validation",
+        type(influence.adapter).__name__,
+        influence.adapter.estimator,
+        influence.X_,
+        explainer._train_target,
+        explainer._fit_sample_weight,
+        *parts,
+    )
+
+
+class _Digests:
+    """:func:`fingerprint` of test inputs, once per object in a call."""
+
+    def __init__(self):
+        self._known: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, array) -> str | None:
+        if array is None:
+            return None
+        if id(array) not in self._known:  # keeps the object alive: ids stay unique
+            self._known[id(array)] = (array, fingerprint(array))
+        return self._known[id(array)][1]
+
+
 @validate_params(
     {
         "explainer": [InfluenceExplainer],
@@ -184,6 +285,9 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "solver": [StrOptions({"auto", "newton", "refit"})],
+        "retraining": [StrOptions(set(_RETRAINING))],
+        "verbose": ["verbose"],
+        "cache": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -197,6 +301,9 @@ def leave_one_out(
     tol: float = 1e-10,
     max_iter: int = 10_000,
     solver: str = "auto",
+    retraining: str = "auto",
+    verbose: int = 0,
+    cache: bool = True,
 ) -> Bunch:
     """Retrain the explained model without each of the training ``indices``.
 
@@ -348,9 +455,28 @@ def leave_one_out(
                 "their class; removing one changes the model's classes, so it "
                 "cannot be compared with the original."
             )
-    solver = _choose_solver(solver, adapter)
+    mode = _resolve_retraining(retraining, adapter, network="warm")
+    if mode == "scratch" and solver == "newton":
+        raise ValueError(
+            "solver='newton' iterates from the fitted parameters, which "
+            "retraining='scratch' does not start from; pass solver='refit' or "
+            "'auto' with retraining='scratch'."
+        )
+    if mode == "proximal-bregman" and solver != "auto":
+        raise ValueError(
+            "retraining='proximal-bregman' minimises the proximal Bregman "
+            f"response by L-BFGS; solver={solver!r} does not apply. Leave "
+            "solver='auto'."
+        )
+    parametric = isinstance(adapter, ParametricAdapter)
+    null_space = adapter.null_space() if parametric else None
+    n_params = adapter.n_params if parametric else 0
+    solver = "l-bfgs" if mode == "proximal-bregman" else solver
+    if mode == "scratch":
+        solver = "refit"
+    solver = _choose_solver(solver, adapter) if solver != "l-bfgs" else solver
     exact = None
-    if solver != "refit":
+    if solver in ("auto", "newton"):
         try:
             exact = ExactRemoval(
                 adapter,
@@ -366,24 +492,31 @@ def leave_one_out(
             if solver == "newton":
                 raise
         solver = "refit" if exact is None else "newton"
-    parametric = isinstance(adapter, ParametricAdapter)
-    null_space = adapter.null_space() if parametric else None
-    n_params = adapter.n_params if parametric else 0
+    label = "leave_one_out"
+    digest = _Digests()
+    keys = None
+    if cache and solver != "newton":
+        common = _refit_key(explainer, "leave_one_out", mode, solver, tol, max_iter)
+        if mode == "proximal-bregman":
+            common = fingerprint(common, explainer.damping_)
+        test_digest = (digest(Xt_test), digest(yt_test))
+        keys = [fingerprint(common, group, test_digest) for group in groups]
 
     if solver == "newton":
         # batches of removals iterated together, sized by working_memory (not
         # by n_jobs, so that the results do not depend on it)
         batches = chunk_slices(len(groups), 8 * 4 * adapter.n_outputs * n_params)
-        results = [
-            row
-            for part in Parallel(n_jobs=n_jobs)(
-                delayed(_newton_removals)(
-                    exact, Xt_test, yt_test, groups[batch], null_space
-                )
-                for batch in batches
-            )
-            for row in part
-        ]
+        parts = run_tasks(
+            _newton_removals,
+            len(batches),
+            lambda b: (exact, Xt_test, yt_test, groups[batches[b]], null_space),
+            keys=None,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            label=label,
+            counts=[len(groups[batch]) for batch in batches],
+        )
+        results = [row for part in parts for row in part]
         reference = exact.adapter
         test_loss = (
             -reference.outputs(Xt_test)[:, 0]
@@ -394,20 +527,73 @@ def leave_one_out(
             reference.parameters() - adapter.parameters(), null_space
         )
         n_failed = int(not exact.converged) + sum(not r[3] for r in results)
+    elif solver == "l-bfgs":
+        # the PBRF is defined around the fitted parameters: they are the reference
+        bregman = _bregman(explainer)
+        train_loss = adapter.losses(X, y_encoded)
+        test_loss = _tracked(adapter, Xt_test, yt_test)
+        results = run_tasks(
+            _pbrf_removal,
+            len(groups),
+            lambda i: (
+                bregman,
+                groups[i],
+                X,
+                y_encoded,
+                Xt_test,
+                yt_test,
+                train_loss,
+                null_space,
+                float(tol),
+                int(max_iter),
+            ),  # fmt: skip
+            keys=keys,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            label=label,
+        )
+        reference_change = 0.0
+        n_failed = sum(not r[3] for r in results)
     else:
         adapter_class = type(adapter)
-        template, warm = _retraining_template(adapter, n_params, float(tol), max_iter)
-        reference, converged = _retrain(
-            adapter_class, template, warm, final, X, y, sample_weight, None
+        warm_start = mode == "warm"
+        template, warm = _retraining_template(
+            adapter, n_params, float(tol), max_iter, warm_start=warm_start
         )
-        train_loss, theta = _losses_and_params(adapter_class, reference, X, y_encoded)
-        test_loss, _ = _losses_and_params(adapter_class, reference, Xt_test, yt_test)
-        _, given_theta = _losses_and_params(adapter_class, final, X[:1], y_encoded[:1])
-        reference_change = _projected_norm(
-            None if theta is None else theta - given_theta, null_space
+        found = {} if keys is None else REFITS.get_many(keys)
+        reference_key = (
+            None if keys is None else fingerprint(common, "reference", test_digest)
         )
-        results = Parallel(n_jobs=n_jobs)(
-            delayed(_remove_one)(
+        summary = None
+        if reference_key is not None:
+            summary = REFITS.get_many([reference_key]).get(0)
+        reference = None
+        if summary is None or (warm and len(found) < len(groups)):
+            # the reference: the same retraining on all rows (warm: from the
+            # given model; scratch: from the estimator's initialisation)
+            reference, converged = _retrain(
+                adapter_class, template, warm, final, X, y, sample_weight, None
+            )
+            train_loss, theta = _losses_and_params(
+                adapter_class, reference, X, y_encoded
+            )
+            test_loss, _ = _losses_and_params(
+                adapter_class, reference, Xt_test, yt_test
+            )
+            _, given_theta = _losses_and_params(
+                adapter_class, final, X[:1], y_encoded[:1]
+            )
+            reference_change = _projected_norm(
+                None if theta is None else theta - given_theta, null_space
+            )
+            summary = (train_loss, theta, test_loss, reference_change, converged)
+            if reference_key is not None:
+                REFITS.put(reference_key, summary)
+        train_loss, theta, test_loss, reference_change, converged = summary
+        results = run_tasks(
+            _remove_one,
+            len(groups),
+            lambda i: (
                 adapter_class,
                 template,
                 warm,
@@ -421,9 +607,13 @@ def leave_one_out(
                 train_loss,
                 theta,
                 null_space,
-                group,
-            )  # fmt: skip
-            for group in groups
+                groups[i],
+            ),  # fmt: skip
+            keys=keys,
+            found=found,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            label=label,
         )
         n_failed = int(not converged) + sum(not r[3] for r in results)
     if n_failed:
@@ -436,7 +626,7 @@ def leave_one_out(
         )
     after, norms, rss, _ = zip(*results)
     change = np.column_stack(after)
-    if solver == "refit":  # refits return test losses, Newton their changes
+    if solver != "newton":  # refits return test losses, Newton their changes
         change = change - test_loss[:, None]
     return Bunch(
         test_loss_change=change,
@@ -446,6 +636,7 @@ def leave_one_out(
         indices=given,
         reference_param_change=reference_change,
         solver=solver,
+        retraining=mode,
     )
 
 
@@ -568,23 +759,63 @@ def _fit_subset(
     return output, converged
 
 
-def _refit_outputs(explainer, tasks, n_jobs) -> list[np.ndarray]:
-    """The tracked output of each refit of the explainer's model without the
-    rows of a task, ``tasks`` being ``(removed, X_test, y_test)`` triples
-    (``removed`` None: all rows kept), all in one joblib ``Parallel``; one
-    ``ConvergenceWarning`` when any refit does not converge."""
+def _refit_outputs(
+    explainer, tasks, n_jobs, *, retraining, cache, verbose, label
+) -> list[np.ndarray]:
+    """The tracked output of each retraining of the explainer's model without
+    the rows of a task, ``tasks`` being ``(removed, X_test, y_test)`` triples
+    (``removed`` None: all rows kept), all in one joblib ``Parallel``, reused
+    from the cache where it holds them (``cache``); ``retraining`` resolved
+    (``"warm"``, ``"scratch"`` or ``"proximal-bregman"``). One
+    ``ConvergenceWarning`` when any retraining does not converge."""
     influence = explainer._influence
     adapter = influence.adapter
-    n_params = adapter.n_params if isinstance(adapter, ParametricAdapter) else 0
-    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
-    init = adapter.estimator if adapter.convex else None
-    common = (
-        type(adapter), template, warm, init, influence.X_,
-        explainer._train_target, explainer._fit_sample_weight,
-    )  # fmt: skip
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_subset)(*common, removed, X_test, y_test)
-        for removed, X_test, y_test in tasks
+    keys = None
+    if cache:
+        common = _refit_key(
+            explainer, "output", retraining, _REFIT_TOL, _REFIT_MAX_ITER
+        )
+        if retraining == "proximal-bregman":
+            common = fingerprint(common, explainer.damping_)
+        digest = _Digests()
+        keys = [
+            fingerprint(common, removed, digest(X_test), digest(y_test))
+            for removed, X_test, y_test in tasks
+        ]
+    if retraining == "proximal-bregman":
+        bregman = _bregman(explainer)
+        function = _pbrf_output
+
+        def arguments(i):
+            return (bregman, *tasks[i], _REFIT_TOL, _REFIT_MAX_ITER)
+
+    else:
+        n_params = adapter.n_params if isinstance(adapter, ParametricAdapter) else 0
+        template, warm = _retraining_template(
+            adapter,
+            n_params,
+            _REFIT_TOL,
+            _REFIT_MAX_ITER,
+            warm_start=retraining == "warm",
+        )
+        init = adapter.estimator if warm else None
+        common_args = (
+            type(adapter), template, warm, init, influence.X_,
+            explainer._train_target, explainer._fit_sample_weight,
+        )  # fmt: skip
+        function = _fit_subset
+
+        def arguments(i):
+            return (*common_args, *tasks[i])
+
+    results = run_tasks(
+        function,
+        len(tasks),
+        arguments,
+        keys=keys,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        label=label,
     )
     outputs, converged = zip(*results)
     n_failed = sum(not c for c in converged)
@@ -632,6 +863,9 @@ def _check_subsets(subsets: Any, n_train: int) -> np.ndarray:
         "alpha": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
+        "retraining": [StrOptions(set(_RETRAINING))],
+        "verbose": ["verbose"],
+        "cache": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -645,6 +879,9 @@ def linear_datamodeling_score(
     alpha: float = 0.5,
     random_state: Any = None,
     n_jobs: int | None = None,
+    retraining: str = "auto",
+    verbose: int = 0,
+    cache: bool = True,
 ) -> Bunch:
     """Linear datamodeling score (LDS) of the explainer's scores.
 
@@ -767,6 +1004,7 @@ def linear_datamodeling_score(
         np.put_along_axis(subsets, order[:, :n_keep], True, axis=1)
     else:
         subsets = _check_subsets(subsets, n_train)
+    mode = _resolve_retraining(retraining, adapter, network="scratch")
     if not adapter.is_regressor:
         onehot = np.eye(len(adapter.classes_), dtype=int)[y_encoded]
         lacking = np.flatnonzero((subsets.astype(int) @ onehot == 0).any(axis=1))
@@ -794,7 +1032,17 @@ def linear_datamodeling_score(
 
     # actual: the output of each refit model
     tasks = [(np.flatnonzero(drop), Xt_test, yt_test) for drop in removed]
-    actual = np.vstack(_refit_outputs(explainer, tasks, n_jobs))
+    actual = np.vstack(
+        _refit_outputs(
+            explainer,
+            tasks,
+            n_jobs,
+            retraining=mode,
+            cache=cache,
+            verbose=verbose,
+            label="linear_datamodeling_score",
+        )
+    )
 
     per_test = np.full(actual.shape[1], np.nan)
     for t in range(actual.shape[1]):
@@ -809,6 +1057,7 @@ def linear_datamodeling_score(
         predicted=predicted,
         actual=actual,
         subsets=subsets,
+        retraining=mode,
     )
 
 
@@ -849,6 +1098,9 @@ def _check_fractions(fractions: Any, n_train: int) -> tuple[np.ndarray, np.ndarr
         "fractions": ["array-like"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "retraining": [StrOptions(set(_RETRAINING))],
+        "verbose": ["verbose"],
+        "cache": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -860,6 +1112,9 @@ def removal_curve(
     fractions: Any = (0.001, 0.005, 0.01, 0.02, 0.05),
     n_jobs: int | None = None,
     random_state: Any = None,
+    retraining: str = "auto",
+    verbose: int = 0,
+    cache: bool = True,
 ) -> Bunch:
     """Change of each test output when its top proponents are removed.
 
@@ -961,6 +1216,7 @@ def removal_curve(
     n_train = influence.n_train_
     y_encoded = influence.y_
     fractions, sizes = _check_fractions(fractions, n_train)
+    mode = _resolve_retraining(retraining, adapter, network="scratch")
     Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
     n_test = Xt_test.shape[0]
 
@@ -1001,7 +1257,15 @@ def removal_curve(
         for t in range(n_test)
         for j in range(len(sizes))
     ]
-    outputs = _refit_outputs(explainer, tasks, n_jobs)
+    outputs = _refit_outputs(
+        explainer,
+        tasks,
+        n_jobs,
+        retraining=mode,
+        cache=cache,
+        verbose=verbose,
+        label="removal_curve",
+    )
     changes = np.array([o[0] for o in outputs[1:]]).reshape(2, n_test, len(sizes))
     changes -= outputs[0][None, :, None]
     return Bunch(
@@ -1011,4 +1275,5 @@ def removal_curve(
         random_change=changes[1],
         removed=removed,
         random_removed=random_removed,
+        retraining=mode,
     )
