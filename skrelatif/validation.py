@@ -343,6 +343,44 @@ def leave_one_out(
     raises otherwise. Each removal uses one BLAS thread; parallelism comes from
     ``n_jobs``.
 
+    For networks, retraining from that warm start and retraining from scratch
+    disagree with each other (and with the influence scores), so
+    ``retraining`` chooses the question: ``"warm"`` (the default through
+    ``"auto"``; all of the above), ``"scratch"`` (refit from the estimator's
+    own initialisation, its ``random_state``, without warm start: the
+    reference is the same retraining on all rows; always ``solver="refit"``)
+    or ``"proximal-bregman"``, the proximal Bregman response function that
+    Bae et al. (NeurIPS 2022) show influence functions estimate. It is
+    minimised by L-BFGS from the *given* parameters ``theta*`` (which are the
+    reference: ``reference_param_change`` is 0)::
+
+        PBRF(theta) = sum_j w_j D_l(f_j(theta), f_j(theta*), y_j)
+                      - sum_{i removed} w_i (l_i(theta) - l_i(theta*))
+                      + 1/2 (theta - theta*)^T diag(p + lambda) (theta - theta*)
+
+    over all training examples ``j``: ``w_j = c s_j`` the weight of example
+    ``j`` in the model's objective ``F = sum_j w_j l_j + 1/2 theta^T diag(p)
+    theta`` (``1/n`` for a network without sample weights), ``D_l(f, f*, y) =
+    l(f, y) - l(f*, y) - dl/df(f*, y)^T (f - f*)`` the Bregman divergence of
+    the loss in output space, ``p`` the L2 penalty per parameter (whose own
+    Bregman divergence is the ``p`` term; 0 on intercepts) and ``lambda`` the
+    explainer's ``damping_``. Its linearisation at ``theta*`` is the
+    ``"if"`` score with the Gauss-Newton curvature and its first Newton step
+    that of ``method="newton"``; for a linear model with squared loss it is
+    exact leave-one-out (the user guide, "Networks: which retraining?").
+    It converges when the largest entry of its gradient falls to
+    ``max(tol, 1e-5)`` of its value at ``theta*`` (or, for an example whose
+    own gradient is tiny, to 1e-11 of ``sum_j w_j ||g_j||``): the line search
+    compares values of the objective, whose rounding stops L-BFGS near there.
+
+    Retrainings computed by refits or L-BFGS (not the exact Newton
+    iterations, which are cheap) are reused: their results are kept in a
+    bounded in-process cache keyed by :func:`joblib.hash` of the fitted
+    estimator, the training data, the removed indices, the test points and
+    labels, ``retraining``, ``tol`` and ``max_iter``, so a second call for
+    another explainer method on the same model, data and ``indices`` repeats
+    no retraining (see :func:`linear_datamodeling_score`).
+
     Parameters
     ----------
     explainer : InfluenceExplainer
@@ -372,6 +410,17 @@ def leave_one_out(
         own), or of the Newton iterations (at most 100).
     solver : {"auto", "newton", "refit"}, default="auto"
         How the model is retrained (see above).
+    retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
+        What the removal is compared with (see above): ``"auto"`` is
+        ``"warm"``. ``"scratch"`` needs ``solver`` ``"auto"`` or ``"refit"``,
+        ``"proximal-bregman"`` ``solver="auto"`` and a model with parameters
+        (not a kernel SVM).
+    verbose : int, default=0
+        With ``verbose > 0``, a progress line on standard error counts the
+        finished retrainings (and those reused).
+    cache : bool, default=True
+        Reuse retrainings kept from earlier calls and keep these ones (see
+        above). ``False`` retrains everything and keeps nothing.
 
     Returns
     -------
@@ -397,7 +446,10 @@ def leave_one_out(
             ``||theta_reference - theta_given||``: how far the given model was
             from the exact minimum.
         solver : str
-            ``"newton"`` or ``"refit"``: how the removals were computed.
+            ``"newton"``, ``"refit"`` or ``"l-bfgs"`` (the PBRF): how the
+            removals were computed.
+        retraining : str
+            ``"warm"``, ``"scratch"`` or ``"proximal-bregman"``.
 
     Notes
     -----
@@ -431,6 +483,15 @@ def leave_one_out(
     >>> predicted = explainer.transform(X[300:302], y[300:302])[:, indices]
     >>> bool(agreement(predicted, loo.test_loss_change).pearson > 0.99)
     True
+
+    The proximal Bregman response of the same removals (for a GLM it agrees
+    with leave-one-out to second order):
+
+    >>> pbrf = leave_one_out(
+    ...     explainer, X[300:302], y[300:302], indices, retraining="proximal-bregman"
+    ... )
+    >>> pbrf.solver, bool(agreement(predicted, pbrf.test_loss_change).pearson > 0.99)
+    ('l-bfgs', True)
     """
     check_is_fitted(explainer)
     influence = explainer._influence
@@ -554,6 +615,7 @@ def leave_one_out(
         )
         reference_change = 0.0
         n_failed = sum(not r[3] for r in results)
+        n_retrainings = len(groups)
     else:
         adapter_class = type(adapter)
         warm_start = mode == "warm"
@@ -617,8 +679,10 @@ def leave_one_out(
         )
         n_failed = int(not converged) + sum(not r[3] for r in results)
     if n_failed:
+        if solver != "l-bfgs":  # and the reference
+            n_retrainings = len(groups) + 1
         warnings.warn(
-            f"{n_failed} of {len(groups) + 1} leave-one-out retrainings of "
+            f"{n_failed} of {n_retrainings} leave-one-out retrainings of "
             f"{type(final).__name__} did not converge to tol={tol}; the actual "
             "changes may be inaccurate. Increase max_iter or tol.",
             ConvergenceWarning,
@@ -895,11 +959,32 @@ def linear_datamodeling_score(
     kept examples (same hyper-parameters, ``sample_weight`` and class
     weights; a pipeline's earlier steps are kept fixed, as in the influence
     scores), converged tightly as in :func:`leave_one_out` with
-    ``solver="refit"``. A convex model is warm-started from the fitted one
-    (which changes only the speed: the minimum is unique); a network
-    (non-convex) is retrained from its initialisation, with its own
-    ``random_state``. Each refit uses one BLAS thread; parallelism comes from
-    ``n_jobs``.
+    ``solver="refit"``. ``retraining`` says from where: ``"auto"`` warm-starts
+    a convex model from the fitted one (which changes only the speed: the
+    minimum is unique) and retrains a network (non-convex) from scratch, from
+    its initialisation with its own ``random_state`` (Park et al.'s
+    protocol); ``"warm"`` and ``"scratch"`` ask for either, and
+    ``"proximal-bregman"`` replaces the refit by the minimiser of the
+    proximal Bregman response function without the removed examples (Bae et
+    al. 2022; the objective is written out in :func:`leave_one_out`), what
+    influence functions estimate for networks. Each refit uses one BLAS
+    thread; parallelism comes from ``n_jobs``.
+
+    **Reuse.** The outputs of every retraining (never the retrained models)
+    are kept in a bounded in-process cache (64 MiB, least recently used
+    first out) keyed by :func:`joblib.hash` of the fitted estimator, the
+    training data, target and ``sample_weight``, the removed examples, the
+    test points and labels (or the prediction tracked without them) and the
+    retraining. Asking again with the same ``subsets`` for another explainer
+    method of the same model repeats no retraining and gives identical
+    ``actual``; so does :func:`removal_curve` for its reference and random
+    baseline. An in-process cache is chosen over a ``joblib.Memory`` (which
+    scikit-learn's ``Pipeline(memory=...)`` uses for fitted transformers on
+    disk and which the user must set up) and over passing an earlier result
+    back in (which would only cover repeated calls of one function): outputs
+    are small, a key matches only when everything they depend on is equal,
+    and the cost is one hash of the training data per call. ``cache=False``
+    bypasses it.
 
     The prediction for a subset is the explainer's prediction for removing
     its complement: for the first-order methods (``"if"``, and the RelatIF
@@ -936,6 +1021,14 @@ def linear_datamodeling_score(
     n_jobs : int, default=None
         Number of joblib jobs over the subsets. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context. Results do not depend on it.
+    retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
+        How each subset is retrained (see above).
+    verbose : int, default=0
+        With ``verbose > 0``, a progress line on standard error counts the
+        finished retrainings (and those reused).
+    cache : bool, default=True
+        Reuse retrainings kept from earlier calls and keep these ones (see
+        above). ``False`` retrains everything and keeps nothing.
 
     Returns
     -------
@@ -959,6 +1052,8 @@ def linear_datamodeling_score(
             it), so that a good explainer has a positive correlation.
         subsets : ndarray of bool of shape (n_subsets, n_train)
             The subsets used.
+        retraining : str
+            ``"warm"``, ``"scratch"`` or ``"proximal-bregman"``.
 
     Notes
     -----
@@ -984,6 +1079,15 @@ def linear_datamodeling_score(
     ((20, 5), (20, 5), (20, 200))
     >>> bool(lds.score > 0.8)
     True
+
+    Another method on the same subsets reuses the 20 refits:
+
+    >>> newton = InfluenceExplainer(model, method="newton").fit(X[:200], y[:200])
+    >>> again = linear_datamodeling_score(
+    ...     newton, X[200:205], y[200:205], subsets=lds.subsets
+    ... )
+    >>> bool((again.actual == lds.actual).all()), bool(again.score >= lds.score)
+    (True, True)
     """
     check_is_fitted(explainer)
     influence = explainer._influence
@@ -1134,7 +1238,12 @@ def removal_curve(
     one, one BLAS thread each. The reference output is that of the same
     refit on the whole training set, so that solver tolerance does not enter
     the changes. All refits (one reference, then one per test point, fraction
-    and kind of removal) run in one joblib ``Parallel``.
+    and kind of removal) run in one joblib ``Parallel``. ``retraining``
+    chooses how (``"auto"``: warm for a convex model, from scratch for a
+    network; or ``"proximal-bregman"``, see
+    :func:`linear_datamodeling_score`), and refits asked before are reused
+    from the same cache: a second call for another method with the same
+    ``random_state`` repeats neither the reference nor the random baseline.
 
     Parameters
     ----------
@@ -1158,6 +1267,14 @@ def removal_curve(
         :func:`joblib.parallel_config` context. Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
         Seeds the random baseline sets (and nothing else).
+    retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
+        How each removal is retrained (see :func:`linear_datamodeling_score`).
+    verbose : int, default=0
+        With ``verbose > 0``, a progress line on standard error counts the
+        finished retrainings (and those reused).
+    cache : bool, default=True
+        Reuse retrainings kept from earlier calls and keep these ones (see
+        :func:`linear_datamodeling_score`). ``False`` retrains everything.
 
     Returns
     -------
@@ -1184,6 +1301,8 @@ def removal_curve(
             (strongest proponent first).
         random_removed : list of length n_test of lists of length n_fractions
             The same for ``random_change[t, j]``.
+        retraining : str
+            ``"warm"``, ``"scratch"`` or ``"proximal-bregman"``.
 
     Notes
     -----

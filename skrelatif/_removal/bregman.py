@@ -59,6 +59,10 @@ from .._utils import chunk_slices
 #: gradient to about 1e-8 to 1e-5 of its start (measured on logistic
 #: regression and a small network).
 TOL_FLOOR = 1e-5
+#: ... and, for removals whose gradient is itself tiny (confidently fitted
+#: examples), the absolute floor: this fraction of the gradients' size
+#: ``sum_j w_j ||g_j|| + ||p theta*||``.
+ABSOLUTE_FLOOR = 1e-11
 
 #: Gauss-Legendre nodes on [0, 1] and weights for the weight ``1 - t``.
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(16)
@@ -99,6 +103,7 @@ class ProximalBregman:
         self.F0 = F0
         self.losses0 = adapter.output_losses(F0, y_encoded)
         self.residuals0 = self._residuals(F0, y_encoded)
+        _, self.size = adapter.objective_gradient(X, y_encoded, self.weights)
 
     def _residuals(self, F: np.ndarray, y: np.ndarray) -> np.ndarray:
         direction, norm = self.adapter.output_gradients(F, y)
@@ -164,7 +169,8 @@ class ProximalBregman:
         """The minimiser of ``PBRF_G`` for ``G = removed`` (indices), from
         ``theta*``, by L-BFGS-B until the gradient's largest entry is ``tol``
         times its value at ``theta*`` (``-sum_G w_i g_i``) or the line search
-        stalls; converged when it is at most ``max(tol, TOL_FLOOR)`` times."""
+        stalls; converged when it is at most ``max(tol, TOL_FLOOR)`` times
+        that, or ``ABSOLUTE_FLOOR`` times the gradients' size."""
         kept = self.weights.copy()
         kept[removed] = 0.0
         _, start = self.value_and_gradient(self.theta0, kept)
@@ -191,4 +197,6 @@ class ProximalBregman:
             },
         )
         _, gradient = fun(result.x)
-        return result.x, bool(np.abs(gradient).max() <= max(tol, TOL_FLOOR))
+        reached = np.abs(gradient).max()
+        floor = max(max(tol, TOL_FLOOR), ABSOLUTE_FLOOR * self.size / scale)
+        return result.x, bool(reached <= floor)
