@@ -532,10 +532,10 @@ def leave_one_out(
     parametric = isinstance(adapter, ParametricAdapter)
     null_space = adapter.null_space() if parametric else None
     n_params = adapter.n_params if parametric else 0
-    solver = "l-bfgs" if mode == "proximal-bregman" else solver
-    if mode == "scratch":
-        solver = "refit"
-    solver = _choose_solver(solver, adapter) if solver != "l-bfgs" else solver
+    if mode == "proximal-bregman":
+        solver = "l-bfgs"
+    else:
+        solver = _choose_solver("refit" if mode == "scratch" else solver, adapter)
     exact = None
     if solver in ("auto", "newton"):
         try:
