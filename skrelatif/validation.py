@@ -350,7 +350,8 @@ def leave_one_out(
     own initialisation, its ``random_state``, without warm start: the
     reference is the same retraining on all rows; always ``solver="refit"``)
     or ``"proximal-bregman"``, the proximal Bregman response function that
-    Bae et al. (NeurIPS 2022) show influence functions estimate. It is
+    Bae et al. (NeurIPS 2022) show influence estimates approximate well in
+    networks. It is
     minimised by L-BFGS from the *given* parameters ``theta*`` (which are the
     reference: ``reference_param_change`` is 0)::
 
@@ -366,8 +367,10 @@ def leave_one_out(
     Bregman divergence is the ``p`` term; 0 on intercepts) and ``lambda`` the
     explainer's ``damping_``. Its linearisation at ``theta*`` is the
     ``"if"`` score with the Gauss-Newton curvature and its first Newton step
-    that of ``method="newton"``; for a linear model with squared loss it is
-    exact leave-one-out (the user guide, "Networks: which retraining?").
+    that of ``method="newton"`` (for a network, up to the removed example's
+    second derivative of its outputs); for a linear model with squared loss
+    it is exact leave-one-out (the user guide, "Networks: which
+    retraining?").
     It converges when the largest entry of its gradient falls to
     ``max(tol, 1e-5)`` of its value at ``theta*`` (or, for an example whose
     own gradient is tiny, to 1e-11 of ``sum_j w_j ||g_j||``): the line search

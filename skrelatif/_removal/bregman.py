@@ -1,10 +1,11 @@
 """The proximal Bregman response function (PBRF) of Bae et al. (NeurIPS 2022).
 
 Bae, Ng, Lo, Ghassemi & Grosse, "If influence functions are the answer, then
-what is the question?" argue that, for networks, influence functions do not
-estimate leave-one-out retraining (from scratch or from a warm start: both
-depend on the optimiser's path) but the minimiser of the PBRF, a
-well-defined local objective around the trained parameters ``theta*``.
+what is the question?" show that in networks, where influence estimates
+often match leave-one-out retraining poorly (from scratch or from a warm
+start, both depend on the optimiser's path), they approximate well the
+minimiser of the PBRF, a well-defined local objective around the trained
+parameters ``theta*``.
 
 With the objective of a parametric adapter (see :mod:`skrelatif._adapters._base`)
 ``F(theta) = sum_j w_j l_j(theta) + 1/2 theta^T diag(p) theta`` (``w_j = c s_j``,
@@ -19,8 +20,8 @@ minimises::
 where ``D_l(f, f*, y) = l(f, y) - l(f*, y) - r*^T (f - f*)`` is the Bregman
 divergence of the loss in output space (``r* = dl/df`` at ``f*``). This is the
 paper's equation (with ``epsilon = w_i``, the removed example's weight in F,
-``1/N`` without sample weights) applied to the training objective as
-scikit-learn writes it: the Bregman divergence of the L2 penalty
+``1/N`` without sample weights) written for the training objective as
+scikit-learn minimises it: the Bregman divergence of the L2 penalty
 ``1/2 theta^T diag(p) theta`` is ``1/2 (theta - theta*)^T diag(p) (theta -
 theta*)``, so the penalty enters as a proximity term beside the damping. The
 sum over ``j`` runs over *all* training examples (the removed ones included),
@@ -34,11 +35,14 @@ Its gradient, with ``r_j(theta) = dl_j/df`` and ``J_j`` the output Jacobian::
            + (p + lambda) (theta - theta*)
 
 ``a_j = w_j`` for kept examples and 0 for removed ones (the removal term's
-gradient cancels theirs); the value is
-``sum_j a_j (l_j - l*_j) - sum_j w_j r*_j^T (f_j - f*_j) + 1/2 ||.||^2_{p+lambda}``.
+gradient cancels theirs). Writing ``l_i - l*_i = r*_i^T (f_i - f*_i) + D_i``,
+the value is ``sum_j a_j D_j - sum_{i in G} w_i r*_i^T (f_i - f*_i) + 1/2
+||theta - theta*||^2_{p + lambda}``, without differences of nearly equal
+losses (see :meth:`ProximalBregman.divergences`).
 At ``theta*`` the Hessian of the data term is the Gauss-Newton matrix, so the
 first Newton step of ``PBRF_G`` is the Newton step of ``method="newton"``
-(with the Gauss-Newton curvature) and its linearisation the ``"if"`` change:
+(with the Gauss-Newton curvature; for a network up to the removed examples'
+own ``w_i r_i^T d²f_i/dtheta²``) and its linearisation the ``"if"`` change:
 influence functions estimate the PBRF's minimiser to first order. It is
 minimised by scipy's L-BFGS-B, with the adapter's own forward passes and
 gradients (no automatic differentiation).
