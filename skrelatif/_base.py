@@ -21,6 +21,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
@@ -45,6 +46,18 @@ _CHECK_X = dict(
     dtype=(np.float64, np.float32),
     ensure_all_finite=True,
 )
+
+
+def _finiteness(estimator: Any) -> bool | str:
+    """``ensure_all_finite`` for the input of ``estimator``'s final step:
+    ``"allow-nan"`` where it handles missing values itself (its tags say
+    so: histogram gradient boosting, forests), else True."""
+    final = _final_step(_unfreeze(estimator))
+    try:
+        allow_nan = get_tags(final).input_tags.allow_nan
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover
+        allow_nan = False
+    return "allow-nan" if allow_nan else True
 
 
 def _check_feature_count(X: Any, expected: int, who: str) -> None:
@@ -177,7 +190,9 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             y = column_or_1d(y, warn=True)
             check_consistent_length(X, y)
         else:
-            X = check_array(X, **_CHECK_X)
+            X = check_array(
+                X, **{**_CHECK_X, "ensure_all_finite": _finiteness(self.model)}
+            )
             y = column_or_1d(y, warn=True)
             check_consistent_length(X, y)
         if y.shape[0] == 0:
@@ -202,7 +217,7 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             _model_input(X, estimator),
             accept_sparse="csr",
             dtype=(np.float64, np.float32),
-            ensure_all_finite=True,
+            ensure_all_finite=_finiteness(estimator),
         )
         expected = getattr(final, "n_features_in_", Xt.shape[1])
         if Xt.shape[1] != expected:
@@ -220,7 +235,10 @@ class _BaseExplainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if isinstance(_unfreeze(self.estimator_), Pipeline):
             validate_data(self, X, skip_check_array=True, reset=False)
         else:
-            X = validate_data(self, X, reset=False, **_CHECK_X)
+            finite = _finiteness(self.estimator_)
+            X = validate_data(
+                self, X, reset=False, **{**_CHECK_X, "ensure_all_finite": finite}
+            )
         Xt = self._final_input(X, self.estimator_)
         if Xt.shape[0] == 0:
             raise ValueError("Found array with 0 sample(s); at least 1 is required.")

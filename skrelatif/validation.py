@@ -25,12 +25,13 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
-from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from threadpoolctl import threadpool_limits
 
 from ._adapters._base import ParametricAdapter
 from ._explainer import InfluenceExplainer
+from ._refit_cache import REFITS, fingerprint, run_tasks
+from ._removal.bregman import ProximalBregman
 from ._removal.exact import ExactRemoval
 from ._removal.groups import check_groups
 from ._utils import caller_stacklevel, chunk_slices
@@ -52,9 +53,12 @@ _NEWTON_DENSE_PARAMS = 8000
 _NEWTON_MAX_ITER = 100
 
 
-def _retraining_template(adapter, n_params: int, tol: float, max_iter: int):
+def _retraining_template(
+    adapter, n_params: int, tol: float, max_iter: int, warm_start: bool = True
+):
     """A clone of the adapter's estimator set to converge tightly; and whether
-    to warm-start."""
+    to warm-start (never with ``warm_start=False``: a retraining from the
+    estimator's own initialisation)."""
     template = clone(adapter.estimator)
     if not adapter.tight_retraining:  # no tolerance: the same fit again
         return template, False
@@ -65,8 +69,8 @@ def _retraining_template(adapter, n_params: int, tol: float, max_iter: int):
     if isinstance(params.get("max_iter"), Integral) and params["max_iter"] >= 0:
         updates["max_iter"] = max(int(max_iter), params["max_iter"])
     warm = "warm_start" in params and params.get("solver") != "liblinear"
-    if warm:
-        updates["warm_start"] = True
+    if "warm_start" in params:
+        updates["warm_start"] = warm = warm and warm_start
     # the family's own (a solver that converges tightly on the same objective)
     updates.update(adapter.retraining_updates(params, n_params <= _NEWTON_MAX_PARAMS))
     return template.set_params(**updates), warm
@@ -176,6 +180,103 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
     return groups, groups
 
 
+#: How a retraining may be done (see ``retraining`` in :func:`leave_one_out`).
+_RETRAINING = ("auto", "warm", "scratch", "proximal-bregman")
+#: Tolerance and iteration budget of the refits of the refit-based measures.
+_REFIT_TOL, _REFIT_MAX_ITER = 1e-10, 10_000
+
+
+def _resolve_retraining(retraining: str, adapter, *, network: str) -> str:
+    """``retraining`` with ``"auto"`` resolved (a convex model: ``"warm"``,
+    which only changes the speed; a network: ``network``), or a ValueError."""
+    if retraining == "auto":
+        return "warm" if adapter.convex else network
+    if retraining == "proximal-bregman" and not isinstance(adapter, ParametricAdapter):
+        raise ValueError(
+            "retraining='proximal-bregman' needs a model trained by minimising "
+            f"a smooth objective over parameters; {type(adapter.estimator).__name__} "
+            "is a sum over its training examples. Use retraining='warm' or "
+            "'scratch'."
+        )
+    return retraining
+
+
+def _tracked(adapter, X_test, y_test) -> np.ndarray:
+    """The tracked output: the test losses at ``y_test``, or minus a
+    regressor's predictions (``y_test`` None)."""
+    if y_test is None:
+        return -adapter.predict_target(X_test)
+    return adapter.losses(X_test, y_test)
+
+
+def _bregman(explainer) -> ProximalBregman:
+    """The PBRF of the explainer's model around its fitted parameters, damped
+    by the explainer's ``damping_``."""
+    influence = explainer._influence
+    return ProximalBregman(
+        influence.adapter,
+        influence.X_,
+        influence.y_,
+        influence.weights_,
+        explainer.damping_,
+    )
+
+
+def _pbrf_theta(bregman, removed, tol, max_iter):
+    if removed is None or len(removed) == 0:
+        return bregman.theta0, True
+    with threadpool_limits(limits=1, user_api="blas"):
+        return bregman.minimise(np.asarray(removed), tol=tol, max_iter=max_iter)
+
+
+def _pbrf_output(bregman, removed, X_test, y_test, tol, max_iter):
+    """The tracked output at the PBRF optimum without ``removed``, and whether
+    L-BFGS converged."""
+    theta, converged = _pbrf_theta(bregman, removed, tol, max_iter)
+    return _tracked(bregman.adapter.at(theta), X_test, y_test), converged
+
+
+def _pbrf_removal(
+    bregman, removed, X, y_encoded, X_test, y_test, train_loss, null_space, tol,
+    max_iter,
+):  # fmt: skip
+    """:func:`_remove_one` for the PBRF optimum without ``removed``."""
+    theta, converged = _pbrf_theta(bregman, removed, tol, max_iter)
+    moved = bregman.adapter.at(theta)
+    rss = float(np.sqrt(np.sum((moved.losses(X, y_encoded) - train_loss) ** 2)))
+    norm = _projected_norm(theta - bregman.theta0, null_space)
+    return _tracked(moved, X_test, y_test), norm, rss, converged
+
+
+def _refit_key(explainer, *parts) -> str:
+    """What a retraining of the explainer's model depends on (see
+    :mod:`skrelatif._refit_cache`), with ``parts``."""
+    influence = explainer._influence
+    return fingerprint(
+        "skrelatif.validation",
+        type(influence.adapter).__name__,
+        influence.adapter.estimator,
+        influence.X_,
+        explainer._train_target,
+        explainer._fit_sample_weight,
+        *parts,
+    )
+
+
+class _Digests:
+    """:func:`fingerprint` of test inputs, once per object in a call."""
+
+    def __init__(self):
+        self._known: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, array) -> str | None:
+        if array is None:
+            return None
+        if id(array) not in self._known:  # keeps the object alive: ids stay unique
+            self._known[id(array)] = (array, fingerprint(array))
+        return self._known[id(array)][1]
+
+
 @validate_params(
     {
         "explainer": [InfluenceExplainer],
@@ -186,6 +287,9 @@ def _as_groups(indices: Any, n_train: int) -> tuple[list[np.ndarray], Any]:
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "solver": [StrOptions({"auto", "newton", "refit"})],
+        "retraining": [StrOptions(set(_RETRAINING))],
+        "verbose": ["verbose"],
+        "cache": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -199,6 +303,9 @@ def leave_one_out(
     tol: float = 1e-10,
     max_iter: int = 10_000,
     solver: str = "auto",
+    retraining: str = "auto",
+    verbose: int = 0,
+    cache: bool = True,
 ) -> Bunch:
     """Retrain the explained model without each of the training ``indices``.
 
@@ -238,6 +345,47 @@ def leave_one_out(
     raises otherwise. Each removal uses one BLAS thread; parallelism comes from
     ``n_jobs``.
 
+    For networks, retraining from that warm start and retraining from scratch
+    disagree with each other (and with the influence scores), so
+    ``retraining`` chooses the question: ``"warm"`` (the default through
+    ``"auto"``; all of the above), ``"scratch"`` (refit from the estimator's
+    own initialisation, its ``random_state``, without warm start: the
+    reference is the same retraining on all rows; always ``solver="refit"``)
+    or ``"proximal-bregman"``, the proximal Bregman response function that
+    Bae et al. (NeurIPS 2022) show influence estimates approximate well in
+    networks. It is
+    minimised by L-BFGS from the *given* parameters ``theta*`` (which are the
+    reference: ``reference_param_change`` is 0)::
+
+        PBRF(theta) = sum_j w_j D_l(f_j(theta), f_j(theta*), y_j)
+                      - sum_{i removed} w_i (l_i(theta) - l_i(theta*))
+                      + 1/2 (theta - theta*)^T diag(p + lambda) (theta - theta*)
+
+    over all training examples ``j``: ``w_j = c s_j`` the weight of example
+    ``j`` in the model's objective ``F = sum_j w_j l_j + 1/2 theta^T diag(p)
+    theta`` (``1/n`` for a network without sample weights), ``D_l(f, f*, y) =
+    l(f, y) - l(f*, y) - dl/df(f*, y)^T (f - f*)`` the Bregman divergence of
+    the loss in output space, ``p`` the L2 penalty per parameter (whose own
+    Bregman divergence is the ``p`` term; 0 on intercepts) and ``lambda`` the
+    explainer's ``damping_``. Its linearisation at ``theta*`` is the
+    ``"if"`` score with the Gauss-Newton curvature and its first Newton step
+    that of ``method="newton"`` (for a network, up to the removed example's
+    second derivative of its outputs); for a linear model with squared loss
+    it is exact leave-one-out (the user guide, "Networks: which
+    retraining?").
+    It converges when the largest entry of its gradient falls to
+    ``max(tol, 1e-5)`` of its value at ``theta*`` (or, for an example whose
+    own gradient is tiny, to 1e-11 of ``sum_j w_j ||g_j||``): the line search
+    compares values of the objective, whose rounding stops L-BFGS near there.
+
+    Retrainings computed by refits or L-BFGS (not the exact Newton
+    iterations, which are cheap) are reused: their results are kept in a
+    bounded in-process cache keyed by :func:`joblib.hash` of the fitted
+    estimator, the training data, the removed indices, the test points and
+    labels, ``retraining``, ``tol`` and ``max_iter``, so a second call for
+    another explainer method on the same model, data and ``indices`` repeats
+    no retraining (see :func:`linear_datamodeling_score`).
+
     Parameters
     ----------
     explainer : InfluenceExplainer
@@ -267,6 +415,17 @@ def leave_one_out(
         own), or of the Newton iterations (at most 100).
     solver : {"auto", "newton", "refit"}, default="auto"
         How the model is retrained (see above).
+    retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
+        What the removal is compared with (see above): ``"auto"`` is
+        ``"warm"``. ``"scratch"`` needs ``solver`` ``"auto"`` or ``"refit"``,
+        ``"proximal-bregman"`` ``solver="auto"`` and a model with parameters
+        (not a kernel SVM).
+    verbose : int, default=0
+        With ``verbose > 0``, a progress line on standard error counts the
+        finished retrainings (and those reused).
+    cache : bool, default=True
+        Reuse retrainings kept from earlier calls and keep these ones (see
+        above). ``False`` retrains everything and keeps nothing.
 
     Returns
     -------
@@ -292,7 +451,10 @@ def leave_one_out(
             ``||theta_reference - theta_given||``: how far the given model was
             from the exact minimum.
         solver : str
-            ``"newton"`` or ``"refit"``: how the removals were computed.
+            ``"newton"``, ``"refit"`` or ``"l-bfgs"`` (the PBRF): how the
+            removals were computed.
+        retraining : str
+            ``"warm"``, ``"scratch"`` or ``"proximal-bregman"``.
 
     Notes
     -----
@@ -326,6 +488,15 @@ def leave_one_out(
     >>> predicted = explainer.transform(X[300:302], y[300:302])[:, indices]
     >>> bool(agreement(predicted, loo.test_loss_change).pearson > 0.99)
     True
+
+    The proximal Bregman response of the same removals (for a GLM it agrees
+    with leave-one-out to second order):
+
+    >>> pbrf = leave_one_out(
+    ...     explainer, X[300:302], y[300:302], indices, retraining="proximal-bregman"
+    ... )
+    >>> pbrf.solver, bool(agreement(predicted, pbrf.test_loss_change).pearson > 0.99)
+    ('l-bfgs', True)
     """
     check_is_fitted(explainer)
     influence = explainer._influence
@@ -350,9 +521,28 @@ def leave_one_out(
                 "their class; removing one changes the model's classes, so it "
                 "cannot be compared with the original."
             )
-    solver = _choose_solver(solver, adapter)
+    mode = _resolve_retraining(retraining, adapter, network="warm")
+    if mode == "scratch" and solver == "newton":
+        raise ValueError(
+            "solver='newton' iterates from the fitted parameters, which "
+            "retraining='scratch' does not start from; pass solver='refit' or "
+            "'auto' with retraining='scratch'."
+        )
+    if mode == "proximal-bregman" and solver != "auto":
+        raise ValueError(
+            "retraining='proximal-bregman' minimises the proximal Bregman "
+            f"response by L-BFGS; solver={solver!r} does not apply. Leave "
+            "solver='auto'."
+        )
+    parametric = isinstance(adapter, ParametricAdapter)
+    null_space = adapter.null_space() if parametric else None
+    n_params = adapter.n_params if parametric else 0
+    if mode == "proximal-bregman":
+        solver = "l-bfgs"
+    else:
+        solver = _choose_solver("refit" if mode == "scratch" else solver, adapter)
     exact = None
-    if solver != "refit":
+    if solver in ("auto", "newton"):
         try:
             exact = ExactRemoval(
                 adapter,
@@ -368,24 +558,31 @@ def leave_one_out(
             if solver == "newton":
                 raise
         solver = "refit" if exact is None else "newton"
-    parametric = isinstance(adapter, ParametricAdapter)
-    null_space = adapter.null_space() if parametric else None
-    n_params = adapter.n_params if parametric else 0
+    label = "leave_one_out"
+    digest = _Digests()
+    keys = None
+    if cache and solver != "newton":
+        common = _refit_key(explainer, "leave_one_out", mode, solver, tol, max_iter)
+        if mode == "proximal-bregman":
+            common = fingerprint(common, explainer.damping_)
+        test_digest = (digest(Xt_test), digest(yt_test))
+        keys = [fingerprint(common, group, test_digest) for group in groups]
 
     if solver == "newton":
         # batches of removals iterated together, sized by working_memory (not
         # by n_jobs, so that the results do not depend on it)
         batches = chunk_slices(len(groups), 8 * 4 * adapter.n_outputs * n_params)
-        results = [
-            row
-            for part in Parallel(n_jobs=n_jobs)(
-                delayed(_newton_removals)(
-                    exact, Xt_test, yt_test, groups[batch], null_space
-                )
-                for batch in batches
-            )
-            for row in part
-        ]
+        parts = run_tasks(
+            _newton_removals,
+            len(batches),
+            lambda b: (exact, Xt_test, yt_test, groups[batches[b]], null_space),
+            keys=None,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            label=label,
+            counts=[len(groups[batch]) for batch in batches],
+        )
+        results = [row for part in parts for row in part]
         reference = exact.adapter
         test_loss = (
             -reference.outputs(Xt_test)[:, 0]
@@ -396,20 +593,74 @@ def leave_one_out(
             reference.parameters() - adapter.parameters(), null_space
         )
         n_failed = int(not exact.converged) + sum(not r[3] for r in results)
+    elif solver == "l-bfgs":
+        # the PBRF is defined around the fitted parameters: they are the reference
+        bregman = _bregman(explainer)
+        train_loss = adapter.losses(X, y_encoded)
+        test_loss = _tracked(adapter, Xt_test, yt_test)
+        results = run_tasks(
+            _pbrf_removal,
+            len(groups),
+            lambda i: (
+                bregman,
+                groups[i],
+                X,
+                y_encoded,
+                Xt_test,
+                yt_test,
+                train_loss,
+                null_space,
+                float(tol),
+                int(max_iter),
+            ),  # fmt: skip
+            keys=keys,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            label=label,
+        )
+        reference_change = 0.0
+        n_failed = sum(not r[3] for r in results)
+        n_retrainings = len(groups)
     else:
         adapter_class = type(adapter)
-        template, warm = _retraining_template(adapter, n_params, float(tol), max_iter)
-        reference, converged = _retrain(
-            adapter_class, template, warm, final, X, y, sample_weight, None
+        warm_start = mode == "warm"
+        template, warm = _retraining_template(
+            adapter, n_params, float(tol), max_iter, warm_start=warm_start
         )
-        train_loss, theta = _losses_and_params(adapter_class, reference, X, y_encoded)
-        test_loss, _ = _losses_and_params(adapter_class, reference, Xt_test, yt_test)
-        _, given_theta = _losses_and_params(adapter_class, final, X[:1], y_encoded[:1])
-        reference_change = _projected_norm(
-            None if theta is None else theta - given_theta, null_space
+        found = {} if keys is None else REFITS.get_many(keys)
+        reference_key = (
+            None if keys is None else fingerprint(common, "reference", test_digest)
         )
-        results = Parallel(n_jobs=n_jobs)(
-            delayed(_remove_one)(
+        summary = None
+        if reference_key is not None:
+            summary = REFITS.get_many([reference_key]).get(0)
+        reference = None
+        if summary is None or (warm and len(found) < len(groups)):
+            # the reference: the same retraining on all rows (warm: from the
+            # given model; scratch: from the estimator's initialisation)
+            reference, converged = _retrain(
+                adapter_class, template, warm, final, X, y, sample_weight, None
+            )
+            train_loss, theta = _losses_and_params(
+                adapter_class, reference, X, y_encoded
+            )
+            test_loss, _ = _losses_and_params(
+                adapter_class, reference, Xt_test, yt_test
+            )
+            _, given_theta = _losses_and_params(
+                adapter_class, final, X[:1], y_encoded[:1]
+            )
+            reference_change = _projected_norm(
+                None if theta is None else theta - given_theta, null_space
+            )
+            summary = (train_loss, theta, test_loss, reference_change, converged)
+            if reference_key is not None:
+                REFITS.put(reference_key, summary)
+        train_loss, theta, test_loss, reference_change, converged = summary
+        results = run_tasks(
+            _remove_one,
+            len(groups),
+            lambda i: (
                 adapter_class,
                 template,
                 warm,
@@ -423,14 +674,20 @@ def leave_one_out(
                 train_loss,
                 theta,
                 null_space,
-                group,
-            )  # fmt: skip
-            for group in groups
+                groups[i],
+            ),  # fmt: skip
+            keys=keys,
+            found=found,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            label=label,
         )
         n_failed = int(not converged) + sum(not r[3] for r in results)
     if n_failed:
+        if solver != "l-bfgs":  # and the reference
+            n_retrainings = len(groups) + 1
         warnings.warn(
-            f"{n_failed} of {len(groups) + 1} leave-one-out retrainings of "
+            f"{n_failed} of {n_retrainings} leave-one-out retrainings of "
             f"{type(final).__name__} did not converge to tol={tol}; the actual "
             "changes may be inaccurate. Increase max_iter or tol.",
             ConvergenceWarning,
@@ -438,7 +695,7 @@ def leave_one_out(
         )
     after, norms, rss, _ = zip(*results)
     change = np.column_stack(after)
-    if solver == "refit":  # refits return test losses, Newton their changes
+    if solver != "newton":  # refits return test losses, Newton their changes
         change = change - test_loss[:, None]
     return Bunch(
         test_loss_change=change,
@@ -448,6 +705,7 @@ def leave_one_out(
         indices=given,
         reference_param_change=reference_change,
         solver=solver,
+        retraining=mode,
     )
 
 
@@ -570,23 +828,63 @@ def _fit_subset(
     return output, converged
 
 
-def _refit_outputs(explainer, tasks, n_jobs) -> list[np.ndarray]:
-    """The tracked output of each refit of the explainer's model without the
-    rows of a task, ``tasks`` being ``(removed, X_test, y_test)`` triples
-    (``removed`` None: all rows kept), all in one joblib ``Parallel``; one
-    ``ConvergenceWarning`` when any refit does not converge."""
+def _refit_outputs(
+    explainer, tasks, n_jobs, *, retraining, cache, verbose, label
+) -> list[np.ndarray]:
+    """The tracked output of each retraining of the explainer's model without
+    the rows of a task, ``tasks`` being ``(removed, X_test, y_test)`` triples
+    (``removed`` None: all rows kept), all in one joblib ``Parallel``, reused
+    from the cache where it holds them (``cache``); ``retraining`` resolved
+    (``"warm"``, ``"scratch"`` or ``"proximal-bregman"``). One
+    ``ConvergenceWarning`` when any retraining does not converge."""
     influence = explainer._influence
     adapter = influence.adapter
-    n_params = adapter.n_params if isinstance(adapter, ParametricAdapter) else 0
-    template, warm = _retraining_template(adapter, n_params, 1e-10, 10_000)
-    init = adapter.estimator if adapter.convex else None
-    common = (
-        type(adapter), template, warm, init, influence.X_,
-        explainer._train_target, explainer._fit_sample_weight,
-    )  # fmt: skip
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_subset)(*common, removed, X_test, y_test)
-        for removed, X_test, y_test in tasks
+    keys = None
+    if cache:
+        common = _refit_key(
+            explainer, "output", retraining, _REFIT_TOL, _REFIT_MAX_ITER
+        )
+        if retraining == "proximal-bregman":
+            common = fingerprint(common, explainer.damping_)
+        digest = _Digests()
+        keys = [
+            fingerprint(common, removed, digest(X_test), digest(y_test))
+            for removed, X_test, y_test in tasks
+        ]
+    if retraining == "proximal-bregman":
+        bregman = _bregman(explainer)
+        function = _pbrf_output
+
+        def arguments(i):
+            return (bregman, *tasks[i], _REFIT_TOL, _REFIT_MAX_ITER)
+
+    else:
+        n_params = adapter.n_params if isinstance(adapter, ParametricAdapter) else 0
+        template, warm = _retraining_template(
+            adapter,
+            n_params,
+            _REFIT_TOL,
+            _REFIT_MAX_ITER,
+            warm_start=retraining == "warm",
+        )
+        init = adapter.estimator if warm else None
+        common_args = (
+            type(adapter), template, warm, init, influence.X_,
+            explainer._train_target, explainer._fit_sample_weight,
+        )  # fmt: skip
+        function = _fit_subset
+
+        def arguments(i):
+            return (*common_args, *tasks[i])
+
+    results = run_tasks(
+        function,
+        len(tasks),
+        arguments,
+        keys=keys,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        label=label,
     )
     outputs, converged = zip(*results)
     n_failed = sum(not c for c in converged)
@@ -634,6 +932,9 @@ def _check_subsets(subsets: Any, n_train: int) -> np.ndarray:
         "alpha": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
+        "retraining": [StrOptions(set(_RETRAINING))],
+        "verbose": ["verbose"],
+        "cache": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -647,6 +948,9 @@ def linear_datamodeling_score(
     alpha: float = 0.5,
     random_state: Any = None,
     n_jobs: int | None = None,
+    retraining: str = "auto",
+    verbose: int = 0,
+    cache: bool = True,
 ) -> Bunch:
     """Linear datamodeling score (LDS) of the explainer's scores.
 
@@ -660,11 +964,32 @@ def linear_datamodeling_score(
     kept examples (same hyper-parameters, ``sample_weight`` and class
     weights; a pipeline's earlier steps are kept fixed, as in the influence
     scores), converged tightly as in :func:`leave_one_out` with
-    ``solver="refit"``. A convex model is warm-started from the fitted one
-    (which changes only the speed: the minimum is unique); a network
-    (non-convex) is retrained from its initialisation, with its own
-    ``random_state``. Each refit uses one BLAS thread; parallelism comes from
-    ``n_jobs``.
+    ``solver="refit"``. ``retraining`` says from where: ``"auto"`` warm-starts
+    a convex model from the fitted one (which changes only the speed: the
+    minimum is unique) and retrains a network (non-convex) from scratch, from
+    its initialisation with its own ``random_state`` (Park et al.'s
+    protocol); ``"warm"`` and ``"scratch"`` ask for either, and
+    ``"proximal-bregman"`` replaces the refit by the minimiser of the
+    proximal Bregman response function without the removed examples (Bae et
+    al. 2022; the objective is written out in :func:`leave_one_out`), what
+    influence functions estimate for networks. Each refit uses one BLAS
+    thread; parallelism comes from ``n_jobs``.
+
+    **Reuse.** The outputs of every retraining (never the retrained models)
+    are kept in a bounded in-process cache (64 MiB, least recently used
+    first out) keyed by :func:`joblib.hash` of the fitted estimator, the
+    training data, target and ``sample_weight``, the removed examples, the
+    test points and labels (or the prediction tracked without them) and the
+    retraining. Asking again with the same ``subsets`` for another explainer
+    method of the same model repeats no retraining and gives identical
+    ``actual``; so does :func:`removal_curve` for its reference and random
+    baseline. An in-process cache is chosen over a ``joblib.Memory`` (which
+    scikit-learn's ``Pipeline(memory=...)`` uses for fitted transformers on
+    disk and which the user must set up) and over passing an earlier result
+    back in (which would only cover repeated calls of one function): outputs
+    are small, a key matches only when everything they depend on is equal,
+    and the cost is one hash of the training data per call. ``cache=False``
+    bypasses it.
 
     The prediction for a subset is the explainer's prediction for removing
     its complement: for the first-order methods (``"if"``, and the RelatIF
@@ -701,6 +1026,14 @@ def linear_datamodeling_score(
     n_jobs : int, default=None
         Number of joblib jobs over the subsets. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context. Results do not depend on it.
+    retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
+        How each subset is retrained (see above).
+    verbose : int, default=0
+        With ``verbose > 0``, a progress line on standard error counts the
+        finished retrainings (and those reused).
+    cache : bool, default=True
+        Reuse retrainings kept from earlier calls and keep these ones (see
+        above). ``False`` retrains everything and keeps nothing.
 
     Returns
     -------
@@ -724,6 +1057,8 @@ def linear_datamodeling_score(
             it), so that a good explainer has a positive correlation.
         subsets : ndarray of bool of shape (n_subsets, n_train)
             The subsets used.
+        retraining : str
+            ``"warm"``, ``"scratch"`` or ``"proximal-bregman"``.
 
     Notes
     -----
@@ -749,6 +1084,15 @@ def linear_datamodeling_score(
     ((20, 5), (20, 5), (20, 200))
     >>> bool(lds.score > 0.8)
     True
+
+    Another method on the same subsets reuses the 20 refits:
+
+    >>> newton = InfluenceExplainer(model, method="newton").fit(X[:200], y[:200])
+    >>> again = linear_datamodeling_score(
+    ...     newton, X[200:205], y[200:205], subsets=lds.subsets
+    ... )
+    >>> bool((again.actual == lds.actual).all()), bool(again.score >= lds.score)
+    (True, True)
     """
     check_is_fitted(explainer)
     influence = explainer._influence
@@ -769,6 +1113,7 @@ def linear_datamodeling_score(
         np.put_along_axis(subsets, order[:, :n_keep], True, axis=1)
     else:
         subsets = _check_subsets(subsets, n_train)
+    mode = _resolve_retraining(retraining, adapter, network="scratch")
     if not adapter.is_regressor:
         onehot = np.eye(len(adapter.classes_), dtype=int)[y_encoded]
         lacking = np.flatnonzero((subsets.astype(int) @ onehot == 0).any(axis=1))
@@ -796,7 +1141,17 @@ def linear_datamodeling_score(
 
     # actual: the output of each refit model
     tasks = [(np.flatnonzero(drop), Xt_test, yt_test) for drop in removed]
-    actual = np.vstack(_refit_outputs(explainer, tasks, n_jobs))
+    actual = np.vstack(
+        _refit_outputs(
+            explainer,
+            tasks,
+            n_jobs,
+            retraining=mode,
+            cache=cache,
+            verbose=verbose,
+            label="linear_datamodeling_score",
+        )
+    )
 
     per_test = np.full(actual.shape[1], np.nan)
     for t in range(actual.shape[1]):
@@ -811,6 +1166,7 @@ def linear_datamodeling_score(
         predicted=predicted,
         actual=actual,
         subsets=subsets,
+        retraining=mode,
     )
 
 
@@ -851,6 +1207,9 @@ def _check_fractions(fractions: Any, n_train: int) -> tuple[np.ndarray, np.ndarr
         "fractions": ["array-like"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "retraining": [StrOptions(set(_RETRAINING))],
+        "verbose": ["verbose"],
+        "cache": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -862,6 +1221,9 @@ def removal_curve(
     fractions: Any = (0.001, 0.005, 0.01, 0.02, 0.05),
     n_jobs: int | None = None,
     random_state: Any = None,
+    retraining: str = "auto",
+    verbose: int = 0,
+    cache: bool = True,
 ) -> Bunch:
     """Change of each test output when its top proponents are removed.
 
@@ -881,7 +1243,12 @@ def removal_curve(
     one, one BLAS thread each. The reference output is that of the same
     refit on the whole training set, so that solver tolerance does not enter
     the changes. All refits (one reference, then one per test point, fraction
-    and kind of removal) run in one joblib ``Parallel``.
+    and kind of removal) run in one joblib ``Parallel``. ``retraining``
+    chooses how (``"auto"``: warm for a convex model, from scratch for a
+    network; or ``"proximal-bregman"``, see
+    :func:`linear_datamodeling_score`), and refits asked before are reused
+    from the same cache: a second call for another method with the same
+    ``random_state`` repeats neither the reference nor the random baseline.
 
     Parameters
     ----------
@@ -905,6 +1272,14 @@ def removal_curve(
         :func:`joblib.parallel_config` context. Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
         Seeds the random baseline sets (and nothing else).
+    retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
+        How each removal is retrained (see :func:`linear_datamodeling_score`).
+    verbose : int, default=0
+        With ``verbose > 0``, a progress line on standard error counts the
+        finished retrainings (and those reused).
+    cache : bool, default=True
+        Reuse retrainings kept from earlier calls and keep these ones (see
+        :func:`linear_datamodeling_score`). ``False`` retrains everything.
 
     Returns
     -------
@@ -931,6 +1306,8 @@ def removal_curve(
             (strongest proponent first).
         random_removed : list of length n_test of lists of length n_fractions
             The same for ``random_change[t, j]``.
+        retraining : str
+            ``"warm"``, ``"scratch"`` or ``"proximal-bregman"``.
 
     Notes
     -----
@@ -963,6 +1340,7 @@ def removal_curve(
     n_train = influence.n_train_
     y_encoded = influence.y_
     fractions, sizes = _check_fractions(fractions, n_train)
+    mode = _resolve_retraining(retraining, adapter, network="scratch")
     Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
     n_test = Xt_test.shape[0]
 
@@ -1003,7 +1381,15 @@ def removal_curve(
         for t in range(n_test)
         for j in range(len(sizes))
     ]
-    outputs = _refit_outputs(explainer, tasks, n_jobs)
+    outputs = _refit_outputs(
+        explainer,
+        tasks,
+        n_jobs,
+        retraining=mode,
+        cache=cache,
+        verbose=verbose,
+        label="removal_curve",
+    )
     changes = np.array([o[0] for o in outputs[1:]]).reshape(2, n_test, len(sizes))
     changes -= outputs[0][None, :, None]
     return Bunch(
@@ -1013,4 +1399,5 @@ def removal_curve(
         random_change=changes[1],
         removed=removed,
         random_removed=random_removed,
+        retraining=mode,
     )

@@ -21,12 +21,17 @@ from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     GammaRegressor,
     LinearRegression,
@@ -41,6 +46,7 @@ from sklearn.linear_model import (
     SGDRegressor,
     TweedieRegressor,
 )
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import SVC, LinearSVC, NuSVC
 from threadpoolctl import threadpool_limits
@@ -94,6 +100,14 @@ def _log_loss(model, X, y):
     return logsumexp(F, axis=1) - F[np.arange(len(y)), label]
 
 
+def _clipped_log_loss(model, X, y):
+    """``-log max(p_y, eps)`` from ``predict_proba`` (k-neighbours: a label no
+    neighbour has costs ``-log(eps)``, as ``sklearn.metrics.log_loss`` clips)."""
+    label = np.searchsorted(model.classes_, y)
+    p = model.predict_proba(X)[np.arange(len(y)), label]
+    return -np.log(np.maximum(p, np.finfo(np.float64).eps))
+
+
 def _ovr_log_loss(model, X, y):
     """Sum of the one-vs-rest binary log-losses (SGDClassifier's objective)."""
     F = model.decision_function(X)
@@ -134,6 +148,14 @@ def _half_deviance(power):
         )
 
     return loss
+
+
+def _proba_log_loss(model, X, y):
+    """``-log p_y`` of ``predict_proba``, clipped below at the float64 epsilon
+    (forests: a leaf's class fractions can be exactly 0)."""
+    label = np.searchsorted(model.classes_, y)
+    p = model.predict_proba(X)[np.arange(len(y)), label]
+    return -np.log(np.maximum(p, np.finfo(np.float64).eps))
 
 
 def _hinge(model, X, y):
@@ -189,6 +211,28 @@ CASES = {
     SVC: (SVC(kernel="rbf", C=1.0), 2, _hinge),
     NuSVC: (NuSVC(kernel="rbf", nu=0.5), 3, None),
     LinearSVC: (LinearSVC(C=0.5, max_iter=100_000), 2, _hinge),
+    KNeighborsClassifier: (
+        KNeighborsClassifier(n_neighbors=5, weights="distance"), 3, _clipped_log_loss
+    ),
+    KNeighborsRegressor: (KNeighborsRegressor(n_neighbors=4), "values", _squared),
+    KernelRidge: (KernelRidge(alpha=0.5, kernel="rbf", gamma=0.3), "values", _squared),
+    RandomForestClassifier: (
+        RandomForestClassifier(n_estimators=8, min_samples_leaf=3, random_state=0),
+        3, _proba_log_loss,
+    ),
+    RandomForestRegressor: (
+        RandomForestRegressor(n_estimators=8, max_samples=0.8, random_state=0),
+        "values", _squared,
+    ),
+    ExtraTreesClassifier: (
+        ExtraTreesClassifier(n_estimators=8, max_depth=4, random_state=0),
+        2, _proba_log_loss,
+    ),
+    ExtraTreesRegressor: (
+        ExtraTreesRegressor(n_estimators=8, bootstrap=True, min_samples_leaf=2,
+                            random_state=0),
+        "values", _squared,
+    ),
     HistGradientBoostingClassifier: (
         HistGradientBoostingClassifier(max_iter=8, max_leaf_nodes=4,
                                        l2_regularization=0.5),

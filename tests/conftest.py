@@ -3,6 +3,17 @@
 import pytest
 from sklearn.datasets import make_classification
 
+from skrelatif._refit_cache import REFITS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_refit_cache():
+    """Every test starts without reusable retrainings (see
+    :mod:`skrelatif._refit_cache`), so that none depends on another's."""
+    REFITS.clear()
+    yield
+    REFITS.clear()
+
 
 @pytest.fixture
 def classification():

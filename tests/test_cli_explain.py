@@ -21,6 +21,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
@@ -890,8 +891,8 @@ def test_model_ridge_refuses_a_non_numeric_target(files, capsys):
     assert done.stderr == (
         f"skrelatif: error: {files['train']}, row 0, line 2: the target column "
         f"'label' is not a number: {str(files['y'][0])!r}. --model ridge is a "
-        "regressor and needs a numeric target (for class labels use --model logreg "
-        "or svc)\n"
+        "regressor and needs a numeric target (for class labels use --model logreg, "
+        "svc or knn)\n"
     )
     assert not out.exists()
 
@@ -929,3 +930,34 @@ def test_model_file_with_a_fitted_regressor(regression, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"The Ridge in {skops_path} is a regressor and needs a numeric" in err
+
+
+# -- k-neighbours: --model knn and knn-regressor ---------------------------------------
+def test_model_knn_explains_like_the_python_api(files):
+    out = files["dir"] / "result.json"
+    args = ["--train", files["train"], "--test", files["test"], "--target", "label"]
+    _run(*args, "--model", "knn", "--method", "newton", "--k", 3, "--output", out)
+    model = _builtin(KNeighborsClassifier())
+    ex = InfluenceExplainer(model, method="newton").fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)
+
+
+def test_model_knn_regressor_explains_the_predictions(regression):
+    out = regression["dir"] / "result.json"
+    args = ["--train", regression["train"], "--test", regression["test"]]
+    _run(*args, "--target", "y", "--model", "knn-regressor", "--k", 3, "--output", out)
+    model = _builtin(KNeighborsRegressor())
+    ex = InfluenceExplainer(model).fit(regression["X"], regression["y"])
+    _check_against(
+        _read_output(out), ex.explain(regression["X_test"], k=3), regression["y"], 3
+    )
+
+
+def test_a_regressor_choice_names_the_classifiers(files):
+    done = _run(
+        "--train", files["train"], "--test", files["test"], "--target", "label",
+        "--model", "knn-regressor", check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "--model knn-regressor is a regressor" in done.stderr
+    assert "use --model logreg, svc or knn)" in done.stderr

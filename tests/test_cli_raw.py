@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
@@ -365,9 +364,9 @@ def test_a_numeric_target_for_a_classifier_says_use_ridge(
 @pytest.mark.parametrize(
     "model, advice",
     [
-        (RandomForestClassifier(n_estimators=2), "NearestNeighborExplainer"),
+        (GaussianNB(), "NearestNeighborExplainer"),
         (
-            make_pipeline(StandardScaler(), KNeighborsClassifier()),
+            make_pipeline(StandardScaler(), GaussianNB()),
             "NearestNeighborExplainer",
         ),
         (GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}), ".best_estimator_"),

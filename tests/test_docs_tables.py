@@ -48,8 +48,9 @@ def test_row_declarations_are_the_adapters(row):
     assert row.objective == adapter.objective and row.objective
     assert row.loss == adapter.loss and row.loss
     assert row.notes == adapter.notes
-    expected = [m for m in METHODS if m != "newton" or adapter.curvatures]
-    assert list(row.methods) == expected
+    assert list(row.methods) == [m for m in METHODS if m in adapter.methods]
+    assert set(row.methods) == set(adapter.methods)
+    assert row.decomposes == adapter.decomposes
     assert row.regressor == is_regressor(row.estimator())  # scikit-learn's tags
     assert row.path.endswith("." + row.name) and "._" not in row.path
 
@@ -62,6 +63,13 @@ def test_known_rows():
     assert rows["Ridge"].path == "sklearn.linear_model.Ridge"
     assert "newton" not in rows["SVC"].methods
     assert rows["SVC"].hessians == ()
+    for name in ("KNeighborsClassifier", "KNeighborsRegressor", "KernelRidge"):
+        assert rows[name].hessians == () and "newton" in rows[name].methods
+        assert "boostin" not in rows[name].methods
+    assert rows["KNeighborsClassifier"].decomposes.endswith("(classifiers)")
+    assert rows["SVC"].decomposes.startswith("decision_function")
+    assert rows["SGDClassifier"].decomposes == ""
+    assert rows["LogisticRegression"].decomposes
     logistic = dict(rows["LogisticRegression"].hessians)
     assert logistic["exact"] == ("cholesky", "block-diagonal", "cg", "lissa")
     assert logistic["identity"] == ()
@@ -92,9 +100,8 @@ def test_page_lists_every_row_with_its_hessian_options():
     rows = supported_models_table()
     cells = _table_rows(text)
     assert len(cells) == len(rows)
-    for row, (model, objective, loss, hessians, methods, kind, notes) in zip(
-        rows, cells
-    ):
+    for row, cell in zip(rows, cells):
+        model, objective, loss, hessians, methods, kind, decomposes, notes = cell
         assert row.name in model
         assert hessians == (
             "; ".join(
@@ -104,6 +111,7 @@ def test_page_lists_every_row_with_its_hessian_options():
         )
         assert methods == ", ".join(f'"{m}"' for m in row.methods)
         assert kind == ("regressor" if row.regressor else "classifier")
+        assert " ".join(decomposes.split()) == (" ".join(row.decomposes.split()) or "-")
         assert " ".join(objective.split()) == " ".join(row.objective.split())
         assert " ".join(loss.split()) == " ".join(row.loss.split())
         # notes are escaped markup, read back as the adapter's text

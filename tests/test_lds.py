@@ -98,8 +98,9 @@ def test_drawn_subsets_size_and_reproducible(ridge_problem, alpha, n_train):
         explainer, X_test, y_test, n_subsets=7, alpha=alpha, random_state=3
     )
     b = linear_datamodeling_score(
-        explainer, X_test, y_test, n_subsets=7, alpha=alpha, random_state=3
-    )
+        explainer, X_test, y_test, n_subsets=7, alpha=alpha, random_state=3,
+        cache=False,
+    )  # fmt: skip
     c = linear_datamodeling_score(
         explainer, X_test, y_test, n_subsets=7, alpha=alpha, random_state=4
     )
@@ -208,7 +209,7 @@ def test_results_do_not_depend_on_n_jobs(ridge_problem):
     one = linear_datamodeling_score(explainer, X_test, y_test, subsets=subsets)
     with parallel_config(backend="threading"):
         two = linear_datamodeling_score(
-            explainer, X_test, y_test, subsets=subsets, n_jobs=2
+            explainer, X_test, y_test, subsets=subsets, n_jobs=2, cache=False
         )
     np.testing.assert_array_equal(one.actual, two.actual)
     np.testing.assert_array_equal(one.predicted, two.predicted)

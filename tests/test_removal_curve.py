@@ -80,8 +80,9 @@ def test_random_sets_seeded(ridge_problem):
         explainer, X_test[:2], y_test[:2], fractions=(0.1,), random_state=3
     )
     b = removal_curve(
-        explainer, X_test[:2], y_test[:2], fractions=(0.1,), random_state=3
-    )
+        explainer, X_test[:2], y_test[:2], fractions=(0.1,), random_state=3,
+        cache=False,
+    )  # fmt: skip
     c = removal_curve(
         explainer, X_test[:2], y_test[:2], fractions=(0.1,), random_state=4
     )
@@ -100,8 +101,9 @@ def test_results_do_not_depend_on_n_jobs(ridge_problem):
     one = removal_curve(explainer, X_test, y_test, fractions=(0.05,), random_state=0)
     with parallel_config(backend="threading"):
         two = removal_curve(
-            explainer, X_test, y_test, fractions=(0.05,), random_state=0, n_jobs=2
-        )
+            explainer, X_test, y_test, fractions=(0.05,), random_state=0, n_jobs=2,
+            cache=False,
+        )  # fmt: skip
     np.testing.assert_array_equal(one.change, two.change)
     np.testing.assert_array_equal(one.random_change, two.random_change)
 
@@ -193,5 +195,7 @@ def test_refits_that_do_not_converge_warn_once_at_the_caller(monkeypatch):
         (linear_datamodeling_score, {"n_subsets": 3}),
     ):
         with pytest.warns(ConvergenceWarning, match="did not converge") as caught:
-            measure(explainer, X[30:32], y[30:32], random_state=0, **kwargs)
+            measure(
+                explainer, X[30:32], y[30:32], random_state=0, cache=False, **kwargs
+            )
         assert len(caught) == 1 and caught[0].filename == __file__

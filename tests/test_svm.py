@@ -621,3 +621,68 @@ def test_non_symmetric_gram_warns():
     other = gram + np.triu(np.ones_like(gram))
     with pytest.warns(UserWarning, match="symmetric Gram matrix"):
         InfluenceExplainer(model).fit(other, y)
+
+
+# -- decomposition of the decision function --------------------------------------------
+@pytest.mark.parametrize("Model, extra", MODELS, ids=["SVC", "NuSVC"])
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("n_classes", [2, 3, 4])
+def test_decompose_sums_to_the_decision_function(Model, extra, kernel, n_classes):
+    X, y, X_test = data(n_classes)
+    model = Model(kernel=kernel, gamma=0.3, degree=DEGREE, coef0=COEF0, **extra)
+    model.fit(X, y)
+    explainer = InfluenceExplainer(model, method="if").fit(X, y)
+    parts = explainer.decompose(X_test)
+    ovo = SVC(**model.get_params()) if Model is SVC else NuSVC(**model.get_params())
+    ovo.set_params(decision_function_shape="ovo").fit(X, y)
+    expected = ovo.decision_function(X_test)
+    n_machines = n_classes * (n_classes - 1) // 2
+    assert parts.shape == (len(X_test), len(y), n_machines)[: 2 + (n_machines > 1)]
+    total = parts.sum(axis=1) + explainer.baseline_
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(total, expected, rtol=1e-10, atol=1e-10 * scale)
+    # only support vectors contribute, as dual coefficient times kernel value
+    K = brute_kernel(X_test, X, kernel, 0.3)
+    coefficient = (
+        parts.reshape(len(X_test), len(y), -1) / np.where(K == 0, 1, K)[:, :, None]
+    )
+    non_support = np.setdiff1d(np.arange(len(y)), model.support_)
+    assert np.all(parts.reshape(len(X_test), len(y), -1)[:, non_support] == 0)
+    np.testing.assert_allclose(coefficient[0], coefficient[-1], atol=1e-10)
+
+
+def test_decompose_precomputed_and_zero_weights():
+    """libsvm drops the examples of weight 0; the decomposition is that of
+    the model trained without them (which, with a precomputed kernel,
+    scikit-learn's own decision_function is not: its support_ indexes the
+    remaining rows, scikit-learn PR #27763)."""
+    X, y, X_test = data(3)
+    sample_weight = np.ones(len(y))
+    sample_weight[::5] = 0
+    kept = np.flatnonzero(sample_weight > 0)
+    gram, gram_test = (
+        brute_kernel(X, X, "rbf", 0.5),
+        brute_kernel(X_test, X, "rbf", 0.5),
+    )
+    for kernel, train, test in [("rbf", X, X_test), ("precomputed", gram, gram_test)]:
+        model = SVC(kernel=kernel, gamma=0.5, decision_function_shape="ovo")
+        model.fit(train, y, sample_weight=sample_weight)
+        explainer = InfluenceExplainer(model).fit(train, y, sample_weight=sample_weight)
+        parts = explainer.decompose(test)
+        assert np.all(parts[:, sample_weight == 0] == 0)
+        reduced = SVC(kernel=kernel, gamma=0.5, decision_function_shape="ovo")
+        if kernel == "precomputed":
+            reduced.fit(train[kept][:, kept], y[kept])
+            expected = reduced.decision_function(test[:, kept])
+        else:
+            expected = reduced.fit(train[kept], y[kept]).decision_function(test)
+        np.testing.assert_allclose(
+            parts.sum(axis=1) + explainer.baseline_, expected, rtol=1e-10, atol=1e-12
+        )
+
+
+def test_linear_svc_has_no_decomposition():
+    X, y, X_test = data(2)
+    explainer = InfluenceExplainer(LinearSVC().fit(X, y)).fit(X, y)
+    with pytest.raises(ValueError, match="does not store its dual coefficients"):
+        explainer.decompose(X_test)

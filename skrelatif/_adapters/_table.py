@@ -1,8 +1,8 @@
 """The "Supported models" table, generated from the adapters' declarations.
 
 Every row comes from a registered :class:`~skrelatif._adapters._base.ModelAdapter`
-(its ``estimator_types``, ``objective``, ``loss``, ``curvatures`` and
-``notes``), so the documentation
+(its ``estimator_types``, ``objective``, ``loss``, ``curvatures``,
+``methods``, ``decomposes`` and ``notes``), so the documentation
 (``doc/supported_models.rst``, written by ``doc/conf.py`` at every build)
 lists a new model family as soon as its adapter module exists.
 """
@@ -34,7 +34,10 @@ class SupportedModel:
         with the ``solver`` options that can invert it (empty: none needed).
         Empty for a model explained as a sum over its training examples.
     methods : tuple of str
-        The ``method`` options that apply.
+        The ``method`` options that apply (the adapter's ``methods``).
+    decomposes : str
+        What :meth:`~skrelatif.InfluenceExplainer.decompose` sums to for it
+        (empty: no decomposition).
     regressor : bool
         Whether the class is a regressor (explains its prediction by default).
     """
@@ -47,6 +50,7 @@ class SupportedModel:
     methods: tuple[str, ...]
     regressor: bool
     notes: str
+    decomposes: str = ""
 
     @property
     def name(self) -> str:
@@ -68,8 +72,8 @@ def supported_models_table() -> list[SupportedModel]:
     """One :class:`SupportedModel` per estimator class of every registered adapter.
 
     Rows are in registry order (the adapters' import order), and within an
-    adapter in the order of its ``estimator_types``. ``"newton"`` is listed
-    where the family has a curvature; a class is a
+    adapter in the order of its ``estimator_types``. The methods are the
+    adapter's own (in the order of ``METHODS``); a class is a
     regressor when it is a scikit-learn regressor (as the adapters decide).
 
     Returns
@@ -81,7 +85,7 @@ def supported_models_table() -> list[SupportedModel]:
 
     rows = []
     for adapter in ModelAdapter._registry:
-        methods = tuple(m for m in METHODS if m != "newton" or adapter.curvatures)
+        methods = tuple(m for m in METHODS if m in adapter.methods)
         pairs = valid_pairs(adapter)
         hessians = tuple(
             (h, tuple(s for c, s in pairs if c == h and s))
@@ -98,6 +102,7 @@ def supported_models_table() -> list[SupportedModel]:
                     methods=methods,
                     regressor=issubclass(estimator, RegressorMixin),
                     notes=adapter.notes,
+                    decomposes=adapter.decomposes,
                 )
             )
     return rows
@@ -148,13 +153,16 @@ def supported_models_rst() -> str:
         'options that can invert it (``solver="auto"`` picks one by cost; see',
         ":doc:`user_guide/hessian`). Regressors explain their",
         "prediction when no targets are given (see :doc:`user_guide/regression`).",
+        "The *decompose* column says what",
+        ":meth:`~skrelatif.InfluenceExplainer.decompose` writes as ``baseline_`` plus",
+        "a sum over the training examples (a dash: not offered).",
         "",
         "This page is generated from the adapters' own declarations, so it lists",
         "exactly what the installed version supports.",
         "",
         ".. list-table::",
         "   :header-rows: 1",
-        "   :widths: 14 22 18 14 12 8 12",
+        "   :widths: 12 20 16 12 12 8 10 10",
         "",
         "   * - Model",
         "     - Objective",
@@ -162,6 +170,7 @@ def supported_models_rst() -> str:
         "     - ``hessian`` (``solver``)",
         "     - ``method``",
         "     - Kind",
+        "     - ``decompose``",
         "     - Notes",
     ]
     for row in supported_models_table():
@@ -176,6 +185,7 @@ def supported_models_rst() -> str:
             or "none (a sum over training examples)",
             ", ".join(f'``"{m}"``' for m in row.methods),
             "regressor" if row.regressor else "classifier",
+            _text(row.decomposes),
             _text(row.notes),
         ]
         lines.append(f"   * - {cells[0]}")

@@ -87,6 +87,9 @@ class _SGDAdapter(LinearModelAdapter):
     supported_loss: ClassVar[str] = ""
     convergence_advice = "refit with a smaller tol, a larger max_iter, or average=True"
     mean_over = "rows"  # c = 1/n
+    #: SGD stops near the minimum, not at it, so the representer sum of
+    #: :meth:`LinearModelAdapter.decompose` would not be its weights.
+    decomposes = ""
 
     def check_estimator(self) -> None:
         est = self.estimator

@@ -84,6 +84,26 @@ in machine ``(j, m)`` is in row ``m - (m > j)``.
 
 Only support vectors are ever scored (``candidates_``); kernel evaluations are
 between test points and support vectors, in chunks sized by ``working_memory``.
+
+Decomposition
+-------------
+An SVC's decision function is a sum over its support vectors (the dual
+solution, scikit-learn's ``dual_coef_`` and ``intercept_``). Binary ::
+
+    decision_function(x) = intercept_ + sum_i dual_coef_[0, i] K(x_i, x)
+
+so ``decompose(X)`` has shape (n_test, n_train), ``dual_coef_[0, i] K(x_i, x_t)``
+for support vector ``i`` and 0 for every other example, and ``baseline_`` is
+the float ``intercept_[0]``. Multiclass, one decomposition per one-vs-one
+machine ``(a, b)`` (``a < b``, in scikit-learn's order (0, 1), (0, 2), ...,
+(1, 2), ...): shape (n_test, n_train, n_classes (n_classes - 1) / 2), summing
+with ``baseline_ = intercept_`` to ``decision_function`` of the model with
+``decision_function_shape="ovo"`` (the default ``"ovr"`` shape is a
+non-linear vote over these machines, not a sum). In machine ``(a, b)`` a
+support vector of class ``a`` has coefficient ``dual_coef_[b - 1, i]``, one of
+class ``b`` ``dual_coef_[a, i]``, every other example 0.
+:class:`~sklearn.svm.LinearSVC` does not store its dual coefficients, so it
+has no decomposition (a clear error).
 """
 
 from __future__ import annotations
@@ -207,6 +227,10 @@ class SVMAdapter(SumAdapter):
         "(the hinge loss has no curvature): there is nothing to choose or "
         "approximate, and damping would only rescale the 'if' scores"
     )
+    decomposes = (
+        "decision_function (SVC, NuSVC; one column per one-vs-one machine "
+        "when multiclass)"
+    )
     objective = "1/2 ||w||^2 + C sum_i s_i hinge(y_i f(x_i)) (feature space)"
     loss = "hinge (support vectors only)"
     notes = (
@@ -318,6 +342,13 @@ class SVMAdapter(SumAdapter):
             )
         # Support vectors in increasing training index (the scoring's chunks).
         order = np.argsort(support, kind="stable")
+        if isinstance(self.estimator, LinearSVC):
+            self.dual_ = None
+            self.baseline_ = np.asarray(self.estimator.intercept_, dtype=float)
+        else:
+            self.dual_ = self._machine_coefficients(sv_class)[order]
+            intercept = np.asarray(self.estimator.intercept_, dtype=float)
+            self.baseline_ = float(intercept[0]) if intercept.size == 1 else intercept
         self.signs_ = m[order]
         self.n_machines_ = n_active[order]  # n_i
         self.support_ = support[order]
@@ -333,6 +364,40 @@ class SVMAdapter(SumAdapter):
                 "values K(x_i, x_i) on the training data."
             )
         return self.n_machines_ * diagonal
+
+    def _machine_coefficients(self, sv_class: np.ndarray) -> np.ndarray:
+        """(n_SV, n_machines) dual coefficient of each support vector (in
+        ``support_`` order) in each one-vs-one machine (module docstring)."""
+        est = self.estimator
+        n_classes = len(est.classes_)
+        dual = _dense(est.dual_coef_)
+        machines = [(a, b) for a in range(n_classes) for b in range(a + 1, n_classes)]
+        out = np.zeros((len(sv_class), len(machines)))
+        for m, (a, b) in enumerate(machines):
+            out[sv_class == a, m] = dual[b - 1, sv_class == a]
+            out[sv_class == b, m] = dual[a, sv_class == b]
+        return out
+
+    def decompose(self, X):
+        """``dual_coef K(x_i, x_t)`` per support vector and machine (module
+        docstring): (n_test, n_train), or (n_test, n_train, n_machines)."""
+        if self._bound("dual_") is None:
+            raise ValueError(
+                "LinearSVC does not store its dual coefficients, so its decision "
+                "function is not offered as a sum over training examples; "
+                "decompose works for SVC and NuSVC (an SVC(kernel='linear') is "
+                "the same model with its dual)."
+            )
+        kernel, params = self.kernel_
+        out = np.zeros((X.shape[0], self.n_train_, self.dual_.shape[1]))
+        chunks = chunk_slices(len(self.support_), 8 * 2 * X.shape[0])
+        for rows in chunks:
+            support = self.support_[rows]
+            precomputed = isinstance(kernel, str) and kernel == "precomputed"
+            B = support if precomputed else self.X_[support]
+            K = _kernel(X, B, kernel, params)
+            out[:, support] = K[:, :, None] * self.dual_[rows][None]
+        return out[:, :, 0] if out.shape[2] == 1 else out
 
     def losses(self, X, y_encoded):
         """The hinge loss ``max(0, 1 - y f)`` of a binary machine."""

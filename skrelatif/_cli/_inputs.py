@@ -89,7 +89,7 @@ def read(args: argparse.Namespace) -> Inputs:
         regressor = choice in REGRESSORS
         why_numeric = (
             f"--model {choice} is a regressor and needs a numeric target (for class "
-            "labels use --model logreg or svc)"
+            f"labels use --model {_one_of([m for m in MODELS if m not in REGRESSORS])})"
         )
     classes = getattr(model, "classes_", None) if fitted else None
 
@@ -124,4 +124,11 @@ def read(args: argparse.Namespace) -> Inputs:
         y_train,
         X_test,
         y_test,
+    )
+
+
+def _one_of(names: list[str]) -> str:
+    """``a, b or c``."""
+    return (
+        " or ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
     )

@@ -7,28 +7,84 @@ names with ``--trust``); any other file is a joblib pickle, loaded only with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._errors import CommandLineError, described
 
 
+@dataclass(frozen=True)
+class BuiltinModel:
+    """One ``--model`` choice: the final estimator of the built-in pipeline,
+    named by its import path so that ``skrelatif --help`` imports nothing.
+
+    Attributes
+    ----------
+    module, name : str
+        Where the estimator class is (``sklearn.neighbors``,
+        ``KNeighborsClassifier``).
+    params : tuple of (str, object)
+        Its parameters (the others keep scikit-learn's defaults).
+    regressor : bool
+        Whether it needs a numeric ``--target``.
+    help : str
+        Its line in ``--model``'s help.
+    """
+
+    module: str
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+    regressor: bool = False
+    help: str = ""
+
+    def estimator(self) -> Any:
+        """A new, unfitted instance."""
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)(
+            **dict(self.params)
+        )
+
+
+#: The ``--model`` choices, the first the default. A model family adds its
+#: line here (a classifier ``name``, and its regressor ``name-regressor``
+#: where it has one): the parser's choices, its help and the check that a
+#: regressor gets a numeric target follow.
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "logreg": BuiltinModel(
+        "sklearn.linear_model",
+        "LogisticRegression",
+        (("tol", 1e-8), ("max_iter", 1000)),
+        help="LogisticRegression (default)",
+    ),
+    "svc": BuiltinModel("sklearn.svm", "SVC", help="SVC (rbf kernel)"),
+    "ridge": BuiltinModel(
+        "sklearn.linear_model", "Ridge", regressor=True, help="Ridge, a regressor"
+    ),
+    "knn": BuiltinModel(
+        "sklearn.neighbors",
+        "KNeighborsClassifier",
+        help="KNeighborsClassifier (5 neighbours; exact removal)",
+    ),
+    "knn-regressor": BuiltinModel(
+        "sklearn.neighbors",
+        "KNeighborsRegressor",
+        regressor=True,
+        help="KNeighborsRegressor, a regressor",
+    ),
+}
+
+
 def builtin_model(name: str, kinds: dict[str, str]) -> Any:
-    """``LogisticRegression`` (``"logreg"``), ``SVC`` (``"svc"``) or ``Ridge``
-    (``"ridge"``) after the column transformer of
+    """The ``--model`` choice ``name`` (:data:`BUILTIN_MODELS`) after the
+    column transformer of
     :func:`~skrelatif._cli._preprocess.column_transformer` for ``kinds``."""
-    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
-    from sklearn.svm import SVC
 
     from ._preprocess import column_transformer
 
-    finals = {
-        "logreg": lambda: LogisticRegression(tol=1e-8, max_iter=1000),
-        "svc": SVC,
-        "ridge": Ridge,
-    }
-    return make_pipeline(column_transformer(kinds), finals[name]())
+    return make_pipeline(column_transformer(kinds), BUILTIN_MODELS[name].estimator())
 
 
 def is_regressor(model: Any) -> bool:

@@ -13,11 +13,12 @@ import math
 from typing import Any
 
 from .. import __version__
+from ._models import BUILTIN_MODELS
 
 #: ``--model`` choices (the default is the first one).
-MODELS = ("logreg", "svc", "ridge")
+MODELS = tuple(BUILTIN_MODELS)
 #: The ``--model`` choices that are regressors (a numeric ``--target``).
-REGRESSORS = ("ridge",)
+REGRESSORS = tuple(name for name, model in BUILTIN_MODELS.items() if model.regressor)
 #: ``demo --model`` choices (the default is the first one).
 DEMO_MODELS = ("logreg", "mlp")
 #: ``--method`` choices: ``skrelatif._adapters.METHODS``.
@@ -121,9 +122,11 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "--model",
         choices=MODELS,
         default=None,
-        help="logreg: LogisticRegression (default); svc: SVC (rbf kernel); "
-        "ridge: Ridge, a regressor: it explains its predictions of a numeric "
-        "--target (positive score: the training row pushes the prediction up). "
+        help="; ".join(
+            f"{name}: {model.help}" for name, model in BUILTIN_MODELS.items()
+        )
+        + ". A regressor explains its predictions of a numeric --target "
+        "(positive score: the training row pushes the prediction up). "
         "Each after a ColumnTransformer fitted on the training file: numeric "
         "columns imputed (median) and standardised, text columns imputed (most "
         "frequent) and one-hot encoded (see --verbose)",
