@@ -559,3 +559,23 @@ def test_validation_data_dataframes_and_zero_init():
     _close(
         explainer.decompose(X[:4]).sum(axis=1), model.decision_function(X[:4]), 1e-10
     )
+
+
+def test_missing_values_through_the_explainer():
+    model, X, y, sw = fitted("binary-nan")
+    slow = _slow("binary-nan")
+    explainer = InfluenceExplainer(model, method="newton").fit(X, y)
+    X_test = X[-4:]  # rows with NaN among them
+    assert np.isnan(X_test).any()
+    _close(explainer.decompose(X_test).sum(axis=1) + explainer.baseline_,
+           model.decision_function(X_test), 1e-10)  # fmt: skip
+    scores = explainer.transform(X_test, y[-4:])
+    nodes = slow.test_nodes(X_test)
+    before = _loss(
+        slow.kind, y[-4:].astype(float), slow.outputs(nodes, slow.values()[0])
+    )
+    for i in [0, 9]:
+        after = _loss(
+            slow.kind, y[-4:].astype(float), slow.outputs(nodes, slow.values([i])[0])
+        )
+        _close(scores[:, i], after - before, 1e-9)
