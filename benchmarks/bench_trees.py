@@ -96,8 +96,8 @@ def _datasets():
 
 
 def accuracy():
-    """Scores from the bound adapter (the explainer's own products and scale;
-    bound directly so that the dataset with missing values is included)."""
+    """Scores from the bound adapter (the explainer's own products and
+    scale), for every training example at once."""
     print("Pearson r of 'if' against 'newton' (exact fixed-structure removal):")
     for name, model, X, y in _datasets():
         with threadpool_limits(1, user_api="openmp"):
