@@ -77,6 +77,12 @@ def _dataset(name):
         model = HistGradientBoostingRegressor(
             loss="poisson", max_iter=8, max_leaf_nodes=5
         )
+    elif name == "gamma":
+        X, _ = _classes()
+        y = rng.gamma(2.0, np.exp(0.3 * X[:, 1]) / 2.0)
+        model = HistGradientBoostingRegressor(
+            loss="gamma", max_iter=8, max_leaf_nodes=5
+        )
     elif name == "gb-subsample":
         X, y = _classes()
         model = GradientBoostingClassifier(
@@ -107,7 +113,7 @@ def _dataset(name):
 
 DATASETS = [
     "binary-nan", "multiclass-balanced", "categorical", "regression-weights",
-    "poisson", "gb-subsample", "gb-multiclass", "gb-exponential",
+    "poisson", "gamma", "gb-subsample", "gb-multiclass", "gb-exponential",
     "gb-early-stopping", "gb-regression",
 ]  # fmt: skip
 _FITTED = {}
@@ -162,6 +168,8 @@ def _grad_hess(kind, y, F):
         h = y * np.exp(-f) + (1 - y) * np.exp(f)
     elif kind == "poisson":
         g, h = np.exp(f) - y, np.exp(f)
+    elif kind == "gamma":
+        g, h = 1 - y * np.exp(-f), y * np.exp(-f)
     else:  # squared_error
         g, h = f - y, np.ones_like(f)
     return g[:, None], h[:, None]
@@ -178,6 +186,8 @@ def _loss(kind, y, F):
         return y * np.exp(-f) + (1 - y) * np.exp(f)
     if kind == "poisson":
         return np.exp(f) - y * f + (y * np.log(np.where(y > 0, y, 1.0)) - y)
+    if kind == "gamma":  # the half gamma deviance
+        return f + y * np.exp(-f) - np.log(y) - 1
     return 0.5 * (y - f) ** 2
 
 
