@@ -107,7 +107,7 @@ def _retrain(adapter_class, template, warm, init, X, y, sample_weight, drop):
     kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
     with (
         warnings.catch_warnings(record=True) as caught,
-        threadpool_limits(limits=1, user_api="blas"),
+        threadpool_limits(limits=1),  # BLAS and OpenMP: one thread per refit
     ):
         warnings.simplefilter("always", ConvergenceWarning)
         estimator.fit(X[keep], y[keep], **kwargs)
@@ -342,8 +342,8 @@ def leave_one_out(
     objective limits how tightly it converges, so changes of the order of that
     precision are noisy. ``solver="newton"`` may be asked for a small network:
     it needs a positive definite exact Hessian all along its iterations, and
-    raises otherwise. Each removal uses one BLAS thread; parallelism comes from
-    ``n_jobs``.
+    raises otherwise. Each removal uses one thread (BLAS and OpenMP);
+    parallelism comes from ``n_jobs``.
 
     For networks, retraining from that warm start and retraining from scratch
     disagree with each other (and with the influence scores), so
@@ -824,7 +824,8 @@ def _fit_subset(
     estimator, converged = _retrain(
         adapter_class, template, warm, init, X, y, sample_weight, removed
     )
-    output, _ = _losses_and_params(adapter_class, estimator, X_test, y_test)
+    with threadpool_limits(limits=1):
+        output, _ = _losses_and_params(adapter_class, estimator, X_test, y_test)
     return output, converged
 
 
@@ -1240,9 +1241,9 @@ def removal_curve(
     solver, a full refit on the kept examples (same hyper-parameters,
     ``sample_weight`` and class weights; a pipeline's earlier steps kept
     fixed), converged tightly, a convex model warm-started from the fitted
-    one, one BLAS thread each. The reference output is that of the same
-    refit on the whole training set, so that solver tolerance does not enter
-    the changes. All refits (one reference, then one per test point, fraction
+    one, one thread each (BLAS and OpenMP). The reference output is that of
+    the same refit on the whole training set, so that solver tolerance does
+    not enter the changes. All refits (one reference, then one per test point, fraction
     and kind of removal) run in one joblib ``Parallel``. ``retraining``
     chooses how (``"auto"``: warm for a convex model, from scratch for a
     network; or ``"proximal-bregman"``, see
