@@ -27,6 +27,7 @@ METHOD_NAMES = {
     "theta-relatif": "theta-RelatIF",
     "l-relatif": "l-RelatIF",
     "newton": "Newton",
+    "boostin": "BoostIn",
     "nearest-neighbor": "nearest neighbour",
 }
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
@@ -892,7 +893,7 @@ def test_model_ridge_refuses_a_non_numeric_target(files, capsys):
         f"skrelatif: error: {files['train']}, row 0, line 2: the target column "
         f"'label' is not a number: {str(files['y'][0])!r}. --model ridge is a "
         "regressor and needs a numeric target (for class labels use --model logreg, "
-        "svc or knn)\n"
+        "svc, knn, hgb or forest)\n"
     )
     assert not out.exists()
 
@@ -960,4 +961,24 @@ def test_a_regressor_choice_names_the_classifiers(files):
     )  # fmt: skip
     assert done.returncode != 0
     assert "--model knn-regressor is a regressor" in done.stderr
-    assert "use --model logreg, svc or knn)" in done.stderr
+    assert "use --model logreg, svc, knn, hgb or forest)" in done.stderr
+
+
+# -- trees: --model hgb and forest -----------------------------------------------------
+@pytest.mark.parametrize(
+    "choice, final, method",
+    [
+        ("hgb", HistGradientBoostingClassifier(random_state=0), "boostin"),
+        (
+            "forest",
+            RandomForestClassifier(min_samples_leaf=5, random_state=0),
+            "newton",
+        ),
+    ],
+)
+def test_model_trees_explain_like_the_python_api(files, choice, final, method):
+    out = files["dir"] / "result.json"
+    args = ["--train", files["train"], "--test", files["test"], "--target", "label"]
+    _run(*args, "--model", choice, "--method", method, "--k", 3, "--output", out)
+    ex = InfluenceExplainer(_builtin(final), method=method).fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)

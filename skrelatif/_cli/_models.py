@@ -73,6 +73,32 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         regressor=True,
         help="KNeighborsRegressor, a regressor",
     ),
+    "hgb": BuiltinModel(
+        "sklearn.ensemble",
+        "HistGradientBoostingClassifier",
+        (("random_state", 0),),
+        help="HistGradientBoostingClassifier (training replayed)",
+    ),
+    "hgb-regressor": BuiltinModel(
+        "sklearn.ensemble",
+        "HistGradientBoostingRegressor",
+        (("random_state", 0),),
+        regressor=True,
+        help="HistGradientBoostingRegressor, a regressor",
+    ),
+    "forest": BuiltinModel(
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+        (("min_samples_leaf", 5), ("random_state", 0)),
+        help="RandomForestClassifier (100 trees, 5 examples a leaf)",
+    ),
+    "forest-regressor": BuiltinModel(
+        "sklearn.ensemble",
+        "RandomForestRegressor",
+        (("min_samples_leaf", 5), ("random_state", 0)),
+        regressor=True,
+        help="RandomForestRegressor, a regressor",
+    ),
 }
 
 

@@ -30,6 +30,7 @@ METHOD_NAMES = {
     "theta-relatif": "\u03b8-RelatIF",
     "l-relatif": "\u2113-RelatIF",
     "newton": "Newton (second order)",
+    "boostin": "BoostIn",
 }
 _STYLE = f"""
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em;
