@@ -2,8 +2,8 @@
 
 Run from the repository root (after ``pip install .``)::
 
-    python benchmarks/bench_tree_removal.py                        # the docs' tables
-    python benchmarks/bench_tree_removal.py --quick                # two datasets, 5 points
+    python benchmarks/bench_tree_removal.py              # the docs' tables
+    python benchmarks/bench_tree_removal.py --quick      # two datasets, 5 points
     python benchmarks/bench_tree_removal.py --peers-python ti/bin/python
 
 The protocol of Brophy, Hammoudeh & Lowd (JMLR 2023): for each test point,
@@ -61,8 +61,12 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine
-from sklearn.datasets import make_classification
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_wine,
+    make_classification,
+)
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
@@ -198,7 +202,8 @@ def main(argv=None) -> None:
             ):
                 cells = " | ".join(f"{r:.4f}" for r in rise)
                 time_cell = "" if np.isnan(seconds) else f"{seconds:.2f}"
-                print(f"| {name} | {label} | {method} | {cells} | {time_cell} | {rho} |")
+                row = (name, label, method, cells, time_cell, rho)
+                print("| " + " | ".join(row) + " |")
     _log(f"total {time.perf_counter() - total:.0f} s")
 
 
