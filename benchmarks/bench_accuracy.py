@@ -35,7 +35,7 @@ grades the explainer in the field's terms, always against real retraining:
 The tracked output is the test loss at the true labels (targets). The script
 prints the table as Markdown, the time of each family's validation, and the
 whole run's time, and (unless ``--quick``) writes it as reStructuredText to
-``doc/user_guide/accuracy_table.rst``, which the documentation includes.
+``doc/user_guide/accuracy_table.inc``, which ``accuracy.rst`` includes.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ from skrelatif.validation import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-RST = ROOT / "doc" / "user_guide" / "accuracy_table.rst"
+RST = ROOT / "doc" / "user_guide" / "accuracy_table.inc"
 METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 FIRST_ORDER = METHODS[:3]
 

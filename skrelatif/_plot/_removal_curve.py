@@ -69,11 +69,13 @@ class RemovalCurveDisplay:
     ----------
     fractions : array-like of shape (n_fractions,)
         Fractions of the training set removed (the x axis).
-    curves : dict of str to array-like of shape (n_fractions,)
-        Mean change of the tracked output per fraction, one line per entry
-        (its key is the legend name).
-    random_curve : array-like of shape (n_fractions,), default=None
-        The random baseline's mean change per fraction (``None``: not drawn).
+    curves : dict of str to array-like of shape (n_fractions,) or (n_test, n_fractions)
+        Change of the tracked output per fraction, one line per entry (its
+        key is the legend name); a 2-d array (``removal_curve``'s ``change``)
+        is averaged over the test points.
+    random_curve : array-like of shape (n_fractions,) or (n_test, n_fractions)
+        The random baseline's change per fraction, averaged in the same way
+        (default ``None``: not drawn).
     quantity : str, default="test loss change"
         What changes (the y axis label); :meth:`from_explainers` and
         :meth:`from_results` name it ``"drop of the prediction"`` for a
