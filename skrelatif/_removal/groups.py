@@ -84,9 +84,8 @@ class GroupRemoval:
         ``I - H^-1 J^T M J`` (P x P), computed once."""
         if self._lu is None:
             if self.direct:
-                matrix = np.eye(self.J.shape[1]) - self.solved.T @ self._apply_M(
-                    self.J
-                )
+                MJ = self._apply_M(self.J)
+                matrix = np.eye(self.J.shape[1]) - self.solved.T @ MJ
             else:
                 matrix = self.capacitance
             self._lu = linalg.lu_factor(matrix, check_finite=False)
