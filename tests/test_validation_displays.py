@@ -138,6 +138,7 @@ def test_removal_curve_display_computes_when_built_and_draws_in_plot(ridge):
     np.testing.assert_array_equal(display.lines_["a"].get_ydata(), [2.0, 4.0])
     assert display.random_line_ is None
     assert ax.get_xscale() == "log"  # fractions spanning a factor of 10
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10"]
 
 
 def test_removal_curve_display_from_results_and_bad_input(ridge):

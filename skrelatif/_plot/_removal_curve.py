@@ -190,7 +190,11 @@ class RemovalCurveDisplay:
             )
         ax.axhline(0.0, color="0.8", linewidth=0.8, zorder=0)
         if percent.size > 1 and percent.max() / percent.min() >= 10:
-            ax.set_xscale("log")
+            from matplotlib.ticker import NullFormatter
+
+            ax.set_xscale("log")  # ticks at the fractions, written plainly
+            ax.set_xticks(percent, labels=[f"{p:g}" for p in percent])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Training examples removed (%)")
         ax.set_ylabel(f"Mean {self.quantity}")
         ax.legend(loc="best")
