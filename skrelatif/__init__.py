@@ -20,7 +20,9 @@ _EXPORTS = {
     "ExplanationGridDisplay": "._plot",
     "InfluenceExplainer": "._explainer",
     "LeaveOneOutDisplay": "._plot",
+    "LinearDatamodelingDisplay": "._plot",
     "NearestNeighborExplainer": "._neighbors",
+    "RemovalCurveDisplay": "._plot",
 }
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "ExplanationGridDisplay",
     "InfluenceExplainer",
     "LeaveOneOutDisplay",
+    "LinearDatamodelingDisplay",
     "NearestNeighborExplainer",
+    "RemovalCurveDisplay",
     "__version__",
 ]
 
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
         ExplanationBarDisplay,
         ExplanationGridDisplay,
         LeaveOneOutDisplay,
+        LinearDatamodelingDisplay,
+        RemovalCurveDisplay,
     )
 
 

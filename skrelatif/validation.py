@@ -1171,6 +1171,35 @@ def linear_datamodeling_score(
     )
 
 
+def _check_proponents(
+    proponents: Any, n_test: int, n_train: int, n_removed: int
+) -> np.ndarray:
+    """``proponents`` as an (n_test, >= n_removed) int array of distinct
+    training indices per row, or a ValueError."""
+    array = np.asarray(proponents)
+    if array.ndim != 2 or array.shape[0] != n_test or array.shape[1] < n_removed:
+        raise ValueError(
+            f"proponents must have shape (n_test, n_ranked) with n_test={n_test} "
+            f"and n_ranked >= {n_removed} (the largest removal); got shape "
+            f"{array.shape}. Pass e.g. explain(X_test, k={n_removed}).proponents."
+        )
+    if array.dtype.kind not in "iu":
+        raise ValueError(
+            f"proponents must be training indices (integers); got dtype {array.dtype}."
+        )
+    array = array[:, :n_removed]
+    if array.size and (array.min() < 0 or array.max() >= n_train):
+        raise ValueError(
+            f"proponents must be training indices in [0, {n_train}); got values "
+            f"from {array.min()} to {array.max()}."
+        )
+    if (np.diff(np.sort(array, axis=1), axis=1) == 0).any():
+        raise ValueError(
+            "proponents must not repeat an index within a test point's row."
+        )
+    return array.astype(np.intp)
+
+
 def _check_fractions(fractions: Any, n_train: int) -> tuple[np.ndarray, np.ndarray]:
     """``fractions`` as a float array and the removal sizes, or a ValueError."""
     array = np.asarray(fractions, dtype=float).ravel()
@@ -1211,6 +1240,7 @@ def _check_fractions(fractions: Any, n_train: int) -> tuple[np.ndarray, np.ndarr
         "retraining": [StrOptions(set(_RETRAINING))],
         "verbose": ["verbose"],
         "cache": ["boolean"],
+        "proponents": ["array-like", None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -1225,6 +1255,7 @@ def removal_curve(
     retraining: str = "auto",
     verbose: int = 0,
     cache: bool = True,
+    proponents: Any = None,
 ) -> Bunch:
     """Change of each test output when its top proponents are removed.
 
@@ -1272,7 +1303,9 @@ def removal_curve(
         Number of joblib jobs over the refits. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context. Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
-        Seeds the random baseline sets (and nothing else).
+        Seeds the random baseline sets (and nothing else): the same seed
+        gives the same random sets for every explainer of the same training
+        set.
     retraining : {"auto", "warm", "scratch", "proximal-bregman"}, default="auto"
         How each removal is retrained (see :func:`linear_datamodeling_score`).
     verbose : int, default=0
@@ -1281,6 +1314,13 @@ def removal_curve(
     cache : bool, default=True
         Reuse retrainings kept from earlier calls and keep these ones (see
         :func:`linear_datamodeling_score`). ``False`` retrains everything.
+    proponents : array-like of int of shape (n_test, n_ranked), default=None
+        Training indices to remove instead of the explainer's own
+        proponents, strongest first, at least as many per test point as the
+        largest removal. For another ranking refit in the same way, e.g. the
+        nearest-neighbour baseline:
+        ``NearestNeighborExplainer(model).fit(X, y).explain(X_test, k=k).proponents``
+        (the explainer then supplies only the model and the data to refit).
 
     Returns
     -------
@@ -1345,9 +1385,12 @@ def removal_curve(
     Xt_test, yt_test, _ = explainer._test_input(X_test, y_test)
     n_test = Xt_test.shape[0]
 
-    ranking = np.asarray(
-        explainer.explain(X_test, y_test, k=int(sizes.max())).proponents
-    )
+    if proponents is None:
+        ranking = np.asarray(
+            explainer.explain(X_test, y_test, k=int(sizes.max())).proponents
+        )
+    else:
+        ranking = _check_proponents(proponents, n_test, n_train, int(sizes.max()))
     rng = check_random_state(random_state)
     permutations = np.argsort(rng.random_sample((n_test, n_train)), axis=1)
     removed = [[ranking[t, :s] for s in sizes] for t in range(n_test)]

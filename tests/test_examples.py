@@ -23,6 +23,7 @@ OURS = {
     "plot_digits_explanations.py",
     "plot_flip_sets.py",
     "plot_identical_class.py",
+    "plot_lds_removal_curve.py",
     "plot_leave_one_out.py",
     "plot_mislabel_detection.py",
     "plot_regression.py",
@@ -72,6 +73,13 @@ def test_example_runs(path, monkeypatch, capsys):
             r"^C chosen by (loo_loss_|LeaveOneOut CV):\s+(\S+)", out, re.M
         )
         assert len(chosen) == 2 and chosen[0][1] == chosen[1][1], out
+    elif path.name == "plot_lds_removal_curve.py":
+        lds = dict(re.findall(r"method='(\w+)'\s+LDS .* = ([0-9.]+);", out))
+        assert float(lds["if"]) >= 0.9 and float(lds["newton"]) >= float(lds["if"])
+        at_5 = dict(
+            re.findall(r"^(.+?)\s+mean test loss change at 5%: (\S+)", out, re.M)
+        )
+        assert float(at_5["IF"]) > float(at_5["random"]), out
     elif path.name == "plot_table4.py":
         assert re.search(r"^l-RelatIF\s+[0-9.]+ ± [0-9.]+", out, re.M), out
     elif path.name in OURS:

@@ -16,7 +16,10 @@ from ``theta*`` is, by the Woodbury identity
 
     delta_G = H^-1 J_G^T u_G,   u_G = (I - M_G A_G)^-1 v_G           (1)
 
-a rank ``|G| K`` update that never forms a P x P matrix per group. For one
+a rank ``|G| K`` update that never forms a P x P matrix per group. A group
+with ``|G| K > P`` (half of the training set) takes the same step in
+parameter space, ``delta_G = (I - H^-1 J_G^T M_G J_G)^-1 H^-1 J_G^T v_G``,
+a P x P solve instead of a ``|G| K`` one. For one
 example, ``u_i = w_i (I - w_i D_i A_i)^-1 r_i`` (a K x K solve). The losses
 are evaluated exactly at the updated parameters ``theta* + delta``. When the
 outputs are linear in theta (linear models and GLMs: the adapter's

@@ -4,6 +4,7 @@ and the validation of groups."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,13 @@ from .newton import curvature_matrices, inverse_jacobian, penalty_direction, sol
 
 class GroupRemoval:
     """One Newton step (1) for removing a group of training examples.
+
+    A group of ``g`` examples with ``g K`` at most ``P`` is removed by the
+    Woodbury form (1), a ``g K`` x ``g K`` solve. A larger group (half of
+    the training set, as the linear datamodeling score removes) is removed
+    by the same step written in parameter space, a P x P solve:
+    ``H - J^T M J = H (I - H^-1 J^T M J)``, so ``delta_G = (I - H^-1 J^T M
+    J)^-1 H^-1 J^T v``, where ``H^-1 J^T`` is at hand (rows of ``solved``).
 
     Parameters
     ----------
@@ -36,39 +44,76 @@ class GroupRemoval:
         g, K, P = J.shape
         self.J = J.reshape(g * K, P)
         self.solved = inverse_jacobian(solver, J).reshape(g * K, P)  # H^-1 J^T
-        self.A = self.J @ self.solved.T
         D = curvature_matrices(*adapter.loss_curvature(Xg, yg))
-        self.M = np.zeros((g * K, g * K))
-        for j in range(g):  # block-diagonal, g small blocks
-            self.M[j * K : (j + 1) * K, j * K : (j + 1) * K] = wg[j] * D[j]
+        self._blocks = wg[:, None, None] * D  # M = blockdiag(w_j D_j)
         direction, norm = adapter.loss_gradients(Xg, yg)
         self.v = ((wg * norm)[:, None] * direction).ravel()
-        self.capacitance = np.eye(g * K) - self.M @ self.A
         self.solver = solver
+        self.direct = g * K > P  # the P x P form is the smaller solve
         self._lu = None
         # rho_G of (2) and z = H^-1 p theta*
         self.share = 0.0 if shares is None else float(np.sum(shares[rows]))
         self.z = penalty_direction(adapter, solver) if self.share else None
+        self._v_data = self.v
         if self.share:
-            self.v = self.v + self.share * (self.M @ (self.J @ self.z))
+            self.v = self.v + self.share * self._apply_M(self.J @ self.z)
 
-    def _solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``(I - M A)^-1 rhs``, the LU factors computed once."""
+    def _apply_M(self, u: np.ndarray) -> np.ndarray:
+        """``M u`` for stacked (g K,) or (g K, m) ``u``, block by block."""
+        g, K, _ = self._blocks.shape
+        shaped = u.reshape(g, K, -1)
+        return np.einsum("gkl,glm->gkm", self._blocks, shaped).reshape(u.shape)
+
+    @cached_property
+    def M(self) -> np.ndarray:
+        """``blockdiag(w_j D_j)``, dense (g K, g K)."""
+        return linalg.block_diag(*self._blocks)
+
+    @cached_property
+    def A(self) -> np.ndarray:
+        """``J H^-1 J^T``, (g K, g K)."""
+        return self.J @ self.solved.T
+
+    @cached_property
+    def capacitance(self) -> np.ndarray:
+        """``I - M A`` of the Woodbury form."""
+        return np.eye(self.J.shape[0]) - self._apply_M(self.A)
+
+    def _factor(self):
+        """LU factors of ``I - M A`` (g K x g K) or, for the direct form, of
+        ``I - H^-1 J^T M J`` (P x P), computed once."""
         if self._lu is None:
-            self._lu = linalg.lu_factor(self.capacitance, check_finite=False)
+            if self.direct:
+                MJ = self._apply_M(self.J)
+                matrix = np.eye(self.J.shape[1]) - self.solved.T @ MJ
+            else:
+                matrix = self.capacitance
+            self._lu = linalg.lu_factor(matrix, check_finite=False)
             if not np.all(np.abs(np.diagonal(self._lu[0])) > 0):
                 solve_small(np.zeros((1, 1)), np.zeros(1), "this group")
-        return linalg.lu_solve(self._lu, rhs, check_finite=False)
+        return self._lu
+
+    def _solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``(I - M A)^-1 rhs`` (Woodbury form) or ``(I - H^-1 J^T M J)^-1
+        rhs`` (direct form)."""
+        return linalg.lu_solve(self._factor(), rhs, check_finite=False)
 
     def step(self) -> np.ndarray:
         """``delta_G`` of (2): the Newton step from ``theta*``, flat (P,)."""
+        if self.direct:  # (H - J^T M J) delta = J^T v_data + rho_G H z
+            rhs = self.solved.T @ self._v_data
+            if self.share:
+                rhs = rhs + self.share * self.z
+            return self._solve(rhs)
         step = self.solved.T @ self._solve(self.v)
         return step + self.share * self.z if self.share else step
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """``(H - J^T M J)^-1 z`` for a flat vector z (the Woodbury form)."""
         Hz = np.asarray(self.solver.solve(z[None, :]), dtype=np.float64)[0]
-        return Hz + self.solved.T @ self._solve(self.M @ (self.solved @ z))
+        if self.direct:
+            return self._solve(Hz)
+        return Hz + self.solved.T @ self._solve(self._apply_M(self.solved @ z))
 
 
 def group_step(adapter, solver, X, y_encoded, weights, rows, shares) -> np.ndarray:
