@@ -56,7 +56,9 @@ from sklearn.datasets import (
     load_digits,
     load_wine,
 )
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     LogisticRegression,
     PoissonRegressor,
@@ -64,6 +66,7 @@ from sklearn.linear_model import (
     SGDClassifier,
 )
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -191,6 +194,41 @@ def families():
             load_breast_cancer,
             SVC(kernel="rbf", C=1.0),
             [(m, {}) for m in FIRST_ORDER],
+            quick=False,
+        ),
+        Family(
+            "HistGradientBoostingClassifier (50 trees)",
+            "breast cancer",
+            load_breast_cancer,
+            HistGradientBoostingClassifier(
+                max_iter=50, early_stopping=False, random_state=0
+            ),
+            [(m, {}) for m in ("boostin", *METHODS)],
+            quick=False,
+        ),
+        Family(
+            "RandomForestClassifier (50 trees, 5 a leaf)",
+            "breast cancer",
+            load_breast_cancer,
+            RandomForestClassifier(n_estimators=50, min_samples_leaf=5, random_state=0),
+            [(m, {}) for m in METHODS],
+            quick=False,
+        ),
+        Family(
+            "KNeighborsClassifier (k=10)",
+            "breast cancer",
+            load_breast_cancer,
+            KNeighborsClassifier(n_neighbors=10),
+            [(m, {}) for m in METHODS],
+            quick=False,
+        ),
+        Family(
+            "KernelRidge (RBF)",
+            "diabetes",
+            load_diabetes,
+            KernelRidge(alpha=1.0, kernel="rbf", gamma=0.1),
+            [(m, {}) for m in METHODS],
+            classifier=False,
             quick=False,
         ),
     ]
