@@ -591,3 +591,53 @@ def test_grid_has_a_colour_legend_and_says_predicted_or_true(digits):
         assert not _overlap(box, _extent(a)) and not _overlap(
             box, _extent(a.xaxis.label)
         )
+
+
+def test_displays_draw_the_models_explained_as_sums():
+    # k-neighbours: "newton" is the exact refit, so the leave-one-out display's
+    # points are refits by the model's own fit, on y = x; a boosted model's
+    # explanation draws as bars of its own scores.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skrelatif import ExplanationBarDisplay
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:, :6])
+    knn = KNeighborsClassifier(n_neighbors=7).fit(X[:150], y[:150])
+    explainer = InfluenceExplainer(knn, method="newton").fit(X[:150], y[:150])
+    indices = np.arange(0, 150, 5)
+    display = LeaveOneOutDisplay.from_explainer(
+        explainer, X[150:155], y[150:155], indices
+    )
+    refits = np.array(
+        [
+            KNeighborsClassifier(n_neighbors=7)
+            .fit(np.delete(X[:150], i, 0), np.delete(y[:150], i))
+            .predict_proba(X[150:155])[np.arange(5), y[150:155]]
+            for i in indices
+        ]
+    ).T
+    before = knn.predict_proba(X[150:155])[np.arange(5), y[150:155]]
+    change = (
+        -np.log(np.maximum(refits, np.finfo(float).eps))
+        + np.log(np.maximum(before, np.finfo(float).eps))[:, None]
+    )
+    np.testing.assert_allclose(display.actual, change, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(display.predicted, change, rtol=1e-10, atol=1e-12)
+
+    boosted = HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    boosted.fit(X[:150], y[:150])
+    explanation = (
+        InfluenceExplainer(boosted, method="boostin")
+        .fit(X[:150], y[:150])
+        .explain(X[150:152], k=3)
+    )
+    bars = ExplanationBarDisplay.from_explanation(explanation, X[:150])
+    widths = sorted(
+        round(p.get_width(), 12) for ax in np.ravel(bars.axes_) for p in ax.patches
+    )
+    expected = np.concatenate(
+        [explanation.proponent_scores.ravel(), explanation.opponent_scores.ravel()]
+    )
+    np.testing.assert_allclose(widths, np.sort(np.round(expected, 12)), rtol=1e-9)
