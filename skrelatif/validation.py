@@ -730,13 +730,14 @@ def _choose_solver(solver: str, adapter) -> str:
 def actual_change(result: Bunch, method: str) -> np.ndarray:
     """The actual counterpart of ``method``'s scores in a :func:`leave_one_out` result.
 
-    ``"if"`` and ``"newton"``: the test loss change; ``"theta-relatif"``: it divided by
+    ``"if"``, ``"newton"`` and ``"boostin"``: the test loss change;
+    ``"theta-relatif"``: it divided by
     ``param_change_norm``; ``"l-relatif"``: it divided by
     ``train_loss_change_rss`` (each column by its removal). Shape
     (n_test, n_removed); NaN where the divisor is zero or undefined.
     """
     change = result.test_loss_change
-    if method in ("if", "newton"):
+    if method in ("if", "newton", "boostin"):
         return change
     divisors = {
         "theta-relatif": result.param_change_norm,
@@ -744,8 +745,8 @@ def actual_change(result: Bunch, method: str) -> np.ndarray:
     }
     if method not in divisors:
         raise ValueError(
-            "method must be one of 'if', 'theta-relatif', 'l-relatif', 'newton'; "
-            f"got {method!r}."
+            "method must be one of 'if', 'theta-relatif', 'l-relatif', 'newton', "
+            f"'boostin'; got {method!r}."
         )
     divisor = np.asarray(divisors[method], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
