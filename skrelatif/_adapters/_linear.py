@@ -54,7 +54,16 @@ class LinearModelAdapter(ParametricAdapter):
     # matrix is the Hessian
     curvatures = dict.fromkeys(
         ("exact", "gauss-newton"),
-        frozenset({"dense", "diagonal", "diagonal_blocks", "matvec", "sample_matvec"}),
+        frozenset(
+            {
+                "dense",
+                "diagonal",
+                "diagonal_blocks",
+                "matvec",
+                "sample_matvec",
+                "data_space",
+            }
+        ),
     )
     curvature_note = "For a linear model 'gauss-newton' is the same matrix as 'exact'."
     singular_advice = (

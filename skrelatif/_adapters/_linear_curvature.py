@@ -17,7 +17,9 @@ n x P matrix is ever held in memory:
 - Hessian-vector products for the rows of ``V`` (reshaped (K, d)):
   ``(H v)_k = C X̃^T (s (a ∘ (X̃ V^T) - b (b · X̃ V^T)))_k + penalty v``;
 - its diagonal, ``C X̃^2^T (s (a - b^2)) + penalty``, and its K diagonal
-  blocks ``H_kk = C X̃^T diag(s (a_k - b_k^2)) X̃ + diag(penalty_k)``.
+  blocks ``H_kk = C X̃^T diag(s (a_k - b_k^2)) X̃ + diag(penalty_k)``;
+- its factors for the data-space solver (``data_space``): X, the weighted
+  output curvature ``C s_i D_i`` (n, K, K) and the penalty.
 
 The Gram helpers (:func:`_add_gram`, :func:`_symmetrise_lower`) are shared
 with the network curvature of :mod:`skrelatif._adapters._mlp_curvature`.
@@ -359,6 +361,28 @@ class LinearHessian:
             n_jobs=self.n_jobs,
         )
         return data.ravel() + self.penalty
+
+    def data_space(self):
+        """The factors ``H = diag(penalty) + sum_i J_i^T (w_i D_i) J_i`` for
+        :class:`~skrelatif._solvers._dataspace.DataSpaceInverse`."""
+        from .._solvers._dataspace import DataSpace
+
+        a, b = self.diag_curv, self.rank_curv
+        curvature = a[:, :, None] * np.eye(self.n_outputs)
+        if b is not None:
+            curvature -= b[:, :, None] * b[:, None, :]
+        curvature *= self.weights[:, None, None]
+        scale = np.abs(a).max(axis=1)
+        if b is not None:
+            scale = np.maximum(scale, np.sum(b**2, axis=1))
+        return DataSpace(
+            self.X,
+            self.adapter.fit_intercept,
+            curvature,
+            self.penalty,
+            bool(self.adapter.shift_invariant),
+            self.weights * scale,
+        )
 
     def diagonal_blocks(self) -> np.ndarray:
         """The K diagonal blocks ``H_kk`` of shape (n_design, n_design)."""
