@@ -207,3 +207,20 @@ def test_refused_for_networks_and_too_large_gram(monkeypatch):
     monkeypatch.setattr(_dataspace, "available_memory", lambda: 1000)
     with pytest.raises(MemoryError, match=r"40 x 40 Gram matrix"):
         InfluenceExplainer(model, solver="data-space").fit(X, y)
+
+
+def test_cg_reports_the_residual_it_achieved():
+    """``residual_`` of ``solver="cg"`` is the relative residual of its
+    solutions, against the dense Hessian."""
+    X, y, X_test, _ = _wide(3, seed=6)
+    model = LogisticRegression(C=3.0, tol=1e-12, max_iter=10_000).fit(X, y)
+    ex = InfluenceExplainer(
+        model, method="if", solver="cg", solver_options={"tol": 1e-6}
+    ).fit(X, y)
+    state = fitted_state(ex)
+    Gt = state.test_gradients(X_test, model.predict(X_test))
+    solved = state.solver_.solve(Gt)
+    H = _dense.hessian(model, X, y)
+    residual = np.linalg.norm(solved @ H - Gt, axis=1) / np.linalg.norm(Gt, axis=1)
+    assert residual.max() < 1e-6
+    np.testing.assert_allclose(state.solver_.residual_, residual.max(), rtol=1e-6)

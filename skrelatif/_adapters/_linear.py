@@ -33,7 +33,7 @@ from scipy import sparse
 from scipy.linalg import blas
 from sklearn.utils.extmath import row_norms
 
-from .._utils import chunk_slices, outer_rows
+from .._utils import chunk_slices, outer_rows, transposed
 from ._base import ParametricAdapter
 from ._linear_curvature import LinearHessian, add_intercept_column
 
@@ -256,7 +256,11 @@ class LinearModelAdapter(ParametricAdapter):
             return blas.dgemm(1.0, grads.T, solved.T, trans_a=1).T
         solved = solved.reshape(-1, self.n_design)  # (m * n_outputs, n_design)
         # (X̃ S^T)[i, t, k] = x̃_i . (H^-1 g_t)_k ; contract k with ĝ_i's residual.
-        products = np.asarray(self.design(X) @ solved.T).reshape(n_rows, -1, n_outputs)
+        design = self.design(X)
+        # a sparse product with a C-ordered right-hand side (SciPy copies a
+        # transposed one, slowly)
+        right = transposed(solved) if sparse.issparse(design) else solved.T
+        products = np.asarray(design @ right).reshape(n_rows, -1, n_outputs)
         # in the products' dtype: float32 products are not upcast (a copy as
         # large as the score block times K)
         return np.einsum("itk,ik->ti", products, direction.astype(products.dtype))

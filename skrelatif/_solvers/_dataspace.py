@@ -45,7 +45,8 @@ import numpy as np
 from scipy import linalg, sparse
 from scipy.linalg import blas, lapack
 
-from .._utils import chunk_slices, log
+from .._adapters._linear_curvature import _symmetrise_lower
+from .._utils import chunk_slices, log, transposed
 from ..exceptions import SingularCurvatureError
 from ._base import (
     DENSE_RATE,
@@ -63,6 +64,9 @@ from ._direct import MEMORY_SHARE
 #: ``eps * cond(M) / CANCELLATION`` relative accuracy, and the example is
 #: solved directly.
 CANCELLATION = 1e-3
+#: Multiply-adds per second of SciPy's sparse-sparse product (one thread;
+#: measured on the benchmark's TF-IDF data, rounded down).
+SPARSE_PRODUCT_RATE = 1e8
 #: Most unpenalised parameters (handled by their Schur complement).
 MAX_UNPENALISED = 256
 
@@ -109,6 +113,55 @@ def _columns(X, columns: np.ndarray, fit_intercept: bool) -> np.ndarray:
     return out
 
 
+def _scale_rows(A, factor: np.ndarray):
+    if sparse.issparse(A):
+        return sparse.csr_matrix(A.multiply(factor[:, None]))
+    return A * factor[:, None]
+
+
+def _dense_head(df: np.ndarray, n: int) -> int:
+    """How many of the densest columns (``df`` non-zeros each, sorted
+    decreasingly) to multiply as a dense ``syrk`` (``n^2 h`` flops at
+    ``DENSE_RATE``) rather than as a sparse product (``sum df^2``
+    multiply-adds at ``SPARSE_PRODUCT_RATE``)."""
+    squares = df.astype(np.float64) ** 2
+    tail = squares.sum() - np.concatenate([[0.0], np.cumsum(squares)])
+    heads = np.arange(len(df) + 1, dtype=np.float64)
+    cost = float(n) ** 2 * heads / DENSE_RATE + tail / SPARSE_PRODUCT_RATE
+    return int(np.argmin(cost))
+
+
+def _add_kernel(out: np.ndarray, A) -> None:
+    """``out += A A^T`` (n x n, C-ordered): its upper triangle at least.
+
+    A sparse A is split by column: its densest columns (the frequent words of
+    a text) form a dense block whose Gram matrix is one BLAS ``syrk`` (into
+    the lower triangle of ``out.T``, the F-ordered view LAPACK factorises),
+    the rest is a sparse product (nearly empty for rare words), added in row
+    blocks (both triangles)."""
+    n = A.shape[0]
+    if not sparse.issparse(A):
+        head, tail = np.asfortranarray(A, dtype=np.float64), None
+    else:
+        A = sparse.csc_matrix(A)
+        df = np.diff(A.indptr)
+        order = np.argsort(-df, kind="stable")
+        h = _dense_head(df[order], n)
+        head = np.asfortranarray(A[:, order[:h]].toarray())
+        tail = sparse.csr_matrix(A[:, order[h:]]) if h < A.shape[1] else None
+    if head.shape[1]:
+        target = out.T  # F-ordered view: syrk writes into it in place
+        result = blas.dsyrk(1.0, head, beta=1.0, c=target, trans=0, lower=1,
+                            overwrite_c=1)  # fmt: skip
+        if not np.shares_memory(result, out):  # pragma: no cover - f2py copied
+            target[...] = result
+    del head
+    if tail is not None and tail.nnz:
+        tail_t = tail.T.tocsr()
+        for rows in chunk_slices(n, 8 * 3 * n):
+            out[rows] += (tail[rows] @ tail_t).toarray()
+
+
 class DataSpaceInverse(InverseHessian):
     """Exact inverse in the n K-dimensional data space (see the module
     docstring): one Cholesky factorisation of the n K x n K Gram system
@@ -138,12 +191,16 @@ class DataSpaceInverse(InverseHessian):
             kernel = 2.0 * n * nnz / SPARSE_RATE
         else:
             kernel = n * nnz / DENSE_RATE
-        training = size.n_solves > size.n_train
-        work = N**3 / 3 * (2 if training else 1) + 2.0 * N**2 * size.n_solves / (
-            1 if training else 2
-        )
-        seconds = kernel + (N**2 * K + work) / DENSE_RATE
-        seconds += 4.0 * nnz * K * size.n_solves / SPARSE_RATE
+        # the training examples' own solves (RelatIF: n, Newton: n K) come
+        # from the selected inverse (a triangular inversion), the rest are
+        # test points: two triangular solves and two sparse products each
+        training = size.n_solves >= size.n_train
+        tests = size.n_solves
+        if training:
+            own = size.n_train * (K if size.n_solves >= size.n_train * K else 1)
+            tests = max(size.n_solves - own, 1)
+        work = N**3 / 3 * (2 if training else 1) + 2.0 * N**2 * tests + N**2 * K
+        seconds = kernel + work / DENSE_RATE + 4.0 * nnz * K * tests / SPARSE_RATE
         return Estimate(seconds, 8.0 * N**2 + 8.0 * n**2 * (K > 1) + 16 * N * K)
 
     def fit(self, operator):
@@ -235,26 +292,27 @@ class DataSpaceInverse(InverseHessian):
         return Xs
 
     def _gram(self, X) -> np.ndarray:
-        """``M = I + R (K ⊗ I) R^T`` (n K x n K, C-ordered; symmetric)."""
+        """``M = I + R (K ⊗ I) R^T`` (n K x n K, C-ordered; symmetric). Only
+        its upper triangle (the lower one of its F-ordered transpose, which
+        LAPACK factorises) is guaranteed for one output."""
         n, K = X.shape[0], self.n_outputs_
         N = n * K
         M = np.zeros((N, N))
-        view = M.reshape(n, K, n, K)
         R = self.root_
-        for group in self.groups_:
-            Xs = self._scaled_design(int(group[0]))
-            XsT = Xs.T.tocsr() if sparse.issparse(Xs) else Xs.T
-            rows_bytes = 8 * (n * (K * K + 2))
-            for rows in chunk_slices(n, rows_bytes):
-                G = Xs[rows] @ XsT
-                G = G.toarray() if sparse.issparse(G) else np.asarray(G)
-                if K == 1:
-                    r = R[:, 0, 0]
-                    view[rows, 0, :, 0] += G * r[rows, None] * r[None, :]
-                else:
-                    Rg = R[:, :, group]  # (n, K, |g|)
+        if K == 1:  # M - I = Φ Φ^T with Φ = diag(r) X̃ Λ^-1/2: one kernel
+            _add_kernel(M, _scale_rows(self._scaled_design(0), R[:, 0, 0]))
+        else:
+            view = M.reshape(n, K, n, K)
+            G = np.zeros((n, n))
+            for group in self.groups_:
+                G[...] = 0.0
+                _add_kernel(G, self._scaled_design(int(group[0])))
+                _symmetrise_lower(G.T)
+                Rg = R[:, :, group]  # (n, K, |g|)
+                for rows in chunk_slices(n, 8 * 2 * n * K * K):
                     outer = np.tensordot(Rg[rows], Rg, axes=([2], [2]))
-                    view[rows] += G[:, None, :, None] * outer  # (b, K, n, K)
+                    view[rows] += G[rows, None, :, None] * outer  # (b, K, n, K)
+            del G
         M.flat[:: N + 1] += 1.0
         return M
 
@@ -321,24 +379,24 @@ class DataSpaceInverse(InverseHessian):
         )  # fmt: skip
 
     # -- products with Φ ------------------------------------------------------------
-    def _phi(self, Gp: np.ndarray) -> np.ndarray:
-        """``Φ_p Λ_p^-1 g_p`` for rows g (m, K, d) (penalised entries): (N, m)."""
-        m = Gp.shape[0]
-        K = self.n_outputs_
-        scaled = Gp * self.inv_lam_
-        design = self._design()
-        T = np.asarray(design @ scaled.reshape(m * K, -1).T)  # (n, m K)
-        T = T.reshape(-1, m, K)
-        h = np.einsum("ika,ima->ikm", self.root_, T)  # (n, K, m)
+    def _phi(self, scaled: np.ndarray) -> np.ndarray:
+        """``Φ_p s`` for rows s = Λ_p^-1 g_p (m, K, d): (N, m)."""
+        m, K = scaled.shape[:2]
+        right = transposed(scaled.reshape(m * K, -1))  # (d, m K), C-ordered
+        T = np.asarray(self._design() @ right)  # (n, m K)
+        h = np.einsum("ika,ima->ikm", self.root_, T.reshape(-1, m, K))  # (n, K, m)
         return h.reshape(-1, m)
+
+    def _phi_t_raw(self, Z: np.ndarray) -> np.ndarray:
+        """``Φ^T Z`` for (N, m) Z, as (m, K, d) (unpenalised entries too)."""
+        m, K = Z.shape[1], self.n_outputs_
+        U = np.einsum("ika,ikm->ima", self.root_, Z.reshape(-1, K, m))  # (n, m, K)
+        product = np.asarray(self._design().T @ U.reshape(-1, m * K))  # (d, m K)
+        return transposed(product).reshape(m, K, -1)
 
     def _phi_t(self, Z: np.ndarray) -> np.ndarray:
         """``Φ_p^T Z`` for (N, m) Z, as (m, K, d) with the unpenalised entries 0."""
-        m = Z.shape[1]
-        K = self.n_outputs_
-        U = np.einsum("ika,ikm->iam", self.root_, Z.reshape(-1, K, m))  # (n, K, m)
-        out = np.asarray(self._design().T @ U.reshape(-1, K * m))  # (d, K m)
-        out = out.reshape(-1, K, m).transpose(2, 1, 0)
+        out = self._phi_t_raw(Z)
         out[:, self.lam_ == 0] = 0.0
         return out
 
@@ -360,19 +418,21 @@ class DataSpaceInverse(InverseHessian):
         G = np.asarray(G, dtype=np.float64)
         m = G.shape[0]
         K, d = self.n_outputs_, self.n_design_
-        Gk = G.reshape(m, K, d).copy()
-        penalised = self.lam_ > 0
-        Gp = np.where(penalised, Gk, 0.0)
-        h = self._phi(Gp)
-        v = self._apply_inverse(h)
-        out = Gp * self.inv_lam_
+        Gk = G.reshape(m, K, d)
+        out = Gk * self.inv_lam_  # Λ_p^-1 g_p (0 on the unpenalised entries)
+        v = self._apply_inverse(self._phi(out))
         if len(self.unpenalised_):
             outputs, columns = self.unpenalised_[:, 0], self.unpenalised_[:, 1]
             gu = Gk[:, outputs, columns].T  # (m_u, m)
             xu = linalg.cho_solve(self.schur_, gu - self.phi_u_.T @ v)
             v = v + self.y_u_ @ xu
+        # x_p = Λ_p^-1 (g_p - Φ_p^T z), in place, one (d, K) slab at a time
+        back = self._phi_t_raw(v)  # (m, K, d)
+        back *= self.inv_lam_
+        out -= back
+        del back
+        if len(self.unpenalised_):
             out[:, outputs, columns] = xu.T
-        out -= self._phi_t(v) * self.inv_lam_
         return out.reshape(m, -1)
 
     def training_blocks(self) -> np.ndarray:
