@@ -224,3 +224,28 @@ def test_cg_reports_the_residual_it_achieved():
     residual = np.linalg.norm(solved @ H - Gt, axis=1) / np.linalg.norm(Gt, axis=1)
     assert residual.max() < 1e-6
     np.testing.assert_allclose(state.solver_.residual_, residual.max(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("head", [0, 7])
+def test_sparse_kernel_split_into_dense_head_and_sparse_tail(
+    n_classes, head, monkeypatch
+):
+    """The kernel of sparse data as a dense syrk over its densest columns
+    plus a sparse product over the rest (forced split) is exact."""
+    monkeypatch.setattr(_dataspace, "_dense_head", lambda df, n: head)
+    X, y, X_test, _ = _wide(n_classes, seed=7)
+    model = LogisticRegression(C=2.0, tol=1e-12, max_iter=10_000).fit(X, y)
+    ex = InfluenceExplainer(model, method="l-relatif", solver="data-space")
+    ex.fit(sparse.csr_matrix(X), y)
+    expected, self_influence = _dense.scores(
+        model, X, y, X_test, model.predict(X_test), "l-relatif"
+    )
+    _assert_close(ex.transform(sparse.csr_matrix(X_test)), expected)
+    _assert_close(ex.self_influence_, self_influence)
+
+
+def test_dense_head_balances_syrk_and_sparse_product():
+    # two columns in every row, the rest in one row each: the head is the two
+    df = np.array([10_000, 10_000] + [1] * 5000)
+    assert _dataspace._dense_head(df, 10_000) == 2

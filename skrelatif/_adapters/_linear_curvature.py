@@ -34,7 +34,7 @@ from joblib import effective_n_jobs
 from scipy import sparse
 from scipy.linalg import blas
 
-from .._utils import _add, chunk_slices, parallel_map, parallel_sum
+from .._utils import _add, chunk_slices, parallel_map, parallel_sum, transposed
 
 if TYPE_CHECKING:
     from ._linear import LinearModelAdapter
@@ -221,14 +221,20 @@ def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
     m = V.shape[0]
     n_design = design.shape[1]
     Vk = V.reshape(m * n_outputs, n_design)
-    proj = np.asarray(design @ Vk.T).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
+    # SciPy's sparse products copy a transposed dense operand element by
+    # element; a blocked copy is several times faster for wide V
+    right = transposed(Vk) if sparse.issparse(design) else Vk.T
+    proj = np.asarray(design @ right).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
     out = diag_curv[:, None, :] * proj
     if rank_curv is not None:
         out -= (
             rank_curv[:, None, :] * np.einsum("imk,ik->im", proj, rank_curv)[..., None]
         )
     out *= weights[:, None, None]
-    return np.asarray(design.T @ out.reshape(n_rows, -1)).T.reshape(m, -1)
+    product = np.asarray(design.T @ out.reshape(n_rows, -1))  # (d, m K)
+    if sparse.issparse(design):
+        return transposed(product).reshape(m, -1)
+    return product.T.reshape(m, -1)
 
 
 def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
