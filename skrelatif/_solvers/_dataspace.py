@@ -102,8 +102,9 @@ class DataSpace(NamedTuple):
     scale: np.ndarray
 
 
-def _columns(X, columns: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    """Dense columns ``columns`` of ``x̃ = [x, 1]`` (n, len(columns))."""
+def _columns(X, columns: np.ndarray) -> np.ndarray:
+    """Dense columns ``columns`` of the design ``x̃ = [x, 1]`` (n, len(columns));
+    column ``n_features`` is the intercept's column of ones."""
     n, n_features = X.shape
     out = np.ones((n, len(columns)))
     for j, column in enumerate(columns):
@@ -345,7 +346,7 @@ class DataSpaceInverse(InverseHessian):
     def _phi_unpenalised(self) -> np.ndarray:
         """``Φ_u`` (n K x m): row (i, k), column (a, f): ``R_i[k, a] x̃_if``."""
         outputs, columns = self.unpenalised_[:, 0], self.unpenalised_[:, 1]
-        design = _columns(self.X_, columns, self.fit_intercept_)  # (n, m)
+        design = _columns(self.X_, columns)  # (n, m)
         phi = self.root_[:, :, outputs] * design[:, None, :]  # (n, K, m)
         return phi.reshape(-1, len(outputs))
 
@@ -516,7 +517,7 @@ class DataSpaceInverse(InverseHessian):
         E = np.asarray(design @ Q.transpose(2, 1, 0).reshape(-1, K * m))
         E = E.reshape(-1, K, m)
         outputs, columns = self.unpenalised_[:, 0], self.unpenalised_[:, 1]
-        values = _columns(self.X_, columns, self.fit_intercept_)  # (n, m)
+        values = _columns(self.X_, columns)  # (n, m)
         E[:, outputs, np.arange(m)] -= values
         return E
 
