@@ -71,7 +71,13 @@ def test_known_rows():
     assert rows["SGDClassifier"].decomposes == ""
     assert rows["LogisticRegression"].decomposes
     logistic = dict(rows["LogisticRegression"].hessians)
-    assert logistic["exact"] == ("cholesky", "block-diagonal", "cg", "lissa")
+    assert logistic["exact"] == (
+        "cholesky",
+        "block-diagonal",
+        "cg",
+        "lissa",
+        "data-space",
+    )
     assert logistic["identity"] == ()
     assert "kfac" in dict(rows["MLPClassifier"].hessians)["gauss-newton"]
     assert "kfac" not in dict(rows["MLPClassifier"].hessians)["exact"]

@@ -56,7 +56,7 @@ from scipy import sparse
 from scipy.linalg import blas
 from sklearn.utils.extmath import row_norms
 
-from .._utils import caller_stacklevel, chunk_slices, outer_rows
+from .._utils import caller_stacklevel, chunk_slices, outer_rows, transposed
 from ._base import ParametricAdapter
 from ._linear_curvature import LinearHessian, add_intercept_column
 
@@ -81,7 +81,16 @@ class LinearModelAdapter(ParametricAdapter):
     # matrix is the Hessian
     curvatures = dict.fromkeys(
         ("exact", "gauss-newton"),
-        frozenset({"dense", "diagonal", "diagonal_blocks", "matvec", "sample_matvec"}),
+        frozenset(
+            {
+                "dense",
+                "diagonal",
+                "diagonal_blocks",
+                "matvec",
+                "sample_matvec",
+                "data_space",
+            }
+        ),
     )
     curvature_note = "For a linear model 'gauss-newton' is the same matrix as 'exact'."
     singular_advice = (
@@ -347,7 +356,11 @@ class LinearModelAdapter(ParametricAdapter):
             return blas.dgemm(1.0, grads.T, solved.T, trans_a=1).T
         solved = solved.reshape(-1, self.n_design)  # (m * n_outputs, n_design)
         # (X̃ S^T)[i, t, k] = x̃_i . (H^-1 g_t)_k ; contract k with ĝ_i's residual.
-        products = np.asarray(self.design(X) @ solved.T).reshape(n_rows, -1, n_outputs)
+        design = self.design(X)
+        # a sparse product with a C-ordered right-hand side (SciPy copies a
+        # transposed one, slowly)
+        right = transposed(solved) if sparse.issparse(design) else solved.T
+        products = np.asarray(design @ right).reshape(n_rows, -1, n_outputs)
         # in the products' dtype: float32 products are not upcast (a copy as
         # large as the score block times K)
         return np.einsum("itk,ik->ti", products, direction.astype(products.dtype))

@@ -17,7 +17,9 @@ n x P matrix is ever held in memory:
 - Hessian-vector products for the rows of ``V`` (reshaped (K, d)):
   ``(H v)_k = C X̃^T (s (a ∘ (X̃ V^T) - b (b · X̃ V^T)))_k + penalty v``;
 - its diagonal, ``C X̃^2^T (s (a - b^2)) + penalty``, and its K diagonal
-  blocks ``H_kk = C X̃^T diag(s (a_k - b_k^2)) X̃ + diag(penalty_k)``.
+  blocks ``H_kk = C X̃^T diag(s (a_k - b_k^2)) X̃ + diag(penalty_k)``;
+- its factors for the data-space solver (``data_space``): X, the weighted
+  output curvature ``C s_i D_i`` (n, K, K) and the penalty.
 
 The Gram helpers (:func:`_add_gram`, :func:`_symmetrise_lower`) are shared
 with the network curvature of :mod:`skrelatif._adapters._mlp_curvature`.
@@ -32,7 +34,7 @@ from joblib import effective_n_jobs
 from scipy import sparse
 from scipy.linalg import blas
 
-from .._utils import _add, chunk_slices, parallel_map, parallel_sum
+from .._utils import _add, chunk_slices, parallel_map, parallel_sum, transposed
 
 if TYPE_CHECKING:
     from ._linear import LinearModelAdapter
@@ -219,14 +221,20 @@ def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
     m = V.shape[0]
     n_design = design.shape[1]
     Vk = V.reshape(m * n_outputs, n_design)
-    proj = np.asarray(design @ Vk.T).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
+    # SciPy's sparse products copy a transposed dense operand element by
+    # element; a blocked copy is several times faster for wide V
+    right = transposed(Vk) if sparse.issparse(design) else Vk.T
+    proj = np.asarray(design @ right).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
     out = diag_curv[:, None, :] * proj
     if rank_curv is not None:
         out -= (
             rank_curv[:, None, :] * np.einsum("imk,ik->im", proj, rank_curv)[..., None]
         )
     out *= weights[:, None, None]
-    return np.asarray(design.T @ out.reshape(n_rows, -1)).T.reshape(m, -1)
+    product = np.asarray(design.T @ out.reshape(n_rows, -1))  # (d, m K)
+    if sparse.issparse(design):
+        return transposed(product).reshape(m, -1)
+    return product.T.reshape(m, -1)
 
 
 def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
@@ -359,6 +367,28 @@ class LinearHessian:
             n_jobs=self.n_jobs,
         )
         return data.ravel() + self.penalty
+
+    def data_space(self):
+        """The factors ``H = diag(penalty) + sum_i J_i^T (w_i D_i) J_i`` for
+        :class:`~skrelatif._solvers._dataspace.DataSpaceInverse`."""
+        from .._solvers._dataspace import DataSpace
+
+        a, b = self.diag_curv, self.rank_curv
+        curvature = a[:, :, None] * np.eye(self.n_outputs)
+        if b is not None:
+            curvature -= b[:, :, None] * b[:, None, :]
+        curvature *= self.weights[:, None, None]
+        scale = np.abs(a).max(axis=1)
+        if b is not None:
+            scale = np.maximum(scale, np.sum(b**2, axis=1))
+        return DataSpace(
+            self.X,
+            self.adapter.fit_intercept,
+            curvature,
+            self.penalty,
+            bool(self.adapter.shift_invariant),
+            self.weights * scale,
+        )
 
     def diagonal_blocks(self) -> np.ndarray:
         """The K diagonal blocks ``H_kk`` of shape (n_design, n_design)."""

@@ -26,7 +26,15 @@ METHODS = ("if", "theta-relatif", "l-relatif", "newton", "boostin")
 #: ``--hessian`` choices: "auto" and ``skrelatif._curvature.CURVATURES``.
 HESSIANS = ("auto", "exact", "gauss-newton", "identity")
 #: ``--solver`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
-SOLVER_CHOICES = ("auto", "cholesky", "block-diagonal", "cg", "lissa", "kfac")
+SOLVER_CHOICES = (
+    "auto",
+    "cholesky",
+    "block-diagonal",
+    "cg",
+    "lissa",
+    "kfac",
+    "data-space",
+)
 
 
 def _damping(text: str) -> float | str:

@@ -53,14 +53,17 @@ def parameter_steps(adapter, solver, J, u, shares, z) -> np.ndarray:
     return np.einsum("nkp,nk->np", solved, u) + shares[:, None] * z
 
 
-def newton_chunk(adapter, solver, X, y_encoded, weights, shares, z):
-    """Per training example of a chunk: the coefficients ``u_i`` of (2),
+def newton_chunk(adapter, solver, X, y_encoded, weights, shares, z, rows=None):
+    """Per training example of a chunk (training ``rows``, where the solver
+    has every training example's block ``A_i``, ``training_blocks``): the
+    coefficients ``u_i`` of (2),
     ``(I - M_i A_i)^-1 (w_i r_i + rho_i M_i J_i z)`` (n, K), and the example's
     loss after its Newton leave-one-out step: at ``f_i + A_i u_i + rho_i J_i z``
     when the outputs are linear in theta, else through the forward pass at
     ``theta* + delta_i``."""
     J = adapter.output_jacobian(X)
-    A = solver.gram_blocks(J)
+    training = getattr(solver, "training_blocks", None)
+    A = solver.gram_blocks(J) if training is None or rows is None else training()[rows]
     M = weights[:, None, None] * curvature_matrices(
         *adapter.loss_curvature(X, y_encoded)
     )
@@ -83,7 +86,14 @@ def newton_rows(adapter, solver, X, y_encoded, weights, shares, z, row_bytes: in
     example, chunk by chunk."""
     parts = [
         newton_chunk(
-            adapter, solver, X[rows], y_encoded[rows], weights[rows], shares[rows], z
+            adapter,
+            solver,
+            X[rows],
+            y_encoded[rows],
+            weights[rows],
+            shares[rows],
+            z,
+            rows,
         )
         for rows in chunk_slices(X.shape[0], row_bytes)
     ]

@@ -15,7 +15,9 @@ generalised Gauss-Newton matrix, the identity) is the *curvature*, chosen by
 - and some of the methods the solvers need, as the adapter declares per
   curvature (``ModelAdapter.curvatures``): ``dense(dtype)``, ``matvec(V)``,
   ``diagonal()``, ``diagonal_blocks()``, ``sample_matvec(V, rows)`` (a
-  minibatch estimate of ``V H``), ``kronecker_factors()``.
+  minibatch estimate of ``V H``), ``kronecker_factors()``, ``data_space()``
+  (a linear model's factors: X, each example's weighted output curvature and
+  the penalty).
 
 How it is inverted is the *solver*, chosen by ``solver=``. Each solver
 declares the one operator method it needs (``requires``), whether it is
@@ -38,6 +40,9 @@ parameter constraints) and validated by the core before any work is done.
 ``"lissa"``          the stochastic Neumann-series estimator of Agarwal et al.
                      (2017), as used by Koh & Liang (2017).
 ``"kfac"``           Kronecker-factored per layer (networks' Gauss-Newton).
+``"data-space"``     linear models: Woodbury through the n K x n K Gram system,
+                     one Cholesky factorisation (O((n K)^3)); exact. Pays when
+                     n K < P (wide or sparse data, few classes).
 ==================== ==========================================================
 
 ``hessian="identity"`` needs no solver (:class:`IdentityInverse`).
@@ -45,6 +50,7 @@ parameter constraints) and validated by the core before any work is done.
 
 from ..exceptions import SingularCurvatureError
 from ._base import Estimate, InverseHessian, ProblemSize, available_memory
+from ._dataspace import DataSpaceInverse
 from ._direct import BlockDiagonalInverse, CholeskyInverse, IdentityInverse
 from ._iterative import ConjugateGradientInverse, LissaInverse
 from ._kfac import KFACInverse
@@ -56,6 +62,7 @@ SOLVERS: dict[str, type[InverseHessian]] = {
     "cg": ConjugateGradientInverse,
     "lissa": LissaInverse,
     "kfac": KFACInverse,
+    "data-space": DataSpaceInverse,
 }
 
 __all__ = [
@@ -63,6 +70,7 @@ __all__ = [
     "BlockDiagonalInverse",
     "CholeskyInverse",
     "ConjugateGradientInverse",
+    "DataSpaceInverse",
     "Estimate",
     "IdentityInverse",
     "InverseHessian",
