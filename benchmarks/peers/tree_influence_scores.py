@@ -11,8 +11,10 @@ that its decision function equals ``decision``, and writes, per method, the
 
 tree-influence 0.1.7 predates scikit-learn 1.6: its parser reads
 ``model._estimator_type`` (removed) and asserts that ``_baseline_prediction``
-is a float (an array now). Two attribute shims on the fitted model restore
-both without changing what it computes (checked: the decision function is
+is a float (an array now), and its multiclass loss builds a
+``OneHotEncoder(sparse=False)`` (``sparse_output`` since scikit-learn 1.2).
+Two attribute shims on the fitted model and one on that encoder restore
+them without changing what it computes (checked: the decision function is
 unchanged).
 """
 
@@ -24,10 +26,18 @@ import time
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.preprocessing import OneHotEncoder
+
+
+def _encoder(*args, sparse=None, **kwargs):
+    return OneHotEncoder(*args, sparse_output=bool(sparse), **kwargs)
 
 
 def main(source: str, target: str, methods: list[str]) -> None:
     from tree_influence.explainers import BoostIn, LeafInfluence
+    from tree_influence.explainers.parsers import util
+
+    util.OneHotEncoder = _encoder
 
     data = np.load(source)
     params = json.loads(str(data["params"]))
