@@ -25,7 +25,15 @@ METHODS = ("if", "theta-relatif", "l-relatif", "newton")
 #: ``--hessian`` choices: "auto" and ``skrelatif._curvature.CURVATURES``.
 HESSIANS = ("auto", "exact", "gauss-newton", "identity")
 #: ``--solver`` choices: "auto" and the keys of ``skrelatif._solvers.SOLVERS``.
-SOLVER_CHOICES = ("auto", "cholesky", "block-diagonal", "cg", "lissa", "kfac")
+SOLVER_CHOICES = (
+    "auto",
+    "cholesky",
+    "block-diagonal",
+    "cg",
+    "lissa",
+    "kfac",
+    "ekfac",
+)
 
 
 def _damping(text: str) -> float | str:

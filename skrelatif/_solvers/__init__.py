@@ -38,6 +38,8 @@ parameter constraints) and validated by the core before any work is done.
 ``"lissa"``          the stochastic Neumann-series estimator of Agarwal et al.
                      (2017), as used by Koh & Liang (2017).
 ``"kfac"``           Kronecker-factored per layer (networks' Gauss-Newton).
+``"ekfac"``          K-FAC's eigenbasis with its diagonal refitted to the
+                     data (eigenvalue-corrected K-FAC; networks' Gauss-Newton).
 ==================== ==========================================================
 
 ``hessian="identity"`` needs no solver (:class:`IdentityInverse`).
@@ -46,6 +48,7 @@ parameter constraints) and validated by the core before any work is done.
 from ..exceptions import SingularCurvatureError
 from ._base import Estimate, InverseHessian, ProblemSize, available_memory
 from ._direct import BlockDiagonalInverse, CholeskyInverse, IdentityInverse
+from ._ekfac import EKFACInverse
 from ._iterative import ConjugateGradientInverse, LissaInverse
 from ._kfac import KFACInverse
 
@@ -56,6 +59,7 @@ SOLVERS: dict[str, type[InverseHessian]] = {
     "cg": ConjugateGradientInverse,
     "lissa": LissaInverse,
     "kfac": KFACInverse,
+    "ekfac": EKFACInverse,
 }
 
 __all__ = [
@@ -63,6 +67,7 @@ __all__ = [
     "BlockDiagonalInverse",
     "CholeskyInverse",
     "ConjugateGradientInverse",
+    "EKFACInverse",
     "Estimate",
     "IdentityInverse",
     "InverseHessian",
