@@ -79,10 +79,14 @@ PILOT = 8
 #: Beyond ``DENSE_REFERENCE`` parameters, a Kronecker-factored solver's
 #: normalisers are checked on this many examples against conjugate gradients
 #: (Jacobi), to a relative residual of ``FACTORED_REFERENCE_TOL`` in at most
-#: ``FACTORED_REFERENCE_ITER`` products, with rigorous bounds.
+#: ``FACTORED_REFERENCE_ITER`` products, with rigorous bounds ...
 FACTORED_ERROR_SAMPLE = 4
 FACTORED_REFERENCE_TOL = 1e-4
 FACTORED_REFERENCE_ITER = 100
+#: ... and for at most this many times the seconds the solver took to fit
+#: (and at least ``FACTORED_REFERENCE_SECONDS``): a check, not the main cost.
+FACTORED_REFERENCE_SHARE = 1.0
+FACTORED_REFERENCE_SECONDS = 10.0
 
 
 def _direction_zero(divisor: np.ndarray) -> np.ndarray:
@@ -130,10 +134,10 @@ class Influence(ABC):
         ``DENSE_REFERENCE`` parameters, conjugate gradients to 1e-8 beyond;
         for a Kronecker-factored solver beyond ``DENSE_REFERENCE``, on
         ``FACTORED_ERROR_SAMPLE`` examples, conjugate gradients with a budget
-        of ``FACTORED_REFERENCE_ITER`` products: the error over the rigorous
-        bounds they give, an upper bound with a warning when they have not
-        reached ``FACTORED_REFERENCE_TOL``); None for an exact solver, or when
-        the curvature offers neither.
+        of products and seconds: the error over the rigorous bounds they
+        give, an upper bound with a warning when they have not reached
+        ``FACTORED_REFERENCE_TOL``); None for an exact solver, or when the
+        curvature offers neither.
     """
 
     def __init__(
@@ -278,6 +282,7 @@ class FirstOrderInfluence(Influence):
         )
         self.solver_name_ = self._solver_name(X)
         self.solver_ = self._fit_solver()
+        self._solver_seconds = time.perf_counter() - start
         log(
             self.verbose,
             1,
@@ -455,8 +460,10 @@ class FirstOrderInfluence(Influence):
     def _bounded_error(self, G, approx, norms) -> float:
         """The normaliser error of a Kronecker-factored solver on a model too
         large for a dense reference: conjugate gradients (Jacobi) on the
-        sample, stopped at ``FACTORED_REFERENCE_TOL`` or after
-        ``FACTORED_REFERENCE_ITER`` products, give rigorous bounds on each
+        sample, stopped at ``FACTORED_REFERENCE_TOL``, after
+        ``FACTORED_REFERENCE_ITER`` products or after
+        ``FACTORED_REFERENCE_SHARE`` times the solver's fitting time (at
+        least ``FACTORED_REFERENCE_SECONDS``), give rigorous bounds on each
         exact normaliser (:func:`~skrelatif._solvers._pcg.quad_bounds`, from
         ``damping_``, the smallest eigenvalue of the damped curvature); the
         error is the largest relative error over those bounds, exact once the
@@ -470,6 +477,10 @@ class FirstOrderInfluence(Influence):
             G,
             tol=FACTORED_REFERENCE_TOL,
             max_iter=FACTORED_REFERENCE_ITER,
+            max_seconds=max(
+                FACTORED_REFERENCE_SECONDS,
+                FACTORED_REFERENCE_SHARE * getattr(self, "_solver_seconds", 0.0),
+            ),
         )
         converged = bool(
             np.all(residual <= FACTORED_REFERENCE_TOL * np.linalg.norm(G, axis=1))
@@ -481,13 +492,12 @@ class FirstOrderInfluence(Influence):
         approx = approx[1] if norms else np.abs(approx[0])
         if self.method == "l-relatif":
             low, high, approx = np.sqrt(low), np.sqrt(high), np.sqrt(approx)
-        keep = low > 0
+        keep = high > 0  # a zero gradient: no error
         if not np.any(keep):
             return 0.0
-        error = np.maximum(
-            np.abs(approx - low)[keep] / low[keep],
-            np.abs(approx - high)[keep] / high[keep],
-        )
+        low, high, approx = low[keep], high[keep], approx[keep]
+        with np.errstate(divide="ignore"):  # low = 0: no bound (inf)
+            error = np.maximum(np.abs(approx - low) / low, np.abs(approx - high) / high)
         log(
             self.verbose,
             1,

@@ -4,6 +4,8 @@ models too large for a dense one (see :func:`quad_bounds`)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
@@ -17,13 +19,16 @@ class Jacobi:
         return R * self.inverse
 
 
-def preconditioned_cg(operator, damping, preconditioner, B, *, tol, max_iter):
+def preconditioned_cg(
+    operator, damping, preconditioner, B, *, tol, max_iter, max_seconds=np.inf
+):
     """``(C + damping I)^-1`` applied to the rows of ``B`` by conjugate
     gradients, preconditioned by ``preconditioner.solve`` (a symmetric
     positive definite approximation of that inverse, e.g. :class:`Jacobi`).
 
     Stops when every row's residual is below ``tol`` times its right-hand
-    side's norm, or after ``max_iter`` iterations. ``g^T x_k`` of the iterate
+    side's norm, after ``max_iter`` iterations, or once ``max_seconds`` have
+    passed. ``g^T x_k`` of the iterate
     underestimates ``g^T H^-1 g`` by ``||x - x_k||_H^2``, at most
     ``||r_k||^2 / lambda_min``: a residual of ``tol`` makes its relative error
     at most ``tol^2`` times the condition number.
@@ -47,7 +52,12 @@ def preconditioned_cg(operator, damping, preconditioner, B, *, tol, max_iter):
     target = tol * np.linalg.norm(B, axis=1)
     active = np.flatnonzero(np.linalg.norm(R, axis=1) > target)
     iteration = 0
-    while active.size and iteration < max_iter:
+    start = time.perf_counter()
+    while (
+        active.size
+        and iteration < max_iter
+        and time.perf_counter() - start < max_seconds
+    ):
         iteration += 1
         Da = D[active]
         HD = operator.matvec(Da) + damping * Da
