@@ -31,8 +31,9 @@ eigenvalues, every training example's normaliser, and ``normaliser_error_``
 on 4 training examples against conjugate gradients with a budget of about
 the solver's own fitting time) and ``explain(X_test, k=10)`` of the 1,000
 test points, medians of ``--repeat`` runs; ``solver="kfac"`` alike. The
-agreement of the default truncated test-train products (``cross_tol=1e-2``) with the exact ones
-(the same fitted solver, full rank) is measured on 50 test points.
+agreement of the default truncated test-train products (``cross_tol=1e-2``)
+with the exact ones (the same fitted solver, full rank) is measured on 50
+test points.
 
 Optional peer (``--peer``): kronfluence's EK-FAC on the same model, copied
 into a torch ``nn.Sequential``, from a separate environment::
