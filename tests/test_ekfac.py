@@ -209,10 +209,10 @@ def test_auto_prefers_ekfac_to_kfac_when_about_as_fast():
 @pytest.mark.parametrize("solver", ["kfac", "ekfac"])
 def test_factored_scores_equal_the_dense_products(solver):
     # the test side as outer products per layer (K-FAC: rank 1, EK-FAC with
-    # cross_tol=0: the full SVD of 1 / (E + lambda)) against the scores
+    # cross_rank=0: the full SVD of 1 / (E + lambda)) against the scores
     # g_t^T H^-1 ĝ_i of the solver's dense solve, written out here
     model, X, y = _fit("multiclass", "tanh", hidden=(4, 3))
-    options = {"cross_tol": 0.0} if solver == "ekfac" else None
+    options = {"cross_rank": 0} if solver == "ekfac" else None
     explainer = InfluenceExplainer(
         model, method="if", solver=solver, solver_options=options
     ).fit(X, y)
@@ -229,20 +229,26 @@ def test_factored_scores_equal_the_dense_products(solver):
 
 
 def test_truncated_ekfac_scores_are_close():
-    # the default cross_tol truncates 1 / (E + lambda) to the rank whose
-    # relative Frobenius error is at most 1e-2; exact where that is full rank
+    # cross_rank truncates 1 / (E + lambda) (weighted by the factors'
+    # eigenvalues) per layer (ranks 6 and 3 here: 6 x 8 and 9 x 3)
     model, X, y = _fit("multiclass", "tanh", hidden=(8,), n=60)
     exact = InfluenceExplainer(
-        model, method="if", solver="ekfac", solver_options={"cross_tol": 0.0}
+        model, method="if", solver="ekfac", solver_options={"cross_rank": 0}
     ).fit(X, y)
-    truncated = InfluenceExplainer(model, method="if", solver="ekfac").fit(X, y)
-    ranks = fitted_state(truncated).solver_.cross_ranks_
-    assert ranks != fitted_state(exact).solver_.cross_ranks_
     want = exact.transform(X[:10])
-    assert _rel(truncated.transform(X[:10]), want) < 5e-2
-    with pytest.raises(ValueError, match="cross_tol"):
+    errors = []
+    for rank in (1, 2, 4, 6):
+        truncated = InfluenceExplainer(
+            model, method="if", solver="ekfac", solver_options={"cross_rank": rank}
+        ).fit(X, y)
+        assert fitted_state(truncated).solver_.cross_ranks_ == [rank, min(rank, 3)]
+        errors.append(_rel(truncated.transform(X[:10]), want))
+    # the error falls with the rank, and vanishes at full rank
+    assert errors[0] > errors[1] > errors[2] > errors[3]
+    assert errors[2] < 5e-2 and errors[3] < 1e-9
+    with pytest.raises(ValueError, match="cross_rank"):
         InfluenceExplainer(
-            model, solver="ekfac", solver_options={"cross_tol": -1.0}
+            model, solver="ekfac", solver_options={"cross_rank": -1}
         ).fit(X, y)
 
 

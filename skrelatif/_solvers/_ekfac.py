@@ -46,7 +46,7 @@ mean added, as K-FAC's singular factors do.
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
@@ -72,11 +72,11 @@ class EKFACInverse(InverseHessian):
     exact = False
     option_constraints = {
         "layer_damping": [Interval(Real, 0, None, closed="neither")],
-        "cross_tol": [Interval(Real, 0, 1, closed="left")],
+        "cross_rank": [Interval(Integral, 0, None, closed="left")],
     }
     layer_factored = True
-    #: default relative truncation of ``1 / (E + lambda)`` for the scores
-    cross_tol = 1e-2
+    #: default rank of the test-train products per layer (0: full, exact)
+    cross_rank = 8
     #: Among approximate solvers, preferred by ``solver="auto"`` to those of
     #: a larger rank when about as fast (see :mod:`skrelatif._solvers._auto`).
     approximation_rank = 0
@@ -100,7 +100,9 @@ class EKFACInverse(InverseHessian):
             G = np.array(factor.G, dtype=np.float64)
             g_mean = max(np.trace(G) / len(G), np.finfo(np.float64).tiny)
             A.flat[:: len(A) + 1] += np.asarray(factor.row_penalty) / g_mean
-            bases.append((np.linalg.eigh(A)[1], np.linalg.eigh(G)[1]))
+            bases.append((np.linalg.eigh(A), np.linalg.eigh(G)))
+        weights = [(a_values, g_values) for (a_values, _), (g_values, _) in bases]
+        bases = [(Q_A, Q_G) for (_, Q_A), (_, Q_G) in bases]
         corrected = operator.kronecker_eigenvalues(bases)
         layer_damping = self.options.get("layer_damping")
         self.layers_ = []
@@ -114,8 +116,11 @@ class EKFACInverse(InverseHessian):
                 damped = damped + self.jitter * max(mean, np.finfo(np.float64).tiny)
             self.layers_.append((Q_A, Q_G, 1.0 / damped, factor.params, E))
         self.compute_dtype = np.dtype(np.float64)
-        tol = float(self.options.get("cross_tol", self.cross_tol))
-        self.cross_factors_ = [_truncate(layer[2], tol) for layer in self.layers_]
+        rank = int(self.options.get("cross_rank", self.cross_rank))
+        self.cross_factors_ = [
+            _truncate(layer[2], a_values, g_values, rank)
+            for layer, (a_values, g_values) in zip(self.layers_, weights)
+        ]
         return self
 
     @property
@@ -177,11 +182,18 @@ class EKFACInverse(InverseHessian):
         return quad, (np.sqrt(norm_sq) if norms else None)
 
 
-def _truncate(inverse: np.ndarray, tol: float):
-    """``U, sigma, V^T`` of ``inverse``'s SVD, truncated to the fewest terms
-    whose relative Frobenius error is at most ``tol`` (all of them: exact)."""
-    U, sigma, Vt = np.linalg.svd(inverse, full_matrices=False)
-    tail = np.sqrt(np.cumsum(np.square(sigma[::-1]))[::-1])  # ||sigma[r:]||
-    keep = np.flatnonzero(np.append(tail[1:], 0.0) <= tol * tail[0])
-    rank = int(keep[0]) + 1 if tol > 0 else len(sigma)
-    return U[:, :rank], sigma[:rank], Vt[:rank]
+def _truncate(inverse, a_values, g_values, rank):
+    """``1 / (E + lambda)`` as ``U diag(sigma) V^T`` of rank at most
+    ``rank`` (0: full rank, exact): the truncated SVD of the matrix weighted
+    by the K-FAC factors' eigenvalues, ``S = diag(l_A) inverse diag(l_G)``,
+    unweighted. A product ``(a_t ∘ a_i)^T inverse (δ_t ∘ δ_i)`` in the
+    eigenbasis has terms of size ``l_A[j] l_G[k] inverse[j, k]``: the
+    weighting spends the rank where the gradients are, not on the directions
+    they hardly reach (where ``inverse`` is largest, about ``1 / lambda``)."""
+    full = min(inverse.shape)
+    rank = full if rank == 0 else min(rank, full)
+    tiny = np.finfo(np.float64).eps
+    left = np.maximum(a_values, tiny * max(float(a_values.max()), tiny))
+    right = np.maximum(g_values, tiny * max(float(g_values.max()), tiny))
+    U, sigma, Vt = np.linalg.svd(left[:, None] * inverse * right, full_matrices=False)
+    return U[:, :rank] / left[:, None], sigma[:rank], Vt[:rank] / right
