@@ -12,7 +12,8 @@ Run from the repository root (after ``pip install .``)::
 (``solver="cholesky"``, the exact reference), each trained with L-BFGS on
 standardised features (breast cancer, digits); for ``method="l-relatif"``
 and ``"if"``, the scores of 40 test points (their predicted labels) by
-``"kfac"``, ``"ekfac"`` and ``"ekfac"`` with kronfluence's per-layer damping
+``"kfac"``, ``"ekfac"`` with exact test-train products (``cross_rank=0``),
+with the default rank-8 products, and with kronfluence's per-layer damping
 (``solver_options={"layer_damping": 0.1}``), each against the dense
 matrix's with the same ``damping="auto"``: the median over test points of
 the Spearman correlation over all training examples, and the mean share of
@@ -88,13 +89,14 @@ def small_networks(quick):
 
 def part_agreement(quick):
     variants = (
-        ("cholesky", None),
-        ("kfac", None),
-        ("ekfac", None),
-        ("ekfac", {"layer_damping": 0.1}),
+        ("cholesky", None, ""),
+        ("kfac", None, ""),
+        ("ekfac", {"cross_rank": 0}, " (exact products)"),
+        ("ekfac", None, " (rank 8)"),
+        ("ekfac", {"cross_rank": 0, "layer_damping": 0.1}, " (layer damping)"),
     )
     print(
-        f"{'network':<36}{'P':>6} {'method':<11}{'solver':<22}"
+        f"{'network':<36}{'P':>6} {'method':<11}{'solver':<26}"
         f"{'seconds':>8}{'spearman':>9}{'top-10':>7}{'norm.err':>9}"
     )
     for name, (X, y), hidden, activation, alpha in small_networks(quick):
@@ -114,7 +116,7 @@ def part_agreement(quick):
         label = f"{name} {hidden} {activation}"
         for method in ("l-relatif", "if"):
             reference = None
-            for solver, options in variants:
+            for solver, options, note in variants:
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
@@ -127,9 +129,9 @@ def part_agreement(quick):
                     reference = scores
                 rho, top = agreement(scores, reference)
                 error = explainer.normaliser_error_
-                shown = solver + (" (layer damping)" if options else "")
+                shown = solver + note
                 print(
-                    f"{label:<36}{P:>6} {method:<11}{shown:<22}{seconds:>8.2f}"
+                    f"{label:<36}{P:>6} {method:<11}{shown:<26}{seconds:>8.2f}"
                     f"{rho:>9.3f}{top:>7.2f}"
                     + (f"{error:>9.1e}" if error is not None else f"{'-':>9}"),
                     flush=True,

@@ -139,10 +139,12 @@ class InfluenceExplainer(_BaseExplainer):
         Options of the chosen ``solver``: ``{"tol": 1e-8, "max_iter": 1000}``
         for ``"cg"``; ``{"scale": None, "depth": 1000, "repeats": 1,
         "batch_size": 100}`` for ``"lissa"`` (``scale=None``: twice the
-        largest eigenvalue of H); ``{"layer_damping": None}`` for
-        ``"ekfac"`` (a fraction: damp each layer by that fraction of its
-        mean corrected eigenvalue, as kronfluence does, instead of
-        ``damping``). Needs ``solver`` named.
+        largest eigenvalue of H); ``{"layer_damping": None, "cross_rank":
+        8}`` for ``"ekfac"`` (``layer_damping``, a fraction: damp each layer
+        by that fraction of its mean corrected eigenvalue, as kronfluence
+        does, instead of ``damping``; ``cross_rank``: the rank per layer of
+        the test-train products, 0 for the exact ones). Needs ``solver``
+        named.
     hessian_options : dict, default=None
         Deprecated: the old name of ``solver_options``.
     n_jobs : int, default=None

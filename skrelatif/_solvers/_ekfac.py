@@ -64,6 +64,24 @@ class EKFACInverse(InverseHessian):
     own mean corrected eigenvalue (kronfluence's heuristic, 0.1 there). The
     explainer's ``damping_`` is then not the damping used, and
     ``normaliser_error_`` is measured against the uniformly damped matrix.
+    ``cross_rank`` (int >= 0, default 8): the rank per layer of the solved
+    test vectors (:meth:`factored_test`), a truncated SVD of
+    ``diag(l_A) / (E + lambda) diag(l_G)`` (``l_A``, ``l_G`` the K-FAC
+    factors' eigenvalues) unweighted afterwards; 0: the full rank, exact.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from skrelatif import InfluenceExplainer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = MLPClassifier((8,), solver="lbfgs", max_iter=2000,
+    ...                       random_state=0).fit(X, y)
+    >>> ex = InfluenceExplainer(model, method="l-relatif", solver="ekfac")
+    >>> ex.fit(X, y).solver_
+    'ekfac'
+    >>> ex.explain(X[:2], k=3).proponents.shape
+    (2, 3)
     """
 
     #: relative jitter of a corrected eigenvalue left at 0
