@@ -33,14 +33,11 @@ on 4 training examples against conjugate gradients with a budget of about
 the solver's own fitting time) and ``explain(X_test, k=10)`` of the 1,000
 test points, medians of ``--repeat`` runs; ``solver="kfac"`` alike. The
 agreement of the default truncated test-train products (``cross_rank=8``)
-with the exact ones (the same fitted solver, full rank) is measured on 50
-test points.
+with the exact ones (the same fitted solver, dense solves and products) is
+measured on 50 test points.
 
-Optional peer (``--peer``): kronfluence's EK-FAC on the same model, copied
-into a torch ``nn.Sequential``, from a separate environment::
-
-    python -m venv /tmp/kf && /tmp/kf/bin/pip install kronfluence torch scikit-learn
-    python benchmarks/bench_ekfac.py --part scale --peer /tmp/kf/bin/python
+kronfluence's EK-FAC on the same model was not run (it needs torch in a
+separate environment; left for a later run).
 """
 
 from __future__ import annotations
@@ -152,7 +149,7 @@ def mnist_like(n, seed=0):
     return out.reshape(n, 784), labels[pick]
 
 
-def part_scale(quick, repeat, peer):
+def part_scale(quick, repeat):
     n, m, hidden = (2000, 100, (64, 32)) if quick else (20_000, 1000, (256, 128))
     X, y = mnist_like(n + m)
     X_train, y_train, X_test = X[:n], y[:n], X[n:]
@@ -212,8 +209,6 @@ def part_scale(quick, repeat, peer):
     )
     rho, top = agreement(explainers["kfac"].transform(few), full)
     print(f"K-FAC vs EK-FAC (exact products): Spearman {rho:.3f}, top-10 {top:.3f}")
-    if peer:
-        print("--peer: not run by this version of the benchmark")
 
 
 def main():
@@ -223,12 +218,11 @@ def main():
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--peer", default=None)
     args = parser.parse_args()
     if args.part in ("agreement", "both"):
         part_agreement(args.quick)
     if args.part in ("scale", "both"):
-        part_scale(args.quick, args.repeat, args.peer)
+        part_scale(args.quick, args.repeat)
 
 
 if __name__ == "__main__":
