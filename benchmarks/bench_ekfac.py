@@ -3,8 +3,8 @@ MNIST size.
 
 Run from the repository root (after ``pip install .``)::
 
-    python benchmarks/bench_ekfac.py            # both parts (about 20 minutes)
-    python benchmarks/bench_ekfac.py --quick    # small sizes (about 2 minutes)
+    python benchmarks/bench_ekfac.py            # both parts (about 25 minutes)
+    python benchmarks/bench_ekfac.py --quick    # small sizes (under a minute)
     python benchmarks/bench_ekfac.py --part agreement
     python benchmarks/bench_ekfac.py --part scale --repeat 3
 
