@@ -38,7 +38,16 @@ With damping ``lambda`` (``H + lambda I`` is diagonal in the same basis)::
 
 for a row ``g = ã ⊗ δ`` per layer (the RelatIF normalisers and the
 self-influence): ``O(d_in^2 + d_out^2 + d_in d_out)`` per example and layer.
-Blocks of different layers are dropped, as in K-FAC. A corrected eigenvalue
+Blocks of different layers are dropped, as in K-FAC.
+
+Test-train products. A test gradient is ``ã_t ⊗ δ_t`` per layer too, so with
+``1 / (E + lambda) ≈ sum_r sigma_r u_r v_r^T`` its solve is
+``sum_r Q_A (sigma_r u_r ∘ Q_A^T ã_t) ⊗ Q_G (v_r ∘ Q_G^T δ_t)``, and its
+product with a training gradient ``ã_i ⊗ δ_i`` costs ``2 r (d_in + d_out)``
+flops (:meth:`EKFACInverse.factored_test`). The rank-``r`` approximation is
+the truncated SVD of ``diag(l_A) / (E + lambda) diag(l_G)`` (``l_A``, ``l_G``
+the factors' eigenvalues), unweighted: a product's term ``jk`` is about
+``l_A[j] l_G[k] / (E_jk + lambda)`` in size. A corrected eigenvalue
 that stays at 0 after damping (a direction along which every gradient is 0,
 e.g. a dead ReLU unit, with ``damping=0``) gets ``1e-8`` times its layer's
 mean added, as K-FAC's singular factors do.
