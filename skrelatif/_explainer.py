@@ -97,8 +97,8 @@ class InfluenceExplainer(_BaseExplainer):
         ``"kfac"`` are deprecated (a ``FutureWarning`` names the new pair).
         SVMs take only ``"auto"`` (their Hessian is the identity in the
         kernel's feature space).
-    solver : {"auto", "cholesky", "block-diagonal", "cg", "lissa", "kfac"}, \
-            default="auto"
+    solver : {"auto", "cholesky", "block-diagonal", "cg", "lissa", "kfac", \
+            "ekfac"}, default="auto"
         How ``H`` is inverted; any solver the family provides for that
         curvature (a pair that cannot work is refused before any work,
         naming those that do).
@@ -115,6 +115,9 @@ class InfluenceExplainer(_BaseExplainer):
           by Koh & Liang (2017); approximate.
         - ``"kfac"``: Kronecker-factored per layer (networks' Gauss-Newton
           matrix, Barshan et al. appendix C); approximate.
+        - ``"ekfac"``: eigenvalue-corrected K-FAC (George et al. 2018): K-FAC's
+          per-layer eigenbasis with the diagonal refitted to the data;
+          approximate, closer to the Gauss-Newton matrix than ``"kfac"``.
         - ``"auto"``: the solver with the lowest estimated cost (flops and
           bytes, for the work the method needs: every training example's
           normaliser for RelatIF) that fits in the available memory,
@@ -135,7 +138,12 @@ class InfluenceExplainer(_BaseExplainer):
         Options of the chosen ``solver``: ``{"tol": 1e-8, "max_iter": 1000}``
         for ``"cg"``; ``{"scale": None, "depth": 1000, "repeats": 1,
         "batch_size": 100}`` for ``"lissa"`` (``scale=None``: twice the
-        largest eigenvalue of H). Needs ``solver`` named.
+        largest eigenvalue of H); ``{"layer_damping": None, "cross_rank":
+        8}`` for ``"ekfac"`` (``layer_damping``, a fraction: damp each layer
+        by that fraction of its mean corrected eigenvalue, as kronfluence
+        does, instead of ``damping``; ``cross_rank``: the rank per layer of
+        the test-train products, 0 for the exact ones). Needs ``solver``
+        named.
     hessian_options : dict, default=None
         Deprecated: the old name of ``solver_options``.
     n_jobs : int, default=None

@@ -58,6 +58,7 @@ from ._solvers import (
     SingularCurvatureError,
 )
 from ._solvers._auto import choose_solver
+from ._solvers._pcg import Jacobi, preconditioned_cg, quad_bounds
 from ._utils import (
     blas_threads,
     caller_stacklevel,
@@ -76,6 +77,17 @@ ERROR_SAMPLE = 16
 DENSE_REFERENCE = 4000
 #: Training gradients ``solver="auto"`` solves to measure an iterative solver.
 PILOT = 8
+#: Beyond ``DENSE_REFERENCE`` parameters, a Kronecker-factored solver's
+#: normalisers are checked on this many examples against conjugate gradients
+#: (Jacobi), to a relative residual of ``FACTORED_REFERENCE_TOL`` in at most
+#: ``FACTORED_REFERENCE_ITER`` products, with rigorous bounds ...
+FACTORED_ERROR_SAMPLE = 4
+FACTORED_REFERENCE_TOL = 1e-4
+FACTORED_REFERENCE_ITER = 100
+#: ... and for at most this many times the seconds the solver took to fit
+#: (and at least ``FACTORED_REFERENCE_SECONDS``): a check, not the main cost.
+FACTORED_REFERENCE_SHARE = 1.0
+FACTORED_REFERENCE_SECONDS = 10.0
 
 
 def _direction_zero(divisor: np.ndarray) -> np.ndarray:
@@ -85,7 +97,11 @@ def _direction_zero(divisor: np.ndarray) -> np.ndarray:
 
 def _quad_norms_chunk(X, direction, adapter, solver, norms):
     X = X.astype(solver.compute_dtype, copy=False)
-    G = adapter.gradients(X, direction.astype(X.dtype, copy=False))
+    direction = direction.astype(X.dtype, copy=False)
+    if solver.layer_factored and hasattr(adapter, "layer_factors"):
+        G = adapter.layer_factors(X, direction)  # no n x P rows
+    else:
+        G = adapter.gradients(X, direction)
     return solver.quad_norms(G, norms=norms)
 
 
@@ -116,8 +132,13 @@ class Influence(ABC):
         An approximate solver's largest relative error of the method's
         normaliser on ``ERROR_SAMPLE`` training examples, against the exact
         inverse of the same curvature (a Cholesky factorisation up to
-        ``DENSE_REFERENCE`` parameters, conjugate gradients to 1e-8 beyond);
-        None for an exact solver, or when the curvature offers neither.
+        ``DENSE_REFERENCE`` parameters, conjugate gradients to 1e-8 beyond;
+        for a Kronecker-factored solver beyond ``DENSE_REFERENCE``, on
+        ``FACTORED_ERROR_SAMPLE`` examples, conjugate gradients with a budget
+        of products and seconds: the error over the rigorous bounds they
+        give, an upper bound with a warning when they have not reached
+        ``FACTORED_REFERENCE_TOL``); None for an exact solver, or when the
+        curvature offers neither.
     """
 
     def __init__(
@@ -333,6 +354,7 @@ class FirstOrderInfluence(Influence):
         )
         self.solver_name_ = self._solver_name(X)
         self.solver_ = self._fit_solver()
+        self._solver_seconds = time.perf_counter() - start
         log(
             self.verbose,
             1,
@@ -472,8 +494,12 @@ class FirstOrderInfluence(Influence):
         method divides by (``"if"`` and ``"newton"``: of the self-influence)."""
         provides = type(self.adapter).curvatures.get(self.hessian_, frozenset())
         # the exact inverse: dense for a small model, else conjugate gradients
+        # (preconditioned by a Kronecker-factored solver itself, on fewer rows)
+        sample, factored = ERROR_SAMPLE, False
         if "dense" in provides and self.adapter.n_params <= DENSE_REFERENCE:
             reference = CholeskyInverse(self.damping_)
+        elif "matvec" in provides and self.solver_.layer_factored:
+            reference, sample, factored = None, FACTORED_ERROR_SAMPLE, True
         elif "matvec" in provides:
             reference = ConjugateGradientInverse(self.damping_, options={"tol": 1e-8})
         else:
@@ -482,14 +508,16 @@ class FirstOrderInfluence(Influence):
             return None
         rng = np.random.RandomState(0)
         rows = np.sort(
-            rng.choice(self.n_train_, min(ERROR_SAMPLE, self.n_train_), replace=False)
+            rng.choice(self.n_train_, min(sample, self.n_train_), replace=False)
         )
         G = self.adapter.gradients(
             self.X_[rows].astype(np.float64, copy=False), self.direction_[rows]
         )
         norms = self.method == "theta-relatif"
-        exact = reference.fit(self._operator).quad_norms(G.copy(), norms=norms)
         approx = self.solver_.quad_norms(G.copy(), norms=norms)
+        if factored:
+            return self._bounded_error(np.array(G), approx, norms)
+        exact = reference.fit(self._operator).quad_norms(G.copy(), norms=norms)
         if norms:
             exact, approx = exact[1], approx[1]
         elif self.method == "l-relatif":
@@ -500,6 +528,64 @@ class FirstOrderInfluence(Influence):
         if not np.any(keep):
             return 0.0
         return float(np.max(np.abs(approx[keep] - exact[keep]) / exact[keep]))
+
+    def _bounded_error(self, G, approx, norms) -> float:
+        """The normaliser error of a Kronecker-factored solver on a model too
+        large for a dense reference: conjugate gradients (Jacobi) on the
+        sample, stopped at ``FACTORED_REFERENCE_TOL``, after
+        ``FACTORED_REFERENCE_ITER`` products or after
+        ``FACTORED_REFERENCE_SHARE`` times the solver's fitting time (at
+        least ``FACTORED_REFERENCE_SECONDS``), give rigorous bounds on each
+        exact normaliser (:func:`~skrelatif._solvers._pcg.quad_bounds`, from
+        ``damping_``, the smallest eigenvalue of the damped curvature); the
+        error is the largest relative error over those bounds, exact once the
+        reference has converged and an upper bound (with a warning) before."""
+        start = time.perf_counter()
+        operator, damping = self._operator, self.damping_
+        solved, residual, iterations = preconditioned_cg(
+            operator,
+            damping,
+            Jacobi(operator, damping),
+            G,
+            tol=FACTORED_REFERENCE_TOL,
+            max_iter=FACTORED_REFERENCE_ITER,
+            max_seconds=max(
+                FACTORED_REFERENCE_SECONDS,
+                FACTORED_REFERENCE_SHARE * getattr(self, "_solver_seconds", 0.0),
+            ),
+        )
+        converged = bool(
+            np.all(residual <= FACTORED_REFERENCE_TOL * np.linalg.norm(G, axis=1))
+        )
+        if damping > 0:
+            low, high = quad_bounds(G, solved, residual, damping, norms=norms)
+        else:  # no lower bound on the spectrum: the iterate itself
+            low = high = quad_bounds(G, solved, 0 * residual, 1.0, norms=norms)[0]
+        approx = approx[1] if norms else np.abs(approx[0])
+        if self.method == "l-relatif":
+            low, high, approx = np.sqrt(low), np.sqrt(high), np.sqrt(approx)
+        keep = high > 0  # a zero gradient: no error
+        if not np.any(keep):
+            return 0.0
+        low, high, approx = low[keep], high[keep], approx[keep]
+        with np.errstate(divide="ignore"):  # low = 0: no bound (inf)
+            error = np.maximum(np.abs(approx - low) / low, np.abs(approx - high) / high)
+        log(
+            self.verbose,
+            1,
+            f"normaliser_error_: {len(G)} reference solves, {iterations} conjugate-"
+            f"gradient iterations, {time.perf_counter() - start:.1f} s",
+        )
+        if not converged:
+            warnings.warn(
+                f"normaliser_error_ ({error.max():.3g}) is an upper bound: its "
+                f"reference (conjugate gradients on {len(G)} training examples) did "
+                f"not reach a relative residual of {FACTORED_REFERENCE_TOL:g} in "
+                f"{iterations} iterations.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        return float(error.max())
 
     def _normalisers(self, need_norms: bool):
         """``q_i = ĝ_i^T H^-1 ĝ_i`` (and ``||H^-1 ĝ_i||`` if ``need_norms``) of
@@ -527,7 +613,10 @@ class FirstOrderInfluence(Influence):
         # training set, itself dispatched in about n_jobs tasks.
         iterative = self.solver_.iterative
         row_bytes = 8 * self.solver_.workspace if iterative else dtype.itemsize * 2
-        chunks = chunk_slices(self.n_train_, row_bytes * n_params)
+        row_bytes *= n_params
+        if self.solver_.layer_factored and hasattr(self.adapter, "layer_factors"):
+            row_bytes = 8 * 4 * self.adapter.n_design_width()
+        chunks = chunk_slices(self.n_train_, row_bytes)
         results = parallel_chunks(
             _quad_norms_chunk,
             (self.X_, self.direction_),
@@ -658,9 +747,29 @@ class FirstOrderInfluence(Influence):
         return adapter.gradients(X.astype(np.float64), direction * norm[:, None])
 
     def prepare_test(self, X: Any, y_encoded: np.ndarray | None) -> Any:
-        """Per test batch: ``H^-1 g_t`` (the "s_test" vectors)."""
+        """Per test batch: ``H^-1 g_t`` (the "s_test" vectors); for a solver
+        and model with a factored form, per layer a few outer products."""
+        if self._factored:
+            adapter = self.adapter
+            if y_encoded is None:
+                direction, norm = adapter.prediction_gradients(X)
+            else:
+                direction, norm = adapter.loss_gradients(X, y_encoded)
+            factors = adapter.layer_factors(
+                X.astype(np.float64), direction * norm[:, None]
+            )
+            return self.solver_.factored_test(factors.layer_factors)
         solved = self.solver_.solve(self.test_gradients(X, y_encoded))
         return solved.astype(self.solver_.compute_dtype, copy=False)
+
+    @property
+    def _factored(self) -> bool:
+        """Whether the test side is factored (see :meth:`prepare_test`)."""
+        return (
+            self.solver_.factored_rank() > 0
+            and hasattr(self.adapter, "factored_dots")
+            and not isinstance(self, NewtonInfluence)
+        )
 
     def train_chunk(self, rows: np.ndarray | slice) -> tuple:
         X = self.X_[rows].astype(self.solver_.compute_dtype, copy=False)
@@ -669,6 +778,8 @@ class FirstOrderInfluence(Influence):
     @property
     def cross(self):
         """``g_t^T H^-1 ĝ_i`` (a picklable bound method of the adapter)."""
+        if self._factored:
+            return self.adapter.factored_dots
         return self.adapter.gradient_dots
 
     def predict_removal(self, X_test, y_test, groups, method, *, n_jobs=None):
@@ -679,7 +790,15 @@ class FirstOrderInfluence(Influence):
         )
 
     def test_row_bytes(self) -> int:
+        if self._factored:
+            rank = self.solver_.factored_rank()
+            return 8 * 3 * rank * self.adapter.n_design_width()
         return 8 * self.solver_.workspace * self.adapter.n_params
+
+    def cross_bytes_per_pair(self) -> int:
+        if self._factored:
+            return self.adapter.factored_bytes_per_pair(self.solver_.factored_rank())
+        return super().cross_bytes_per_pair()
 
 
 class NewtonInfluence(FirstOrderInfluence):

@@ -62,6 +62,19 @@ class FactoredRows(np.ndarray):
         self.layer_factors = None
 
 
+class LayerFactors:
+    """Gradient rows given only by their per-layer factors
+    ``layer_factors = [(ã_l (n, d_l + 1), δ_l (n, d_{l+1})), ...]`` (row i's
+    gradient in layer l is ``ã_{i,l} ⊗ δ_{i,l}``), for the solvers that
+    need nothing else (``InverseHessian.layer_factored``): no n x P array."""
+
+    def __init__(self, layer_factors: list) -> None:
+        self.layer_factors = layer_factors
+
+    def __len__(self) -> int:
+        return len(self.layer_factors[0][0])
+
+
 class MLPHessian:
     """The Hessian (``curvature="exact"``) or generalised Gauss-Newton matrix
     (``"gauss-newton"``) of a network's training objective, for the solvers
@@ -241,6 +254,13 @@ class MLPHessian:
         return 8 * 3 * max(self.widths) ** 2 + 8 * 4 * sum(self.widths)
 
     def diagonal(self):
+        if not self.exact:  # (ã∘ã) ⊗ sum_c δ_c∘δ_c from the curvature root
+            out = np.zeros(self.n_params)
+            for designs, deltas, _ in self._root_passes():
+                for layer, part in enumerate(self.adapter.slices):
+                    own = np.square(deltas[layer]).sum(axis=1)
+                    out[part] += (np.square(designs[layer]).T @ own).ravel()
+            return out + self.penalty
         out = np.zeros(self.n_params)
         for chunk in self._chunks(self._curvature_row_bytes()):
             for layer, (A, _, M) in enumerate(
@@ -270,22 +290,43 @@ class MLPHessian:
             block.flat[:: block.shape[0] + 1] += self.penalty[part]
         return blocks
 
+    def _root_row_bytes(self) -> int:
+        K = self.n_outputs
+        return 8 * (3 * K * sum(self.widths[1:]) + 3 * sum(self.widths))
+
+    def _root_passes(self):
+        """Per chunk of training rows: the per-layer designs ``ã_l`` (n, d_l + 1)
+        and the curvature root backpropagated to ``z_{l+1}``, ``δ_{l,c}``
+        (n, K, d_{l+1}), with ``sum_c δ_{l,c} δ_{l,c}^T = w_i M_{i,l+1}`` (the
+        Gauss-Newton curvature: ``R_i^T R_i = D_i``); and the chunk's weights."""
+        for chunk in self._chunks(self._root_row_bytes()):
+            state, w, a, b, _ = self._local(chunk)
+            root = curvature_root(a, b) * np.sqrt(w)[:, None, None]
+            deltas = self.adapter.backward(state, root)
+            designs = [
+                np.column_stack([as_dense(A), np.ones(A.shape[0])])
+                for A in state.inputs
+            ]
+            yield designs, deltas, w
+
     def kronecker_factors(self) -> list[KroneckerFactor]:
         """Per layer ``A_l = sum_i w_i ã ã^T / W`` and ``G_l = sum_i w_i M_{i,l+1}``
-        (Gauss-Newton curvature), with the layer's parameters and row penalty."""
+        (Gauss-Newton curvature), with the layer's parameters and row penalty.
+
+        ``G_l`` is summed from the K backpropagated rows of each example's
+        curvature root, ``sum_{i,c} δ_{i,c} δ_{i,c}^T`` (``2 n K d^2`` flops),
+        not from the ``d x d`` matrices ``M_{i,l+1}``."""
         adapter = self.adapter
         L = len(adapter.coefs)
         A_sum = [np.zeros((W.shape[0] + 1,) * 2) for W in adapter.coefs]
         G_sum = [np.zeros((W.shape[1],) * 2) for W in adapter.coefs]
         total = 0.0
-        for chunk in self._chunks(self._curvature_row_bytes()):
-            for layer, (A, w, M) in enumerate(
-                self._preactivation_curvatures(chunk, exact=False)
-            ):
-                A = as_dense(A)
-                design = np.column_stack([A, np.ones(A.shape[0])])
+        for designs, deltas, w in self._root_passes():
+            for layer in range(L):
+                design = designs[layer]
                 A_sum[layer] += (design * w[:, None]).T @ design
-                G_sum[layer] += M.sum(axis=0)
+                D = deltas[layer].reshape(-1, deltas[layer].shape[-1])
+                G_sum[layer] += D.T @ D
             total += float(w.sum())
         return [
             KroneckerFactor(
@@ -296,6 +337,27 @@ class MLPHessian:
             )
             for layer in range(L)
         ]
+
+    def kronecker_eigenvalues(self, bases) -> list[np.ndarray]:
+        """The Gauss-Newton matrix's diagonal in each layer's Kronecker
+        eigenbasis (the penalty excluded), for ``bases = [(Q_A, Q_G), ...]``
+        (orthogonal, of the sizes of :meth:`kronecker_factors`' factors):
+        layer l's ``(d_l + 1, d_{l+1})`` array ::
+
+            E[j, k] = sum_i w_i (Q_A^T ã_i)_j^2 (Q_G^T M_{i,l+1} Q_G)_kk
+                    = sum_i (Q_A^T ã_i)_j^2 sum_c (Q_G^T δ_{i,c})_k^2
+
+        the eigenvalue-corrected K-FAC scaling of George et al. (2018), by one
+        pass over the training data (``2 n (d_l^2 + K d_{l+1}^2)`` flops per
+        layer); no per-example gradient is formed."""
+        E = [np.zeros((Q_A.shape[1], Q_G.shape[1])) for Q_A, Q_G in bases]
+        for designs, deltas, _ in self._root_passes():
+            for layer, (Q_A, Q_G) in enumerate(bases):
+                left = np.square(designs[layer] @ Q_A)
+                n, K, d = deltas[layer].shape
+                right = np.square(deltas[layer].reshape(n * K, d) @ Q_G)
+                E[layer] += left.T @ right.reshape(n, K, d).sum(axis=1)
+        return E
 
 
 def curvature_root(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:

@@ -50,7 +50,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from .._utils import chunk_slices
 from ._base import ParametricAdapter
-from ._mlp_curvature import FactoredRows, MLPHessian
+from ._mlp_curvature import FactoredRows, LayerFactors, MLPHessian
 from ._mlp_layers import (
     ForwardPass,
     activate,
@@ -67,7 +67,14 @@ class MLPAdapter(ParametricAdapter):
     estimator_types = (MLPClassifier, MLPRegressor)
     curvatures = {
         "gauss-newton": frozenset(
-            {"dense", "diagonal", "matvec", "sample_matvec", "kronecker_factors"}
+            {
+                "dense",
+                "diagonal",
+                "matvec",
+                "sample_matvec",
+                "kronecker_factors",
+                "kronecker_eigenvalues",
+            }
         ),
         "exact": frozenset({"dense", "diagonal", "matvec", "sample_matvec"}),
     }
@@ -88,8 +95,8 @@ class MLPAdapter(ParametricAdapter):
     objective = "1/S sum_i s_i l_i + alpha/(2 S) sum_l ||W_l||^2 (S = sum_i s_i)"
     loss = "log-loss (logistic / softmax output); regressor: 1/2 (y - f)^2"
     notes = (
-        "any activation and depth; gauss-newton (default), kfac, exact (small "
-        "networks), cg, lissa; single-output regressors, no multilabel"
+        "any activation and depth; gauss-newton (default), kfac, ekfac, exact "
+        "(small networks), cg, lissa; single-output regressors, no multilabel"
     )
 
     #: Not convex: leave-one-out validation refits from the trained weights
@@ -314,14 +321,49 @@ class MLPAdapter(ParametricAdapter):
         state = self.forward(X)
         deltas = self.backward(state, np.asarray(coefficients, dtype=np.float64))
         rows = self._rows(state, deltas).view(FactoredRows)
-        rows.layer_factors = [
-            (
-                np.column_stack([as_dense(state.inputs[layer]), np.ones(X.shape[0])]),
-                deltas[layer],
-            )
-            for layer in range(len(self.coefs))
-        ]
+        rows.layer_factors = self._layer_factors(state, deltas)
         return rows
+
+    def _layer_factors(self, state: ForwardPass, deltas: list) -> list:
+        n = state.outputs.shape[0]
+        return [
+            (np.column_stack([as_dense(A), np.ones(n)]), delta)
+            for A, delta in zip(state.inputs, deltas)
+        ]
+
+    def layer_factors(self, X, coefficients) -> LayerFactors:
+        """The gradients of :meth:`gradients` by their per-layer factors only
+        (``ã_l``, ``δ_l``), for the Kronecker-factored solvers."""
+        state = self.forward(X)
+        deltas = self.backward(state, np.asarray(coefficients, dtype=np.float64))
+        return LayerFactors(self._layer_factors(state, deltas))
+
+    def factored_dots(self, test_factors, X, direction):
+        """``g_t^T H^-1 ĝ_i`` when the solved test vectors are given per layer
+        as sums of outer products, ``H^-1 g_t = sum_r L_{t,r} ⊗ R_{t,r}``
+        (``test_factors = [(L (m, r, d_l + 1), R (m, r, d_{l+1})), ...]``):
+        with ``ĝ_i = ã_i ⊗ δ_i`` per layer, ``sum_l sum_r (ã_i . L_{t,r})
+        (δ_i . R_{t,r})``, ``2 n m r (d_l + d_{l+1})`` flops per layer instead
+        of ``2 n m (d_l + 1) d_{l+1}``."""
+        state = self.forward(X)
+        deltas = self.backward(state, np.asarray(direction, dtype=np.float64))
+        n = X.shape[0]
+        out = None
+        for (L, R), A, delta in zip(test_factors, state.inputs, deltas):
+            m, r, d_in = L.shape
+            left = design_dot(A, L.reshape(m * r, d_in).T)  # (n, m r)
+            left *= delta @ R.reshape(m * r, -1).T
+            layer = left.reshape(n, m, r).sum(axis=2).T
+            out = layer if out is None else out + layer
+        return out
+
+    def n_design_width(self) -> int:
+        """``sum_l (d_l + 1 + d_{l+1})``: the numbers a gradient's layer
+        factors hold."""
+        return sum(W.shape[0] + 1 + W.shape[1] for W in self.coefs)
+
+    def factored_bytes_per_pair(self, rank: int) -> int:
+        return 8 * (2 * rank + 2)
 
     def output_jacobian(self, X):
         state = self.forward(X)

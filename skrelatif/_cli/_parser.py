@@ -34,6 +34,7 @@ SOLVER_CHOICES = (
     "lissa",
     "kfac",
     "data-space",
+    "ekfac",
 )
 
 

@@ -43,6 +43,8 @@ parameter constraints) and validated by the core before any work is done.
 ``"data-space"``     linear models: Woodbury through the n K x n K Gram system,
                      one Cholesky factorisation (O((n K)^3)); exact. Pays when
                      n K < P (wide or sparse data, few classes).
+``"ekfac"``          K-FAC's eigenbasis with its diagonal refitted to the
+                     data (eigenvalue-corrected K-FAC; networks' Gauss-Newton).
 ==================== ==========================================================
 
 ``hessian="identity"`` needs no solver (:class:`IdentityInverse`).
@@ -52,6 +54,7 @@ from ..exceptions import SingularCurvatureError
 from ._base import Estimate, InverseHessian, ProblemSize, available_memory
 from ._dataspace import DataSpaceInverse
 from ._direct import BlockDiagonalInverse, CholeskyInverse, IdentityInverse
+from ._ekfac import EKFACInverse
 from ._iterative import ConjugateGradientInverse, LissaInverse
 from ._kfac import KFACInverse
 
@@ -63,6 +66,7 @@ SOLVERS: dict[str, type[InverseHessian]] = {
     "lissa": LissaInverse,
     "kfac": KFACInverse,
     "data-space": DataSpaceInverse,
+    "ekfac": EKFACInverse,
 }
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "CholeskyInverse",
     "ConjugateGradientInverse",
     "DataSpaceInverse",
+    "EKFACInverse",
     "Estimate",
     "IdentityInverse",
     "InverseHessian",

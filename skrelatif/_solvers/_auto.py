@@ -9,6 +9,9 @@ is left the choice is refused before anything is allocated. Among the rest,
 the cheapest exact solver is chosen unless an approximate one is estimated
 more than ``EXACT_PREFERENCE`` times faster (and the exact one takes more
 than ``SMALL_SECONDS``): an approximation is never taken for a small gain.
+Among approximations, one of a lower ``approximation_rank`` (more accurate:
+EK-FAC against K-FAC) is taken over the fastest when at most
+``EXACT_PREFERENCE`` times slower.
 
 Where the choice matters (every estimate above ``SMALL_SECONDS``) the
 estimates are measured on this machine, now: the BLAS-3 ones rescaled by the
@@ -103,6 +106,16 @@ def choose_solver(
             'solver="cg", or free memory.'
         )
     fastest = min(fitting, key=lambda n: fitting[n].seconds)
+    # a more accurate approximation about as fast (EK-FAC against K-FAC)
+    closer = [
+        n
+        for n in fitting
+        if not candidates[n].exact
+        and candidates[n].approximation_rank < candidates[fastest].approximation_rank
+        and fitting[n].seconds <= EXACT_PREFERENCE * fitting[fastest].seconds
+    ]
+    if closer and not candidates[fastest].exact:
+        fastest = min(closer, key=lambda n: candidates[n].approximation_rank)
     exact = [n for n in fitting if candidates[n].exact]
     if exact:
         best_exact = min(exact, key=lambda n: fitting[n].seconds)

@@ -99,6 +99,9 @@ class InverseHessian(ABC):
     exact: ClassVar[bool] = True
     #: Whether ``solver="auto"`` may choose it.
     automatic: ClassVar[bool] = True
+    #: Among approximate solvers, a lower rank is more accurate:
+    #: ``solver="auto"`` prefers it when about as fast.
+    approximation_rank: ClassVar[int] = 1
     #: Options accepted through ``InfluenceExplainer(solver_options=...)``,
     #: with their scikit-learn parameter constraints.
     option_constraints: ClassVar[dict[str, list]] = {}
@@ -154,6 +157,20 @@ class InverseHessian(ABC):
     iterative: ClassVar[bool] = False
     #: Vectors of length P held per right-hand side while solving (for chunking).
     workspace: ClassVar[int] = 3
+    #: True when ``quad_norms`` needs only the rows' per-layer factors
+    #: (``layer_factors``; :class:`~skrelatif._adapters._mlp_curvature.LayerFactors`).
+    layer_factored: ClassVar[bool] = False
+
+    def factored_test(self, layer_factors: list) -> list | None:
+        """``H^-1 g_t`` of test gradients given by their per-layer factors
+        ``[(ã (m, d_in), δ (m, d_out)), ...]``, as sums of outer products per
+        layer ``[(L (m, r, d_in), R (m, r, d_out)), ...]``
+        (``sum_r L_r ⊗ R_r``); None when the solver has no such form."""
+        return None
+
+    def factored_rank(self) -> int:
+        """The largest ``r`` of :meth:`factored_test` (for chunking)."""
+        return 0
 
     def quad_norms(self, G: np.ndarray, *, norms: bool):
         """Per row g of G: ``g^T H^-1 g`` and, if ``norms``, ``||H^-1 g||``."""

@@ -35,7 +35,10 @@ class KFACInverse(InverseHessian):
     that carry their layer factors (``ã ⊗ δ``, see
     :class:`skrelatif._adapters._mlp_curvature.FactoredRows`) costs
     ``O(d_in^2 + d_out^2)`` per layer and row:
-    ``g^T H^-1 g = sum_l (ã^T A^-1 ã)(δ^T G^-1 δ)``.
+    ``g^T H^-1 g = sum_l (ã^T A^-1 ã)(δ^T G^-1 δ)``. A test gradient's
+    solve is ``A^-1 ã_t ⊗ G^-1 δ_t`` per layer, so its products with the
+    training gradients cost ``O(d_in + d_out)`` per pair and layer
+    (:meth:`factored_test`).
     """
 
     #: relative jitter of a singular factor
@@ -95,6 +98,22 @@ class KFACInverse(InverseHessian):
             V = linalg.cho_solve((G_factor, True), V.T).T
             out[:, part] = V.reshape(d_in, m, d_out).transpose(1, 0, 2).reshape(m, -1)
         return out
+
+    layer_factored = True
+
+    def factored_test(self, layer_factors):
+        # (A^-1 ⊗ G^-1)(ã ⊗ δ) = A^-1 ã ⊗ G^-1 δ: rank 1 per layer, exact
+        out = []
+        for (A_factor, G_factor, *_), (design, delta) in zip(
+            self.layers_, layer_factors
+        ):
+            left = linalg.cho_solve((A_factor, True), np.asarray(design).T).T
+            right = linalg.cho_solve((G_factor, True), np.asarray(delta).T).T
+            out.append((left[:, None, :], right[:, None, :]))
+        return out
+
+    def factored_rank(self) -> int:
+        return 1
 
     def quad_norms(self, G, *, norms):
         factors = getattr(G, "layer_factors", None)
