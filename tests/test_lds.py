@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.datasets import load_breast_cancer, make_regression
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_wine,
+    make_regression,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
@@ -213,3 +218,34 @@ def test_results_do_not_depend_on_n_jobs(ridge_problem):
         )
     np.testing.assert_array_equal(one.actual, two.actual)
     np.testing.assert_array_equal(one.predicted, two.predicted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["digits 0-4 vs 5-9", "wine"])
+def test_logistic_lds_on_the_issue_s_other_datasets(task):
+    # Issue 20's acceptance beside breast cancer (above) and 10-class digits
+    # (benchmarks/bench_accuracy.py): exact "if" LDS >= 0.9 and the group
+    # Newton step at least as good, on the same 50 refits.
+    # measured: digits 0-4 vs 5-9 "if" 0.949, "newton" 0.996; wine 0.956, 0.992
+    if task == "wine":
+        X, y = load_wine(return_X_y=True)
+    else:
+        X, y = load_digits(return_X_y=True)
+        y = (y >= 5).astype(int)
+    X = StandardScaler().fit_transform(X)
+    rng = np.random.RandomState(0)
+    order = rng.permutation(len(y))
+    n_train = min(600, int(0.75 * len(y)))
+    train, test = order[:n_train], order[n_train : n_train + 30]
+    model = LogisticRegression(C=0.05, tol=1e-12, max_iter=10_000)
+    model.fit(X[train], y[train])
+    subsets, scores = None, {}
+    for method in ("if", "newton"):
+        explainer = InfluenceExplainer(model, method=method).fit(X[train], y[train])
+        result = linear_datamodeling_score(
+            explainer, X[test], y[test], subsets=subsets, n_subsets=50,
+            random_state=0,
+        )  # fmt: skip
+        subsets, scores[method] = result.subsets, result.score
+    assert scores["if"] >= 0.9
+    assert scores["newton"] >= scores["if"]
