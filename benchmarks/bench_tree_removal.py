@@ -47,8 +47,9 @@ repository, and its Cython modules need numpy < 2)::
     git clone https://github.com/jjbrophy47/tree_influence
     ti/bin/pip install --no-build-isolation --no-deps ./tree_influence
 
-The Markdown tables on stdout are the ones in ``doc/user_guide/trees.rst``;
-progress goes to stderr.
+The Markdown table on stdout is written (unless ``--quick``) as
+reStructuredText to ``doc/user_guide/trees_removal_table.inc``, which
+``doc/user_guide/trees.rst`` includes; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from skrelatif import InfluenceExplainer, NearestNeighborExplainer
 from skrelatif.validation import removal_curve
 
 HERE = Path(__file__).resolve().parent
+RST = HERE.parent / "doc" / "user_guide" / "trees_removal_table.inc"
 HGB_PARAMS = dict(max_iter=50, early_stopping=False, random_state=0)
 FOREST_PARAMS = dict(n_estimators=50, min_samples_leaf=5, random_state=0)
 FRACTIONS = (0.01, 0.05)
@@ -152,6 +154,10 @@ def _experiment(name, model, X, y, X_test, y_test, methods, peers):
     rows.append(("nearest neighbours", np.median(curve.change, axis=0), np.nan, ""))
     rows.append(("random", np.median(curve.random_change, axis=0), np.nan, ""))
     for peer, theirs in (peers or {}).items():
+        if peer.endswith("_error"):
+            reason = str(theirs)
+            rows.append((f"tree-influence {peer[:-6]}", None, np.nan, reason))
+            continue
         if peer.endswith("_seconds"):
             continue
         curve = removal_curve(
@@ -183,6 +189,7 @@ def main(argv=None) -> None:
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
+    table = []
     for name, X, y in _datasets(args.quick):
         X, X_test, y, y_test = train_test_split(
             X, y, test_size=0.25, stratify=y, random_state=0
@@ -204,11 +211,46 @@ def main(argv=None) -> None:
             for method, rise, seconds, rho in _experiment(
                 name, model, X, y, X_test, y_test, methods, peers
             ):
-                cells = " | ".join(f"{r:.4f}" for r in rise)
+                cells = (
+                    ["failed"] * len(FRACTIONS)
+                    if rise is None
+                    else [f"{r:.4f}" for r in rise]
+                )
                 time_cell = "" if np.isnan(seconds) else f"{seconds:.2f}"
-                row = (name, label, method, cells, time_cell, rho)
+                row = (name, label, method, *cells, time_cell, rho)
                 print("| " + " | ".join(row) + " |")
-    _log(f"total {time.perf_counter() - total:.0f} s")
+                table.append(row)
+    seconds = time.perf_counter() - total
+    _log(f"total {seconds:.0f} s")
+    if not args.quick:
+        RST.write_text(_rst(table, n_test, seconds))
+        _log(f"wrote {RST}")
+
+
+def _rst(table, n_test, seconds) -> str:
+    """The table as the reStructuredText included by ``trees.rst``."""
+    lines = [
+        ".. Written by benchmarks/bench_tree_removal.py; do not edit.",
+        "",
+        ".. csv-table::",
+        '   :header: "dataset", "model", "method", '
+        + ", ".join(f'"{f:.0%} removed"' for f in FRACTIONS)
+        + ', "time (s)", "Spearman with ours"',
+        "",
+    ]
+    previous = (None, None)
+    for name, label, method, *rest in table:
+        shown = ("", "") if (name, label) == previous else (name, label)
+        previous = (name, label)
+        cells = [*shown, method, *rest]
+        lines.append("   " + ",".join(f'"{c}"' if "," in c else c for c in cells))
+    lines += [
+        "",
+        f"Median over {n_test} test points of the rise of the test loss; the "
+        f"whole run took {seconds / 60:.1f} minutes on one thread.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
