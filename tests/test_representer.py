@@ -88,7 +88,10 @@ def test_decompose_sums_to_the_decision_function(model, kind):
         parts = ex.decompose(X[:9])
     expected = _output(model, X[:9])
     assert parts.shape == (9, len(y), *expected.shape[1:])
-    rtol = 1e-6 if liblinear else 1e-10
+    # liblinear stops short; RidgeCV's GCV solution is accurate to about 2e-8
+    # in scikit-learn 1.6 (1e-10 in 1.9)
+    generalised_cv = isinstance(model, (RidgeCV, RidgeClassifierCV))
+    rtol = 1e-6 if liblinear else 1e-7 if generalised_cv else 1e-10
     _close(parts.sum(axis=1) + ex.baseline_, expected, rtol)
 
 

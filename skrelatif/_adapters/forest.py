@@ -118,6 +118,7 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+import sklearn
 from scipy import sparse
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -127,6 +128,7 @@ from sklearn.ensemble import (
 )
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+from sklearn.utils.fixes import parse_version
 
 from .._utils import chunk_slices
 from ._base import SumAdapter
@@ -139,21 +141,30 @@ NODE_TOLERANCE = 1e-10
 _REGRESSION_CRITERIA = ("squared_error", "friedman_mse")
 
 
+#: scikit-learn >= 1.9 draws each bootstrap in proportion to the sample
+#: weights and fits the tree on the draw counts (scikit-learn#31529); before,
+#: it drew uniformly and fitted the tree on the counts times the weights, with
+#: "balanced" class weights counted without sample weights.
+WEIGHTED_DRAWS = parse_version(sklearn.__version__).release >= (1, 9)
+
+
 def _n_bootstrap(n: int, max_samples: Any, weights: np.ndarray | None) -> int:
-    """The number of rows each tree draws (scikit-learn 1.9's
+    """The number of rows each tree draws (scikit-learn's
     ``_get_n_samples_bootstrap``)."""
     if max_samples is None:
         return n
     if isinstance(max_samples, Integral):
         return int(max_samples)
+    if not WEIGHTED_DRAWS:
+        return max(round(n * max_samples), 1)
     total = n if weights is None else weights.sum()
     return max(int(max_samples * total), 1)
 
 
 def _draw(seed: Any, n: int, n_draws: int, weights: np.ndarray | None) -> np.ndarray:
-    """The rows tree ``seed`` drew (scikit-learn 1.9's ``_generate_sample_indices``)."""
+    """The rows tree ``seed`` drew (scikit-learn's ``_generate_sample_indices``)."""
     random_state = check_random_state(seed)
-    if weights is None:
+    if weights is None or not WEIGHTED_DRAWS:
         return random_state.randint(0, n, n_draws)
     return random_state.choice(n, n_draws, replace=True, p=weights / np.sum(weights))
 
@@ -365,11 +376,13 @@ class ForestAdapter(SumAdapter):
         ):
             return weights
         classes = est.classes_
-        if isinstance(class_weight, str):  # "balanced" (or "balanced_subsample")
+        if isinstance(class_weight, str) and WEIGHTED_DRAWS:  # "balanced(_subsample)"
             per_class = compute_class_weight(
                 "balanced", classes=classes, y=classes[y_encoded], sample_weight=weights
             )
             expanded = per_class[y_encoded]
+        elif isinstance(class_weight, str):
+            expanded = compute_sample_weight("balanced", classes[y_encoded])
         else:
             expanded = compute_sample_weight(class_weight, classes[y_encoded])
         return expanded if weights is None else weights * expanded
@@ -415,6 +428,8 @@ class ForestAdapter(SumAdapter):
             if est.bootstrap:
                 drawn = _draw(estimator.random_state, n, n_draws, draw_weights)
                 u = np.bincount(drawn, minlength=n).astype(np.float64)
+                if not WEIGHTED_DRAWS and draw_weights is not None:
+                    u *= draw_weights
                 if not self.is_regressor and est.class_weight == "balanced_subsample":
                     u *= compute_sample_weight("balanced", y_encoded, indices=drawn)
             else:
