@@ -982,3 +982,22 @@ def test_model_trees_explain_like_the_python_api(files, choice, final, method):
     _run(*args, "--model", choice, "--method", method, "--k", 3, "--output", out)
     ex = InfluenceExplainer(_builtin(final), method=method).fit(files["X"], files["y"])
     _check_against(_read_output(out), ex.explain(files["X_test"], k=3), files["y"], 3)
+
+
+def test_model_file_skops_of_a_forest_with_its_tree_type_trusted(files, capsys):
+    # skops does not trust scikit-learn's compiled Tree type by default: the
+    # error names it, and --trust loads the forest, explained as the Python API
+    sio = pytest.importorskip("skops.io")
+    forest = RandomForestClassifier(n_estimators=5, min_samples_leaf=5, random_state=0)
+    model = make_pipeline(StandardScaler(), forest).fit(files["X"], files["y"])
+    path = files["dir"] / "forest.skops"
+    sio.dump(model, path)
+    out = files["dir"] / "result.csv"
+    args = ["explain", "--train", str(files["train"]), "--test", str(files["test"])]
+    args += ["--target", "label", "--model-file", str(path), "--output", str(out)]
+    args += ["--method", "newton", "--k", "2"]
+    assert main(args) == 2
+    assert "--trust sklearn.tree._tree.Tree" in capsys.readouterr().err
+    assert main([*args, "--trust", "sklearn.tree._tree.Tree"]) == 0
+    ex = InfluenceExplainer(model, method="newton").fit(files["X"], files["y"])
+    _check_against(_read_output(out), ex.explain(files["X_test"], k=2), files["y"], 2)
