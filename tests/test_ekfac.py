@@ -200,7 +200,7 @@ def test_auto_prefers_ekfac_to_kfac_when_about_as_fast():
     candidates = {n: SOLVERS[n] for n in ("cholesky", "cg", "kfac", "ekfac")}
     name, estimates = choose_solver(candidates, size, memory=2**36)
     assert name == "ekfac"
-    assert estimates["ekfac"].seconds <= 1.5 * estimates["kfac"].seconds
+    assert estimates["ekfac"].seconds <= 1.5 * (1 + 1e-9) * estimates["kfac"].seconds
     # without EK-FAC, K-FAC as before
     del candidates["ekfac"]
     assert choose_solver(candidates, size, memory=2**36)[0] == "kfac"

@@ -112,7 +112,10 @@ def choose_solver(
         for n in fitting
         if not candidates[n].exact
         and candidates[n].approximation_rank < candidates[fastest].approximation_rank
-        and fitting[n].seconds <= EXACT_PREFERENCE * fitting[fastest].seconds
+        # (a relative slack: estimates in a ratio of exactly EXACT_PREFERENCE
+        # must not flip with the rounding of the measured rate)
+        and fitting[n].seconds
+        <= EXACT_PREFERENCE * fitting[fastest].seconds * (1 + 1e-9)
     ]
     if closer and not candidates[fastest].exact:
         fastest = min(closer, key=lambda n: candidates[n].approximation_rank)
