@@ -19,7 +19,11 @@ n x P matrix is ever held in memory:
 - its diagonal, ``C X̃^2^T (s (a - b^2)) + penalty``, and its K diagonal
   blocks ``H_kk = C X̃^T diag(s (a_k - b_k^2)) X̃ + diag(penalty_k)``;
 - its factors for the data-space solver (``data_space``): X, the weighted
-  output curvature ``C s_i D_i`` (n, K, K) and the penalty.
+  output curvature ``C s_i D_i`` (n, K, K) and the penalty;
+- its principal block on the coordinates of the densest inputs
+  (``principal_block``), every output's weights of the unpenalised inputs
+  (the intercept) and of the inputs with the most non-zero values, for the
+  block preconditioner of conjugate gradients.
 
 The Gram helpers (:func:`_add_gram`, :func:`_symmetrise_lower`) are shared
 with the network curvature of :mod:`skrelatif._adapters._mlp_curvature`.
@@ -414,3 +418,61 @@ class LinearHessian:
         for k in range(self.n_outputs):
             blocks[k].flat[:: self.n_design + 1] += penalty[k]
         return blocks
+
+    def principal_block(self, max_params: int) -> tuple[np.ndarray, np.ndarray]:
+        """The coordinates I of the densest inputs and the dense block ``H_II``.
+
+        I holds every output's weights of the unpenalised inputs (the
+        intercept) and of as many of the inputs with the most non-zero
+        values (dense data: the largest sums of squares) as ``max_params``
+        allows. These are the coordinates the others are most coupled to: a
+        word in almost every document is nearly collinear with the intercept,
+        which makes the Hessian ill-conditioned in a few directions that a
+        diagonal preconditioner cannot see. Block (k, l) of ``H_II`` is
+        ``C X̃_I^T diag(s (a_k δ_kl - b_k b_l)) X̃_I`` plus the penalty: K
+        products and one of the stacked ``[s b_k x̃_I]_k`` rows, in chunks.
+
+        Returns
+        -------
+        indices : ndarray of shape (m,)
+            Sorted parameter indices (``k * n_design + j``).
+        block : ndarray of shape (m, m)
+            ``H[indices][:, indices]``.
+        """
+        K, d = self.n_outputs, self.n_design
+        fixed = self._unpenalised
+        room = max(0, min(max_params // K - fixed.size, d - fixed.size))
+        X = self.X
+        squares = np.asarray(
+            X.multiply(X).sum(axis=0)
+            if sparse.issparse(X)
+            else np.einsum("ij,ij->j", X, X),
+            dtype=np.float64,
+        ).ravel()
+        strength = squares
+        if sparse.issparse(X):  # non-zeros first, the sum of squares breaks ties
+            counts = np.bincount(sparse.csr_matrix(X).indices, minlength=X.shape[1])
+            strength = counts + squares / (1.0 + squares.max(initial=0.0))
+        strength = np.concatenate([strength, np.zeros(d - X.shape[1])])
+        strength[fixed] = -np.inf
+        dense_inputs = np.argsort(-strength, kind="stable")[:room]
+        inputs = np.sort(np.concatenate([fixed, dense_inputs]))
+        h = inputs.size
+        block = np.zeros((K, h, K, h))
+        for design, chunk in self._design_chunks(8 * 3 * K * h):
+            columns = design[:, inputs]
+            columns = columns.toarray() if sparse.issparse(columns) else columns
+            weight = self.weights[chunk]
+            for k in range(K):
+                block[k, :, k] += (
+                    columns * (weight * self.diag_curv[chunk, k])[:, None]
+                ).T @ columns
+            if self.rank_curv is not None:
+                stacked = (
+                    self.rank_curv[chunk, :, None] * columns[:, None, :]
+                ).reshape(len(columns), K * h)
+                block -= ((stacked * weight[:, None]).T @ stacked).reshape(K, h, K, h)
+        indices = (np.arange(K)[:, None] * d + inputs[None, :]).ravel()
+        block = block.reshape(K * h, K * h)
+        block[np.diag_indices_from(block)] += self.penalty[indices]
+        return indices, block
