@@ -14,12 +14,18 @@ flipped; no network):
 - ``binary``: 20,000 training documents x 100,000 words, ``LogisticRegression``
   (C = 1), P = 100,001. ``method="l-relatif"`` with ``solver="data-space"``
   (exact): ``fit``, then ``explain`` of 1,000 test points (``k=10``).
+- ``multiclass-relatif``: the same model, ``method="l-relatif"`` with
+  ``solver="cg"`` and the normalisers from its block preconditioner
+  (``normalisers="preconditioner"``): ``fit``, and accuracy on 20 test
+  points x 200 training examples against conjugate gradients at 1e-10.
 - ``multiclass``: 10,000 x 50,000 words, 20 classes, P = 1,000,020. ``"if"``
   with ``solver="cg"`` (batched, ``tol=1e-8``, preconditioned by the exact
   block of the intercepts and the densest words, or with ``--preconditioner
   jacobi`` by the diagonal; the data-space Gram system, n K = 200,000, does
   not fit), for 1,000 test points or ``--multiclass-test`` of them (the time
-  per test point is reported).
+  per test point is reported), and its ratio to a floor measured in the same
+  run: the two sparse products of one iteration (``X V`` and ``X^T U`` for
+  100 test points' dense blocks, one thread) times the passes made.
 
 Each timed step runs in a fresh process (its peak resident memory is the
 process's ``ru_maxrss``, the data included), timed in wall seconds and in
@@ -107,8 +113,9 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def _cg_reference(explainer, model, X, y, X_test, rows, tol=1e-12):
-    """``g_t^T H^-1 ĝ_i`` and ``ĝ_i^T H^-1 ĝ_i`` by conjugate gradients."""
+def _cg_reference(explainer, model, X, y, X_test, rows, tol=1e-12, chunk=None):
+    """``g_t^T H^-1 ĝ_i`` and ``ĝ_i^T H^-1 ĝ_i`` by conjugate gradients
+    (``chunk`` right-hand sides at a time)."""
     from skrelatif._solvers import ConjugateGradientInverse
 
     state = explainer._influence
@@ -117,11 +124,20 @@ def _cg_reference(explainer, model, X, y, X_test, rows, tol=1e-12):
     adapter = state.adapter
     G = adapter.gradients(X[rows].astype(np.float64), state.direction_[rows])
     Gt = state.test_gradients(X_test, model.predict(X_test))
-    solved = cg.solve(np.vstack([Gt, G]))
-    residual = np.linalg.norm(
-        cg.operator_.matvec(solved) + state.damping_ * solved - np.vstack([Gt, G]),
-        axis=1,
-    ) / np.linalg.norm(np.vstack([Gt, G]), axis=1)
+    B = np.vstack([Gt, G])
+    chunk = chunk or len(B)
+    solved = np.vstack([cg.solve(B[i : i + chunk]) for i in range(0, len(B), chunk)])
+    residual = np.concatenate(
+        [
+            np.linalg.norm(
+                cg.operator_.matvec(solved[i : i + chunk])
+                + state.damping_ * solved[i : i + chunk]
+                - B[i : i + chunk],
+                axis=1,
+            )
+            for i in range(0, len(B), chunk)
+        ]
+    ) / np.linalg.norm(B, axis=1)
     cross = solved[: len(Gt)] @ G.T
     quad = np.einsum("ij,ij->i", solved[len(Gt) :], G)
     return cross, quad, float(residual.max()), cg.n_iter_
@@ -193,14 +209,95 @@ def run_multiclass(quick, n_test=None, preconditioner="auto"):
     out["iterations"] = solver.n_iter_
     out["residual"] = solver.residual_
     out["peak_gib"] = _peak_gib()
+    out["product_floor_s"] = _product_floor(X, model.classes_.size)
+    # each iteration: one pass (two sparse products) per chunk of test points
+    passes = (out["iterations"] + 1) * out["n_test"] / FLOOR_RHS
+    out["ratio_to_floor"] = out["if_s"] / (passes * out["product_floor_s"])
     return out
+
+
+def run_multiclass_relatif(quick):
+    """``"l-relatif"`` ``fit`` with normalisers from the block preconditioner
+    (``normalisers="preconditioner"``: no pass over the data), its own
+    ``normaliser_error_``, and its accuracy on ``CHECK_TEST`` test points x
+    ``CHECK_TRAIN`` training examples against conjugate gradients at 1e-10:
+    the normalisers' largest relative error, and per test point the Spearman
+    correlation and top-10 overlap of the scores with the exact ones."""
+    from scipy.stats import spearmanr
+
+    from skrelatif import InfluenceExplainer
+
+    model, X, y, X_test = problem("multiclass", quick)
+    out = {"P": int(model.coef_.size + model.intercept_.size), "n": X.shape[0]}
+    options = {"tol": 1e-8, "normalisers": "preconditioner"}
+    explainer = InfluenceExplainer(
+        model, method="l-relatif", solver="cg", solver_options=options
+    )
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    explainer.fit(X, y)
+    out["fit_s"] = time.perf_counter() - start
+    out["fit_cpu_s"] = _cpu_seconds() - cpu
+    out["normaliser_error_"] = explainer.normaliser_error_
+    out["peak_gib"] = _peak_gib()
+    rows = np.sort(np.random.RandomState(0).choice(len(y), CHECK_TRAIN, False))
+    start = time.perf_counter()
+    scores = explainer.transform(X_test[:CHECK_TEST])[:, rows]
+    out["explain_20_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    cross, quad, residual, _ = _cg_reference(
+        explainer, model, X, y, X_test[:CHECK_TEST], rows, tol=1e-10, chunk=40
+    )
+    out["reference_s"] = time.perf_counter() - start
+    out["reference_residual"] = residual
+    state = explainer._influence
+    approx = state.self_influence_[rows] / (
+        state.weights_[rows] * state.grad_norm_[rows] ** 2
+    )
+    out["normaliser_error_sample"] = float(
+        np.max(np.abs(np.sqrt(approx) - np.sqrt(quad)) / np.sqrt(quad))
+    )
+    exact = cross / np.sqrt(quad)
+    spearman = [spearmanr(a, b)[0] for a, b in zip(scores, exact)]
+    top = [
+        len(set(np.argsort(-a)[:10]) & set(np.argsort(-b)[:10])) / 10
+        for a, b in zip(scores, exact)
+    ]
+    out["spearman_min"], out["spearman_median"] = min(spearman), np.median(spearman)
+    out["top10_min"], out["top10_mean"] = min(top), float(np.mean(top))
+    return out
+
+
+#: Right-hand sides of the floor measurement.
+FLOOR_RHS = 100
+
+
+def _product_floor(X, n_outputs, repeats=3):
+    """The floor of one conjugate-gradient iteration for ``FLOOR_RHS`` test
+    points: the two sparse products ``X V`` and ``X^T U`` with dense blocks of
+    ``n_outputs * FLOOR_RHS`` columns, one thread, median of ``repeats``."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((X.shape[1], n_outputs * FLOOR_RHS))
+    U = rng.standard_normal((X.shape[0], n_outputs * FLOOR_RHS))
+    times = []
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            X @ V
+            X.T @ U
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
+    parser.add_argument(
+        "--shapes", nargs="*", default=[*SHAPES, "multiclass-relatif"],
+        help="binary, multiclass, multiclass-relatif",
+    )  # fmt: skip
     parser.add_argument(
         "--multiclass-test", type=int, default=None,
         help="test points of the multiclass 'if' run (default: all 1,000)",
@@ -214,6 +311,8 @@ def main(argv=None):
     if args.one:
         if args.one == "binary":
             print(json.dumps(run_binary(args.quick)))
+        elif args.one == "multiclass-relatif":
+            print(json.dumps(run_multiclass_relatif(args.quick)))
         else:
             print(
                 json.dumps(

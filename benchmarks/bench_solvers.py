@@ -217,7 +217,7 @@ def _cell(result):
 
 
 def table(rows):
-    names = ["cholesky", "block-diagonal", "cg", "kfac", "data-space"]
+    names = ["cholesky", "block-diagonal", "cg", "kfac", "ekfac", "data-space"]
     lines = [
         "| shape | method | " + " | ".join(names) + " | auto chose | auto | ratio |",
         "|---" * (len(names) + 5) + "|",

@@ -124,3 +124,70 @@ def test_block_preconditioner_needs_a_linear_model(classification):
 def test_bad_preconditioner_options_are_refused(options, match):
     with pytest.raises(ValueError, match=match):
         ConjugateGradientInverse(0.0, options=options)
+
+
+def _preconditioner_inverse(H, indices):
+    """The block preconditioner's inverse, densely: ``H_II^-1`` on the block,
+    ``1 / H_jj`` elsewhere."""
+    M = np.diag(1.0 / np.diag(H))
+    M[np.ix_(indices, indices)] = np.linalg.inv(H[np.ix_(indices, indices)])
+    M[np.ix_(indices, np.setdiff1d(np.arange(len(H)), indices))] = 0.0
+    M[np.ix_(np.setdiff1d(np.arange(len(H)), indices), indices)] = 0.0
+    return M
+
+
+@pytest.mark.parametrize("normalisers", ["preconditioner", 1, 3])
+def test_approximate_normalisers_against_dense_formulas(normalisers):
+    X, y = _documents(200, 30, 2, seed=4)
+    X_train, y_train, X_test = X[:160], y[:160], X[160:]
+    model = LogisticRegression(C=10.0, tol=1e-12, max_iter=10_000)
+    model.fit(X_train, y_train)
+    options = {"preconditioner": "block", "block_size": 6, "tol": 1e-12}
+    ex = InfluenceExplainer(
+        model,
+        method="l-relatif",
+        solver="cg",
+        solver_options={**options, "normalisers": normalisers},
+    ).fit(X_train, y_train)
+    solver = fitted_state(ex).solver_
+    H = _dense.hessian(model, X_train.toarray(), y_train)
+    M = _preconditioner_inverse(H, solver.preconditioner_.indices)
+    G = _dense.gradients(model, X_train.toarray(), y_train)
+    Gt = _dense.gradients(model, X_test.toarray(), model.predict(X_test))
+    if normalisers == "preconditioner":
+        quad = np.einsum("ij,jk,ik->i", G, M, G)
+    else:  # k steps of preconditioned conjugate gradients, densely
+        quad = np.empty(len(G))
+        for i, g in enumerate(G):
+            x, r = np.zeros_like(g), g.copy()
+            z = M @ r
+            d = z.copy()
+            for _ in range(normalisers):
+                alpha = (r @ z) / (d @ H @ d)
+                x, r_new = x + alpha * d, r - alpha * H @ d
+                z_new = M @ r_new
+                d = z_new + (r_new @ z_new) / (r @ z) * d
+                r, z = r_new, z_new
+            quad[i] = g @ x
+    exact = np.einsum("ij,ji->i", G, np.linalg.solve(H, G.T))
+    cross = Gt @ np.linalg.solve(H, G.T)
+    assert_close(ex.transform(X_test), cross / np.sqrt(quad), 1e-7)
+    # its error, measured on a sample of the training examples, is reported
+    error = np.abs(np.sqrt(quad) - np.sqrt(exact)) / np.sqrt(exact)
+    assert 0 < ex.normaliser_error_ <= error.max() * (1 + 1e-6)
+    assert ex.normaliser_error_ >= np.sort(error)[len(error) // 4]
+    if normalisers == 3:  # k steps are a lower bound, approaching the solve
+        assert np.all(quad <= exact * (1 + 1e-10)) and error.max() < 0.05
+
+
+def test_solved_normalisers_are_exact_and_not_measured():
+    X, y = _documents(200, 30, 3, seed=5)
+    model = LogisticRegression(C=10.0, tol=1e-12, max_iter=10_000).fit(X, y)
+    options = {"preconditioner": "block", "block_size": 9, "tol": 1e-11}
+    ex = InfluenceExplainer(
+        model, method="l-relatif", solver="cg", solver_options=options
+    ).fit(X, y)
+    exact = InfluenceExplainer(model, method="l-relatif", solver="cholesky")
+    exact.fit(X, y)
+    assert ex.normaliser_error_ is None
+    assert_close(ex.self_influence_, exact.self_influence_, 1e-7)

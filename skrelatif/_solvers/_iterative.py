@@ -20,7 +20,7 @@ from ._base import (
     ProblemSize,
     SingularCurvatureError,
 )
-from ._pcg import BlockJacobi, Jacobi
+from ._pcg import BlockJacobi, Jacobi, preconditioned_cg
 
 #: A solution whose true relative residual exceeds ``CHECK_FACTOR * tol``
 #: (the recursive one having converged) is reported with a warning.
@@ -51,7 +51,11 @@ class ConjugateGradientInverse(InverseHessian):
     the iterations 3-4 times. After each solve ``residual_`` holds the
     largest relative residual ``||H x - g|| / ||g||`` of the solutions,
     computed from them with one more product (a warning when it exceeds
-    ``CHECK_FACTOR * tol``), and ``n_iter_`` the iterations.
+    ``CHECK_FACTOR * tol``), and ``n_iter_`` the iterations. RelatIF's
+    training normalisers need one solve per training example; where that is
+    out of reach, ``normalisers="preconditioner"`` (no pass over the data)
+    or ``normalisers=k`` (k passes) approximates them, and the explainer
+    measures their error (``normaliser_error_``).
     """
 
     option_constraints = {
@@ -59,6 +63,10 @@ class ConjugateGradientInverse(InverseHessian):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "preconditioner": [StrOptions({"auto", "jacobi", "block"})],
         "block_size": [Interval(Integral, 1, None, closed="left")],
+        "normalisers": [
+            StrOptions({"solve", "preconditioner"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
     }
     iterative = True
     workspace = 8
@@ -82,7 +90,29 @@ class ConjugateGradientInverse(InverseHessian):
         if np.any(damped <= 0):
             raise SingularCurvatureError(0.0, indefinite=bool(np.any(damped < 0)))
         self.preconditioner_ = self._preconditioner(operator, diagonal)
+        # approximate normalisers are measured (``normaliser_error_``)
+        self.exact = self.options.get("normalisers", "solve") == "solve"
         return self
+
+    def quad_norms(self, G, *, norms):
+        """``g^T H^-1 g`` (and ``||H^-1 g||``) per row: solved to ``tol``, or,
+        with ``normalisers="preconditioner"``, ``g^T M g`` and ``||M g||``
+        with ``M`` the preconditioner's inverse, or, with ``normalisers=k``,
+        from ``k`` conjugate-gradient iterations (``g^T x_k``, the Gauss
+        quadrature lower bound, and ``||x_k||``)."""
+        how = self.options.get("normalisers", "solve")
+        if how == "solve":
+            return super().quad_norms(G, norms=norms)
+        op = self.operator_
+        B = op.remove_null(np.array(G, dtype=np.float64))
+        if how == "preconditioner":
+            solved = op.remove_null(self.preconditioner_.solve(B))
+        else:
+            solved = preconditioned_cg(
+                op, self.damping, self.preconditioner_, B, tol=0.0, max_iter=how
+            )[0]
+        quad = np.einsum("ij,ij->i", solved, B)
+        return quad, (np.linalg.norm(solved, axis=1) if norms else None)
 
     def _preconditioner(self, operator, diagonal):
         """:class:`Jacobi`, or :class:`BlockJacobi` where asked for (or, with
