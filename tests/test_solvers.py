@@ -324,6 +324,39 @@ def test_auto_measures_iterative_solvers_with_a_pilot(monkeypatch):
     assert (name, estimates["iterative"].seconds) == ("iterative", 3.0)
 
 
+def test_pilot_counts_the_fit_once_and_the_solves_per_right_hand_side(
+    classification,
+):
+    """A preconditioner built in ``fit`` is paid once, not once per pilot
+    right-hand side: the estimate is ``fit + n_solves x (solve / 8)``."""
+    import time
+
+    from skrelatif._solvers import ConjugateGradientInverse, ProblemSize
+
+    X, y, _, _ = classification(2, **_SHAPE)
+    model = LogisticRegression(C=1.0).fit(X, y)
+    ex = InfluenceExplainer(model, method="l-relatif", solver="cg").fit(X, y)
+    state = fitted_state(ex)
+
+    class SlowFit(ConjugateGradientInverse):
+        def fit(self, operator):
+            time.sleep(0.3)
+            return super().fit(operator)
+
+        def solve(self, G):
+            time.sleep(0.01 * len(G))
+            return super().solve(G)
+
+    size = ProblemSize(
+        n_train=len(y), n_params=7, n_outputs=1, n_solves=1000, dense_flops=1.0,
+        dense_sparse=False, matvec_flops=1.0, matvec_sparse=False,
+    )  # fmt: skip
+    seconds = state._pilot(SlowFit, size).seconds
+    # 0.3 s once, plus 1000 x 0.01 s: about 10.3 s (a fit counted per
+    # right-hand side would make it 1000 x (0.3 / 8 + 0.01) = 47.5 s)
+    assert 10.3 <= seconds < 20.0
+
+
 def test_auto_on_a_sparse_text_model_picks_a_solver_that_fits(monkeypatch, capsys):
     """End to end: the choice and every candidate's estimate are reported,
     nothing is allocated when nothing fits, and the chosen solver's scores
