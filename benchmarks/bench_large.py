@@ -182,7 +182,7 @@ def run_binary(quick):
     return out
 
 
-def run_multiclass(quick, n_test=None, preconditioner="auto"):
+def run_multiclass(quick, n_test=None, preconditioner="auto", tol=1e-8):
     """``"if"`` for ``n_test`` test points with batched conjugate gradients
     (one pass over the training set per iteration for all of them),
     preconditioned by the intercepts' and densest words' block
@@ -192,7 +192,7 @@ def run_multiclass(quick, n_test=None, preconditioner="auto"):
     model, X, y, X_test = problem("multiclass", quick)
     X_test = X_test[:n_test] if n_test else X_test
     out = {"P": int(model.coef_.size + model.intercept_.size), "n": X.shape[0]}
-    options = {"tol": 1e-8, "preconditioner": preconditioner}
+    options = {"tol": tol, "preconditioner": preconditioner}
     explainer = InfluenceExplainer(
         model, method="if", solver="cg", solver_options=options
     )
@@ -208,6 +208,7 @@ def run_multiclass(quick, n_test=None, preconditioner="auto"):
     out["preconditioner"] = type(solver.preconditioner_).__name__
     out["iterations"] = solver.n_iter_
     out["residual"] = solver.residual_
+    out["tol"] = tol
     out["peak_gib"] = _peak_gib()
     out["product_floor_s"] = _product_floor(X, model.classes_.size)
     # each iteration: one pass (two sparse products) per chunk of test points
@@ -306,6 +307,10 @@ def main(argv=None):
         "--preconditioner", default="auto", choices=["auto", "jacobi", "block"],
         help="of the multiclass run's conjugate gradients",
     )  # fmt: skip
+    parser.add_argument(
+        "--tol", type=float, default=1e-8,
+        help="of the multiclass run's conjugate gradients",
+    )  # fmt: skip
     parser.add_argument("--one", metavar="SHAPE")
     args = parser.parse_args(argv)
     if args.one:
@@ -317,7 +322,7 @@ def main(argv=None):
             print(
                 json.dumps(
                     run_multiclass(
-                        args.quick, args.multiclass_test, args.preconditioner
+                        args.quick, args.multiclass_test, args.preconditioner, args.tol
                     )
                 )
             )
@@ -329,6 +334,7 @@ def main(argv=None):
             if args.multiclass_test:
                 command += ["--multiclass-test", str(args.multiclass_test)]
             command += ["--preconditioner", args.preconditioner]
+            command += ["--tol", str(args.tol)]
             done = subprocess.run(
                 command + ["--quick"] * args.quick,
                 capture_output=True, text=True, check=False,

@@ -31,6 +31,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,24 @@ def blas_threads(flops: float) -> contextlib.AbstractContextManager:
     if flops >= ONE_THREAD_FLOPS:
         return contextlib.nullcontext()
     return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def compute_threads() -> int:
+    """Threads for work BLAS does not do (SciPy's sparse products, numpy's
+    element-wise passes, both of which release the GIL): as many as BLAS
+    may use now, so :func:`blas_threads` and ``threadpool_limits`` hold for
+    them too."""
+    libraries = _blas_controller().select(user_api="blas").info()
+    return max(1, min((info["num_threads"] for info in libraries), default=1))
+
+
+def thread_map(function: Callable[[Any], Any], items: Sequence, threads: int) -> list:
+    """``[function(item) for item in items]``, on ``threads`` threads when
+    there is more than one item (for functions that release the GIL)."""
+    if threads <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(min(threads, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def chunk_size(row_bytes: int, n_rows: int, working_memory: float | None = None) -> int:

@@ -153,7 +153,7 @@ def test_approximate_normalisers_against_dense_formulas(normalisers):
     ).fit(X_train, y_train)
     solver = fitted_state(ex).solver_
     H = _dense.hessian(model, X_train.toarray(), y_train)
-    M = _preconditioner_inverse(H, solver.preconditioner_.indices)
+    M = _preconditioner_inverse(H, solver.preconditioner_.rows)
     G = _dense.gradients(model, X_train.toarray(), y_train)
     Gt = _dense.gradients(model, X_test.toarray(), model.predict(X_test))
     if normalisers == "preconditioner":

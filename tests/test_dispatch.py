@@ -43,7 +43,7 @@ def counts(monkeypatch):
         return delayed(function)
 
     monkeypatch.setattr(skrelatif._utils, "delayed", counting_delayed)
-    for name in ("_matvec", "diagonal"):
+    for name in ("_matvec", "matmat", "diagonal"):
         original = getattr(LinearHessian, name)
 
         def counting(self, *args, _original=original, **kwargs):

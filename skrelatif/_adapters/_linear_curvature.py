@@ -14,7 +14,8 @@ n x P matrix is ever held in memory:
   the ``diag(a)`` part and one syrk of the stacked ``[sqrt(s) b_k x̃]_k`` rows
   (:func:`_hessian_chunks`, and :func:`_hessian_dense_chunks` for dense
   float64 data);
-- Hessian-vector products for the rows of ``V`` (reshaped (K, d)):
+- Hessian-vector products for the rows of ``V`` (reshaped (K, d)), or for
+  the columns of a (P, m) array (``matmat``, the conjugate-gradient layout):
   ``(H v)_k = C X̃^T (s (a ∘ (X̃ V^T) - b (b · X̃ V^T)))_k + penalty v``;
 - its diagonal, ``C X̃^2^T (s (a - b^2)) + penalty``, and its K diagonal
   blocks ``H_kk = C X̃^T diag(s (a_k - b_k^2)) X̃ + diag(penalty_k)``;
@@ -38,7 +39,15 @@ from joblib import effective_n_jobs
 from scipy import sparse
 from scipy.linalg import blas
 
-from .._utils import _add, chunk_slices, parallel_map, parallel_sum, transposed
+from .._utils import (
+    _add,
+    chunk_slices,
+    compute_threads,
+    parallel_map,
+    parallel_sum,
+    thread_map,
+    transposed,
+)
 
 if TYPE_CHECKING:
     from ._linear import LinearModelAdapter
@@ -247,6 +256,51 @@ def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
     return _hvp_chunk(design, weights, diag_curv, rank_curv, V)
 
 
+def _hmm_design(
+    design, design_t, weights, diag_curv, rank_curv, V, threads, diagonal, out=None
+):
+    """``sum_i w_i (D_i ⊗ x̃_i x̃_i^T) V (+ diagonal V)`` for the columns of V
+    (P, m), over the rows of ``design`` (X̃; ``design_t`` its transpose):
+    with ``V_k`` the (d, m) rows of output k, ``U_k = X̃ V_k``, then per
+    example ``U_k <- w (a_k U_k - b_k sum_l b_l U_l)``, and ``X̃^T U_k``:
+    2K contiguous products (SciPy's sparse ones, on ``threads`` threads:
+    they release the GIL; or BLAS's), written into ``out`` if given."""
+    n_outputs = diag_curv.shape[1]
+    blocks = V.reshape(n_outputs, design.shape[1], -1)
+    threads = threads if sparse.issparse(design) else 1
+    proj = np.empty((n_outputs, design.shape[0], blocks.shape[2]))
+
+    def forward(k):
+        proj[k] = design @ blocks[k]
+
+    thread_map(forward, range(n_outputs), threads)
+    if rank_curv is not None:
+        coupled = np.einsum("kim,ik->im", proj, rank_curv)
+        proj *= diag_curv.T[:, :, None]
+        proj -= rank_curv.T[:, :, None] * coupled
+    else:
+        proj *= diag_curv.T[:, :, None]
+    proj *= weights[None, :, None]
+    out = np.empty_like(V) if out is None else out
+    out_blocks = out.reshape(blocks.shape)
+
+    def backward(k):
+        out_blocks[k] = design_t @ proj[k]
+        if diagonal is not None:
+            out_blocks[k] += diagonal[k] * blocks[k]
+
+    thread_map(backward, range(n_outputs), threads)
+    return out
+
+
+def _hmm_rows(X, weights, diag_curv, rank_curv, fit_intercept, V, threads):
+    """:func:`_hmm_design` over the rows of ``X`` (one chunk)."""
+    design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
+    return _hmm_design(
+        design, design.T, weights, diag_curv, rank_curv, V, threads, None
+    )
+
+
 def _diagonal_rows(X, weighted_curvature, fit_intercept):
     """``X̃^2^T (w (a - b^2))`` (n_outputs, n_design) over the rows of ``X``."""
     design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
@@ -330,6 +384,61 @@ class LinearHessian:
         """``V H`` (H symmetric) for a (m, P) array, in float64."""
         V = np.atleast_2d(V)
         return self._matvec(V) + V * self.penalty
+
+    def matmat(self, V: np.ndarray, shift: float = 0.0, out=None) -> np.ndarray:
+        """``(H + shift I) V`` for a C-contiguous (P, m) array of columns (the
+        conjugate-gradient layout: no transposed copy), in float64 (see
+        :func:`_hmm_design`). With one job and one chunk (sparse X), a
+        chunk's K sparse products run on as many threads as BLAS may use,
+        on X̃ and X̃^T kept as CSR from the first call; otherwise one pass,
+        its chunks grouped into about ``n_jobs`` tasks, then the diagonal
+        (the same sums in the same order: the result does not depend on
+        ``n_jobs``). ``out``, if given, is a (P, m) buffer for the result (a
+        conjugate-gradient loop reuses one: no fresh pages each iteration)."""
+        K, d, m = self.n_outputs, self.n_design, V.shape[1]
+        diagonal = (self.penalty + shift).reshape(K, d, 1)
+        one_job = effective_n_jobs(self.n_jobs) == 1
+        threads = compute_threads() if one_job else 1
+        row_bytes = 8 * 2 * K * m
+        if not sparse.issparse(self.X):
+            row_bytes += 8 * d
+        chunks = chunk_slices(self.n_train, row_bytes)
+        if one_job and len(chunks) == 1 and sparse.issparse(self.X):
+            design, design_t = self._sparse_design()
+            return _hmm_design(
+                design, design_t, self.weights, self.diag_curv, self.rank_curv,
+                V, threads, diagonal, out,
+            )  # fmt: skip
+        out = parallel_sum(
+            _hmm_rows,
+            (self.X, self.weights, self.diag_curv, self.rank_curv),
+            (self.adapter.fit_intercept, V, threads),
+            chunks,
+            n_jobs=self.n_jobs,
+        )
+        blocks, out_blocks = V.reshape(K, d, m), out.reshape(K, d, m)
+
+        def add_diagonal(k):
+            out_blocks[k] += diagonal[k] * blocks[k]
+
+        thread_map(add_diagonal, range(K), threads)
+        return out
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_design_pair", None)  # a cache, rebuilt on use
+        return state
+
+    def _sparse_design(self):
+        """X̃ and X̃^T as float64 CSR, built once (two copies of X's
+        non-zeros, for the repeated products of conjugate gradients)."""
+        if getattr(self, "_design_pair", None) is None:
+            design = add_intercept_column(
+                self.X.astype(np.float64, copy=False), self.adapter.fit_intercept
+            )
+            design = sparse.csr_matrix(design)
+            self._design_pair = design, design.T.tocsr()
+        return self._design_pair
 
     def sample_matvec(self, V: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Minibatch estimate ``(n / |rows|) V H_data(rows) + V diag(penalty)``."""

@@ -11,7 +11,7 @@ from scipy import linalg
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._utils import caller_stacklevel, log
+from .._utils import caller_stacklevel, log, transposed
 from ._base import (
     DENSE_RATE,
     SPARSE_RATE,
@@ -20,7 +20,7 @@ from ._base import (
     ProblemSize,
     SingularCurvatureError,
 )
-from ._pcg import BlockJacobi, Jacobi, preconditioned_cg
+from ._pcg import BlockJacobi, Jacobi, column_product, preconditioned_cg
 
 #: A solution whose true relative residual exceeds ``CHECK_FACTOR * tol``
 #: (the recursive one having converged) is reported with a warning.
@@ -107,7 +107,9 @@ class ConjugateGradientInverse(InverseHessian):
         op = self.operator_
         B = op.remove_null(np.array(G, dtype=np.float64))
         if how == "preconditioner":
-            solved = op.remove_null(self.preconditioner_.solve(B))
+            solved = op.remove_null(
+                transposed(self.preconditioner_.solve(transposed(B)))
+            )
         else:
             solved = preconditioned_cg(
                 op, self.damping, self.preconditioner_, B, tol=0.0, max_iter=how
@@ -167,7 +169,11 @@ class ConjugateGradientInverse(InverseHessian):
             )
         # the achieved residual, checked on the solutions themselves (the
         # recursive residual drifts from the true one): one more product
-        true = op.matvec(X) + self.damping * X - B if iteration else B
+        if iteration:
+            true = transposed(column_product(op)(transposed(X), self.damping))
+            true -= B
+        else:
+            true = B
         op.remove_null(true)
         achieved = np.linalg.norm(true, axis=1) / np.maximum(norms, 1e-300)
         achieved[norms == 0] = 0.0
