@@ -24,8 +24,9 @@ flipped; no network):
   jacobi`` by the diagonal; the data-space Gram system, n K = 200,000, does
   not fit), for 1,000 test points or ``--multiclass-test`` of them (the time
   per test point is reported), and its ratio to a floor measured in the same
-  run: the two sparse products of one iteration (``X V`` and ``X^T U`` for
-  100 test points' dense blocks, one thread) times the passes made.
+  run: the 2K sparse products of one iteration for one batch of test
+  points (``X̃ V_k`` and ``X̃^T U_k``, in the solver's layout and threads)
+  times the passes made.
 
 Each timed step runs in a fresh process (its peak resident memory is the
 process's ``ru_maxrss``, the data included), timed in wall seconds and in
@@ -210,9 +211,14 @@ def run_multiclass(quick, n_test=None, preconditioner="auto", tol=1e-8):
     out["residual"] = solver.residual_
     out["tol"] = tol
     out["peak_gib"] = _peak_gib()
-    out["product_floor_s"] = _product_floor(X, model.classes_.size)
-    # each iteration: one pass (two sparse products) per chunk of test points
-    passes = (out["iterations"] + 1) * out["n_test"] / FLOOR_RHS
+    # each iteration: one pass (2K sparse products) per batch of test points
+    from skrelatif._utils import chunk_size
+
+    state = explainer._influence
+    batch = chunk_size(state.test_row_bytes(), out["n_test"])
+    out["batch"] = batch
+    out["product_floor_s"] = _product_floor(X, model.classes_.size, batch)
+    passes = (out["iterations"] + 1) * -(-out["n_test"] // batch)
     out["ratio_to_floor"] = out["if_s"] / (passes * out["product_floor_s"])
     return out
 
@@ -268,26 +274,36 @@ def run_multiclass_relatif(quick):
     return out
 
 
-#: Right-hand sides of the floor measurement.
-FLOOR_RHS = 100
+def _product_floor(X, n_outputs, batch, repeats=3):
+    """The floor of one conjugate-gradient iteration for one batch of
+    ``batch`` test points: the 2K sparse products ``X̃ V_k`` and
+    ``X̃^T U_k`` with dense (d, batch) and (n, batch) blocks, the layout
+    and threads the solver uses (X̃ and X̃^T as CSR, the K products of a
+    stage on as many threads as BLAS may use), nothing else; median of
+    ``repeats``."""
+    from scipy import sparse
 
+    from skrelatif._utils import compute_threads, thread_map
 
-def _product_floor(X, n_outputs, repeats=3):
-    """The floor of one conjugate-gradient iteration for ``FLOOR_RHS`` test
-    points: the two sparse products ``X V`` and ``X^T U`` with dense blocks of
-    ``n_outputs * FLOOR_RHS`` columns, one thread, median of ``repeats``."""
-    from threadpoolctl import threadpool_limits
-
+    design = sparse.hstack([X, np.ones((X.shape[0], 1))], format="csr")
+    design_t = design.T.tocsr()
     rng = np.random.default_rng(0)
-    V = rng.standard_normal((X.shape[1], n_outputs * FLOOR_RHS))
-    U = rng.standard_normal((X.shape[0], n_outputs * FLOOR_RHS))
+    V = rng.standard_normal((n_outputs, design.shape[1], batch))
+    U = rng.standard_normal((n_outputs, design.shape[0], batch))
+    threads = compute_threads()
+
+    def forward(k):
+        design @ V[k]
+
+    def backward(k):
+        design_t @ U[k]
+
     times = []
-    with threadpool_limits(1):
-        for _ in range(repeats):
-            start = time.perf_counter()
-            X @ V
-            X.T @ U
-            times.append(time.perf_counter() - start)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        thread_map(forward, range(n_outputs), threads)
+        thread_map(backward, range(n_outputs), threads)
+        times.append(time.perf_counter() - start)
     return float(np.median(times))
 
 

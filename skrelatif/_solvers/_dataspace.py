@@ -55,6 +55,7 @@ from ._base import (
     InverseHessian,
     ProblemSize,
     available_memory,
+    cholesky_lower,
 )
 from ._direct import MEMORY_SHARE
 
@@ -262,7 +263,7 @@ class DataSpaceInverse(InverseHessian):
         self.groups_ = [np.asarray(g) for g in groups.values()]
         gram = self._gram(X)
         # M is symmetric: its transpose is the F-ordered array LAPACK works in
-        factor, info = lapack.dpotrf(gram.T, lower=1, clean=1, overwrite_a=1)
+        factor, info = cholesky_lower(gram.T)
         del gram
         if info != 0:
             raise SingularCurvatureError(0.0)

@@ -37,26 +37,27 @@ class ConjugateGradientInverse(InverseHessian):
 
     Options: ``tol`` (relative residual, default 1e-8), ``max_iter`` (default
     1000). Each iteration costs one Hessian-vector product per right-hand side
-    not yet converged, ``4 n nnz(x) K`` flops, all of them in one pass over
-    the training data (one ``matvec``); no P x P matrix is formed. A system
-    stops at its own tolerance, not at the slowest one's, so the right-hand
-    sides solved with it (how ``working_memory`` batches them) do not change
-    its solution beyond rounding. The preconditioner is the Hessian's
-    diagonal; both are restricted to the orthogonal complement of the null
-    space. With ``preconditioner="block"`` (what ``"auto"`` picks for a
+    not yet converged, ``4 n nnz(x) K`` flops, all of them in one pass over the
+    training data (the operator's column product ``matmat`` where it has one,
+    else ``matvec``); no P x P matrix is formed. A system stops at its own
+    tolerance, not at the slowest one's, so the right-hand sides solved with it
+    (how ``working_memory`` batches them) do not change its solution beyond
+    rounding. The products and the vector updates run on as many threads as BLAS
+    may use (:func:`~._pcg.preconditioned_cg`). The preconditioner is the
+    Hessian's diagonal; both are restricted to the orthogonal complement of the
+    null space. With ``preconditioner="block"`` (what ``"auto"`` picks for a
     linear model more than 4 times larger than the block) the coordinates a
     diagonal misses, every output's intercept and the ``block_size //
     n_outputs`` densest inputs, are preconditioned by their exact dense block
     (:class:`~skrelatif._solvers._pcg.BlockJacobi`); on the 20-class TF-IDF
-    model of ``benchmarks/bench_large.py`` it cuts the iterations from 76 to
-    19. After each solve ``residual_`` holds the
-    largest relative residual ``||H x - g|| / ||g||`` of the solutions,
-    computed from them with one more product (a warning when it exceeds
-    ``CHECK_FACTOR * tol``), and ``n_iter_`` the iterations. RelatIF's
-    training normalisers need one solve per training example; where that is
-    out of reach, ``normalisers="preconditioner"`` (no pass over the data)
-    or ``normalisers=k`` (k passes) approximates them, and the explainer
-    measures their error (``normaliser_error_``).
+    model of ``benchmarks/bench_large.py`` it cuts the iterations from 76 to 19.
+    After each solve ``residual_`` holds the largest relative residual ``||H x -
+    g|| / ||g||`` of the solutions, computed from them with one more product (a
+    warning when it exceeds ``CHECK_FACTOR * tol``), and ``n_iter_`` the
+    iterations. RelatIF's training normalisers need one solve per training
+    example; where that is out of reach, ``normalisers="preconditioner"`` (no
+    pass over the data) or ``normalisers=k`` (k passes) approximates them, and
+    the explainer measures their error (``normaliser_error_``).
     """
 
     option_constraints = {
