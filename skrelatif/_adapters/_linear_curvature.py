@@ -228,34 +228,6 @@ def _symmetrise_lower(H: np.ndarray, block: int = 1024) -> np.ndarray:
     return H
 
 
-def _hvp_chunk(design, weights, diag_curv, rank_curv, V):
-    """``sum_i w_i (D_i ⊗ x̃_i x̃_i^T) v`` for the rows v of V, over one chunk."""
-    n_rows, n_outputs = diag_curv.shape
-    m = V.shape[0]
-    n_design = design.shape[1]
-    Vk = V.reshape(m * n_outputs, n_design)
-    # SciPy's sparse products copy a transposed dense operand element by
-    # element; a blocked copy is several times faster for wide V
-    right = transposed(Vk) if sparse.issparse(design) else Vk.T
-    proj = np.asarray(design @ right).reshape(n_rows, m, n_outputs)  # x̃_i . v_k
-    out = diag_curv[:, None, :] * proj
-    if rank_curv is not None:
-        out -= (
-            rank_curv[:, None, :] * np.einsum("imk,ik->im", proj, rank_curv)[..., None]
-        )
-    out *= weights[:, None, None]
-    product = np.asarray(design.T @ out.reshape(n_rows, -1))  # (d, m K)
-    if sparse.issparse(design):
-        return transposed(product).reshape(m, -1)
-    return product.T.reshape(m, -1)
-
-
-def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
-    """:func:`_hvp_chunk` over the training rows of ``X`` (one chunk)."""
-    design = add_intercept_column(X.astype(np.float64, copy=False), fit_intercept)
-    return _hvp_chunk(design, weights, diag_curv, rank_curv, V)
-
-
 def _hmm_design(
     design, design_t, weights, diag_curv, rank_curv, V, threads, diagonal, out=None
 ):
@@ -299,6 +271,15 @@ def _hmm_rows(X, weights, diag_curv, rank_curv, fit_intercept, V, threads):
     return _hmm_design(
         design, design.T, weights, diag_curv, rank_curv, V, threads, None
     )
+
+
+def _hvp_rows(X, weights, diag_curv, rank_curv, fit_intercept, V):
+    """:func:`_hmm_rows` for the rows of V (m, P): the same products on
+    ``V^T``, transposed back (blocked copies)."""
+    columns = _hmm_rows(
+        X, weights, diag_curv, rank_curv, fit_intercept, transposed(V), 1
+    )
+    return transposed(columns)
 
 
 def _diagonal_rows(X, weighted_curvature, fit_intercept):
