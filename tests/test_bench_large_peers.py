@@ -1,0 +1,49 @@
+"""``benchmarks/bench_large_peers.py``: its plumbing on a tiny text model,
+without the peers' environment (their rows report that it is missing), and
+its agreement measures on scores with known answers."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_large_peers import agreement  # noqa: E402
+
+
+def test_agreement_measures():
+    rng = np.random.RandomState(0)
+    exact = rng.standard_normal((3, 50))
+    same = agreement(exact.copy(), exact)
+    assert same["error"] == 0.0 and same["top10"] == 1.0
+    assert np.isclose(same["spearman"], 1.0, rtol=0, atol=1e-12)
+    reversed_ = agreement(-exact, exact)
+    assert np.isclose(reversed_["spearman"], -1.0, rtol=0, atol=1e-12)
+    assert reversed_["top10"] == 0.0
+    assert np.isclose(reversed_["error"], 2.0, rtol=1e-12)
+    # a monotone distortion keeps the ranks, not the values
+    bent = agreement(exact**3, exact)
+    assert np.isclose(bent["spearman"], 1.0, rtol=0, atol=1e-12)
+    assert bent["top10"] == 1.0 and bent["error"] > 0.1
+
+
+def test_skrelatif_rows_agree_with_the_exact_answer():
+    """The ``"cg"`` row (tol 1e-8) against the data-space exact answer, each
+    computed in its own worker process from the saved problem."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_large_peers.py", "--shape", "tiny",
+         "--n-test", "4"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, check=True,
+        env={**os.environ, "SKRELATIF_PEERS_PYTHON": ""},
+    )  # fmt: skip
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["data-space"]["error"] == 0.0
+    cg = results["cg"]
+    assert cg["error"] < 1e-6 and cg["spearman"] > 0.9999 and cg["top10"] == 1.0
+    assert cg["seconds"] > 0
+    assert results["pydvl-cg"] == {"missing": "no --peers-python"}
