@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -409,16 +408,13 @@ def agreement(scores, exact, top=10):
 
 
 def run(python, row, path, args):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_peers import run_worker
+
     command = [python, os.path.abspath(__file__), "--worker", "--row", row]
     command += ["--data", path, "--batch", str(args.batch), "--rank", str(args.rank)]
     command += ["--cg-maxiter", str(args.cg_maxiter)]
-    env = dict(os.environ, TQDM_DISABLE="1", PYTHONWARNINGS="ignore")
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit status {done.returncode}: {tail}"}
-    return json.loads(lines[-1])
+    return run_worker(command)
 
 
 def main():

@@ -411,6 +411,12 @@ def run(python, library, path, name, method, args):
         "--pydvl-batch",
         str(args.pydvl_batch),
     ] + (["--full-warmup"] if args.full_warmup else [])
+    return run_worker(command)
+
+
+def run_worker(command):
+    """Run a worker process; the JSON of its last line of output, or
+    ``{"error": ...}`` with its exit status and last line of errors."""
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONWARNINGS="ignore")
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = done.stdout.strip().splitlines()
