@@ -1,12 +1,14 @@
 """skrelatif against pyDVL's and kronfluence's large-model solvers on the
-binary text model of ``bench_large.py`` (issue 21): time and agreement with
-the exact answer.
+text models of ``bench_large.py`` (issue 21): time and agreement with the
+exact answer.
 
 Run from the repository root (after ``pip install .``)::
 
     python benchmarks/bench_large_peers.py --peers-python peers/bin/python
     python benchmarks/bench_large_peers.py --shape quick   # 2,000 x 10,000 words
     python benchmarks/bench_large_peers.py --shape mid --skip kronfluence-ekfac
+    python benchmarks/bench_large_peers.py --shape multiclass --batch 500 \
+        --peers-python peers/bin/python --skip pydvl-arnoldi
 
 The peers live in the separate, optional environment of
 ``bench_peers.py`` (it needs neither skrelatif nor this repository; the data
@@ -17,28 +19,36 @@ and the fitted model reach it through an ``.npz`` file)::
 
 The problem: the generated TF-IDF documents of ``bench_large.py`` (its
 ``binary`` shape, 20,000 documents x 100,000 words; ``--shape`` ``mid``:
-5,000 x 25,000, ``quick``: 2,000 x 10,000, ``tiny``: the test suite's), with
-a constant input appended and ``LogisticRegression(C=1,
+5,000 x 25,000, ``quick``: 2,000 x 10,000, ``tiny``: the test suite's; its
+20-class ``multiclass`` shape, 10,000 x 50,000 words, and
+``multiclass-quick``, 1,000 x 5,000, and ``multiclass-tiny``, 3 classes),
+with a constant input appended and ``LogisticRegression(C=1,
 fit_intercept=False)`` fitted on them: the intercept is the weight of the
 constant input and is penalised like the others, so that pyDVL's isotropic
 ``regularization`` is the model's penalty exactly (P = 100,001 on the
-``binary`` shape). The ``"if"`` scores of ``--n-test`` test points (default
-20, labels: the model's predictions) against every training example. The
-exact answer is skrelatif's ``solver="data-space"`` (on ``bench_large.py``'s
-model, within 1e-13 of the largest score of conjugate gradients at a
-relative residual of 1e-12). Each row is one call in its own process,
-everything included (the solver's set-up and the scores), after a warm-up
-call on 200 training rows and 2 test points:
+``binary`` shape, 1,000,020 on ``multiclass``). The ``"if"`` scores of
+``--n-test`` test points (default 20, labels: the model's predictions)
+against every training example. The exact answer is skrelatif's
+``solver="data-space"`` for a binary model (on ``bench_large.py``'s model,
+within 1e-13 of the largest score of conjugate gradients at a relative
+residual of 1e-12) and, for more classes (whose n K x n K Gram system does
+not fit: 298 GiB on ``multiclass``), ``solver="cg"`` at ``tol=1e-12``. Each
+row is one call in its own process, everything included (the solver's
+set-up and the scores), after a warm-up call on 200 training rows and 2
+test points:
 
 - skrelatif: ``InfluenceExplainer(model, method="if", solver=...)``
-  ``.fit(X, y).transform(X_test)`` with ``"data-space"`` and with ``"cg"``
+  ``.fit(X, y).transform(X_test)`` with the exact solver and with ``"cg"``
   (block preconditioner, ``tol=1e-8``), on the sparse data.
 - pyDVL 0.10 (torch, float64, as many threads as cores), on the same model
-  as an ``nn.Linear`` without bias and the mean log-loss, with
+  as an ``nn.Linear`` without bias and the mean log-loss (the
+  cross-entropy of the softmax for more than two classes), with
   ``regularization=1/(n C)`` (the penalty's curvature at the scale of the
   mean; its scores are ``n`` times skrelatif's). Torch's autograd needs
   dense inputs, so its ``DataLoader`` densifies batches of ``--batch`` rows
-  of the CSR matrix as it goes. ``CgInfluence`` (``rtol=1e-8``, ``atol=0``,
+  of the CSR matrix as it goes (``--batch 500`` on ``multiclass``: its
+  scores hold a batch's per-example gradients, batch x P, 4 GB there).
+  ``CgInfluence`` (``rtol=1e-8``, ``atol=0``,
   block CG over the test points, at most ``--cg-maxiter`` iterations), the
   same with its ``NystroemPreconditioner`` (rank ``--rank``, default 100),
   ``NystroemSketchInfluence`` and ``ArnoldiInfluence`` (rank ``--rank``).
@@ -47,7 +57,7 @@ call on 200 training rows and 2 test points:
   (its scores are ``n`` times skrelatif's). For an ``nn.Linear`` of d inputs
   it holds the d x d covariance of the inputs and its eigenvectors; the row
   is not run when they exceed the machine's memory (the ``binary`` shape:
-  149 GiB). ``--skip`` leaves out peer rows.
+  149 GiB; ``multiclass``: 37 GiB). ``--skip`` leaves out peer rows.
 
 The table gives each row's seconds, their ratio to the exact answer's
 (``/ exact``), and its agreement with the exact answer over the test
@@ -68,13 +78,16 @@ import time
 import numpy as np
 
 WARMUP = (200, 2)  # training rows and test points of the warm-up call
-#: Training documents and words of each shape (``binary`` is
-#: ``bench_large.py``'s).
+#: Training documents, words and classes of each shape (``binary`` and
+#: ``multiclass`` are ``bench_large.py``'s).
 SHAPES = {
-    "tiny": (300, 1_500),  # the test suite's
-    "quick": (2_000, 10_000),
-    "mid": (5_000, 25_000),
-    "binary": (20_000, 100_000),
+    "tiny": (300, 1_500, 2),  # the test suite's
+    "quick": (2_000, 10_000, 2),
+    "mid": (5_000, 25_000, 2),
+    "binary": (20_000, 100_000, 2),
+    "multiclass-tiny": (300, 1_500, 3),  # the test suite's
+    "multiclass-quick": (1_000, 5_000, 20),
+    "multiclass": (10_000, 50_000, 20),
 }
 PEER_ROWS = (
     ("pydvl-cg", "pyDVL CgInfluence"),
@@ -85,8 +98,17 @@ PEER_ROWS = (
 )
 SKRELATIF_ROWS = (
     ("data-space", 'skrelatif solver="data-space" (exact)'),
+    ("cg-reference", 'skrelatif solver="cg", tol=1e-12 (exact)'),
     ("cg", 'skrelatif solver="cg", tol=1e-8'),
 )
+
+
+def exact_row(n_classes):
+    """The row whose scores are the exact answer: ``"data-space"`` for a
+    binary model; for more classes its n K x n K Gram system does not fit
+    (298 GiB on ``multiclass``), and conjugate gradients at a relative
+    residual of 1e-12 are the reference."""
+    return "data-space" if n_classes == 2 else "cg-reference"
 
 
 # -- the problem (skrelatif's environment) ---------------------------------------------
@@ -101,8 +123,8 @@ def save_problem(directory, shape, n_test):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_large import tfidf_documents
 
-    n, n_words = SHAPES[shape]
-    X, y = tfidf_documents(n + n_test, n_words)
+    n, n_words, n_classes = SHAPES[shape]
+    X, y = tfidf_documents(n + n_test, n_words, n_classes)
     X = sparse.hstack([X, np.ones((X.shape[0], 1))], format="csr")
     X, y, X_test = X[:n], y[:n], X[n:]
     model = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-8, max_iter=1000)
@@ -110,7 +132,7 @@ def save_problem(directory, shape, n_test):
         warnings.simplefilter("ignore")
         model.fit(X, y)
     y_test = model.predict(X_test)
-    path = os.path.join(directory, "binary.npz")
+    path = os.path.join(directory, "problem.npz")
     np.savez(
         path,
         data=X.data,
@@ -148,16 +170,19 @@ def _model(data):
 
     model = LogisticRegression(C=float(data["C"]), fit_intercept=False)
     model.classes_ = np.unique(data["y"])
-    model.coef_, model.intercept_ = data["coef"], np.zeros(1)
+    model.coef_ = data["coef"]
+    model.intercept_ = np.zeros(len(model.coef_))
     return model
 
 
-def skrelatif_call(data, solver):
+def skrelatif_call(data, row):
     from skrelatif import InfluenceExplainer
 
     X, X_test = _matrices(data)
     y, model = data["y"], _model(data)
-    options = {"tol": 1e-8} if solver == "cg" else None
+    solver, options = row, None
+    if row.startswith("cg"):
+        solver, options = "cg", {"tol": 1e-12 if row == "cg-reference" else 1e-8}
 
     def call():
         explainer = InfluenceExplainer(
@@ -169,6 +194,18 @@ def skrelatif_call(data, solver):
 
 
 # -- the peers (their environment) ----------------------------------------------------
+def _log_loss(F, target, reduction="mean"):
+    """The log-loss of the outputs ``F`` (n, K): binary (K = 1) as
+    ``softplus(-+f)`` of float targets, else the cross-entropy of the
+    softmax."""
+    import torch
+
+    if F.shape[1] == 1:
+        losses = torch.nn.functional.softplus((1 - 2 * target) * F[:, 0])
+        return losses.mean() if reduction == "mean" else losses.sum()
+    return torch.nn.functional.cross_entropy(F, target.long(), reduction=reduction)
+
+
 def _torch_problem(data, batch):
     """The model as an ``nn.Linear``, the mean log-loss, a DataLoader of dense
     batches of the training rows, and dense (rows -> tensors) helpers."""
@@ -179,14 +216,13 @@ def _torch_problem(data, batch):
     torch.set_num_threads(os.cpu_count())
     X, X_test = _matrices(data)
     coef = data["coef"]
-    model = torch.nn.Linear(coef.shape[1], 1, bias=False)
+    model = torch.nn.Linear(coef.shape[1], coef.shape[0], bias=False)
     with torch.no_grad():
         model.weight.copy_(torch.from_numpy(coef))
     y = torch.from_numpy(data["y_index"]).double()
     y_test = torch.from_numpy(data["y_test_index"]).double()
 
-    def loss(F, target):  # the mean log-loss, as softplus(-+f)
-        return torch.nn.functional.softplus((1 - 2 * target) * F[:, 0]).mean()
+    loss = _log_loss
 
     def dense(rows):
         return torch.from_numpy(X[rows].toarray())
@@ -278,21 +314,23 @@ def kronfluence_call(data, args):
         def __getitem__(self, i):
             return self.rows(i), self.labels[i]
 
-    def sum_loss(F, target):
-        return torch.nn.functional.softplus((1 - 2 * target) * F[:, 0]).sum()
+    def sampled_labels(F):  # labels drawn from the model's predicted distribution
+        if F.shape[1] == 1:
+            return torch.bernoulli(torch.sigmoid(F[:, 0]))
+        return torch.multinomial(torch.softmax(F, dim=1), 1)[:, 0]
 
-    class Binary(Task):
+    class LogLoss(Task):
         def compute_train_loss(self, batch, model, sample=False):
             x, target = batch
             F = model(x)
             if sample:
                 with torch.no_grad():
-                    target = torch.bernoulli(torch.sigmoid(F[:, 0]))
-            return sum_loss(F, target)
+                    target = sampled_labels(F)
+            return _log_loss(F, target, "sum")
 
         def compute_measurement(self, batch, model):
             x, target = batch
-            return sum_loss(model(x), target)
+            return _log_loss(model(x), target, "sum")
 
     train = Rows(lambda i: torch.from_numpy(X[i].toarray()[0]), y)
     query = Rows(lambda i: test[i], y_test)
@@ -312,7 +350,7 @@ def kronfluence_call(data, args):
     directory = os.path.join(os.path.dirname(args.data), "kronfluence")
 
     def call():
-        task = Binary()
+        task = LogLoss()
         analyzer = Analyzer(
             "bench",
             prepare_model(torch.nn.Sequential(model), task),
@@ -443,8 +481,11 @@ def main():
         return
     with tempfile.TemporaryDirectory() as directory:
         path = save_problem(directory, args.shape, args.n_test)
+        exact_name = exact_row(SHAPES[args.shape][2])
+        rows = [(row, label) for row, label in SKRELATIF_ROWS
+                if row == "cg" or row == exact_name]  # fmt: skip
         results = {}
-        for row, _ in SKRELATIF_ROWS:
+        for row, _ in rows:
             results[row] = run(sys.executable, row, path, args)
         for row, _ in PEER_ROWS:
             if row in args.skip:
@@ -453,14 +494,14 @@ def main():
                 results[row] = run(args.peers_python, row, path, args)
             else:
                 results[row] = {"missing": "no --peers-python"}
-        exact = np.load(results["data-space"]["scores"])
+        exact = np.load(results[exact_name]["scores"])
         for result in results.values():
             if "scores" in result:
                 result.update(agreement(np.load(result["scores"]), exact))
-        exact_seconds = results["data-space"]["seconds"]
+        exact_seconds = results[exact_name]["seconds"]
         print(f"{'row':<48} {'seconds':>8} {'/ exact':>7} "
               f"{'max err':>9} {'Spearman':>8} {'top-10':>6}")  # fmt: skip
-        for row, label in SKRELATIF_ROWS + PEER_ROWS:
+        for row, label in rows + list(PEER_ROWS):
             result = results[row]
             if "seconds" not in result:
                 if "skipped" in result:
